@@ -1,0 +1,145 @@
+"""MNIST loading: the usual Keras way for users, a local file for tests, CI and offline machines.
+
+Look-up order: an explicit path; the environment variable OBD_MNIST_PATH; the Keras cache file
+~/.keras/datasets/mnist.npz read directly; then keras.datasets.mnist.load_data() (downloads once).
+With OBD_MNIST_PATH set, nothing touches the network. Files are read with allow_pickle=False and
+checked (keys, shapes, dtypes, label range) before use.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ENV_VAR = "OBD_MNIST_PATH"
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "mnist.npz"
+IMAGE_SHAPE = (28, 28)
+FIX = (
+    f"Put the Keras MNIST file (mnist.npz) at {KERAS_CACHE}, or set {ENV_VAR}=/path/to/mnist.npz, "
+    "or connect to the internet once so that Keras can download it."
+)
+
+
+class DataError(ValueError):
+    """MNIST could not be loaded; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """MNIST as flat float32 images in [0, 1] and int64 labels; all arrays are read-only.
+
+    x_train: (60000, 784), y_train: (60000,), x_test: (10000, 784), y_test: (10000,)
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def _fail(path: Path, what: str) -> DataError:
+    return DataError(f"{path}: {what}. Expected the Keras MNIST npz (x_train, y_train, x_test, y_test). {FIX}")
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    want = {"x_train": 3, "y_train": 1, "x_test": 3, "y_test": 1}
+    missing = [k for k in want if k not in arrays]
+    if missing:
+        raise _fail(path, f"missing keys {missing} (found {sorted(arrays)})")
+    for key, ndim in want.items():
+        a = arrays[key]
+        if a.ndim != ndim or (ndim == 3 and a.shape[1:] != IMAGE_SHAPE):
+            raise _fail(path, f"{key} has shape {a.shape}, expected (n, 28, 28)" if ndim == 3 else
+                        f"{key} has shape {a.shape}, expected (n,)")
+        if a.dtype != np.uint8:
+            raise _fail(path, f"{key} has dtype {a.dtype}, expected uint8")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y) or len(x) == 0:
+            raise _fail(path, f"x_{split} has {len(x)} images but y_{split} has {len(y)} labels")
+        if y.max() > 9:
+            raise _fail(path, f"y_{split} has labels up to {int(y.max())}, expected 0-9")
+
+
+def _to_mnist(arrays: dict[str, np.ndarray], source: str) -> Mnist:
+    def images(x: np.ndarray) -> np.ndarray:
+        out = (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0))  # (n, 784)
+        out.flags.writeable = False
+        return out
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        out = y.astype(np.int64)
+        out.flags.writeable = False
+        return out
+
+    return Mnist(images(arrays["x_train"]), labels(arrays["y_train"]), images(arrays["x_test"]),
+                 labels(arrays["y_test"]), source)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_npz(path: Path, mtime_ns: int, size: int) -> Mnist:
+    # mtime and size are part of the cache key so that a replaced file is read again.
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        raise _fail(path, f"not a readable npz file ({type(e).__name__}: {e})") from None
+    _check_arrays(path, arrays)
+    return _to_mnist(arrays, str(path))
+
+
+def read_npz(path: str | os.PathLike) -> Mnist:
+    """Read and check one Keras-format mnist.npz file.
+
+    Raises:
+        DataError: the file is missing, unreadable, or not MNIST-shaped; the message names the file.
+    """
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise DataError(f"{p}: no such file. {FIX}")
+    st = p.stat()
+    return _read_npz(p, st.st_mtime_ns, st.st_size)
+
+
+def find_mnist(path: str | os.PathLike | None = None) -> Path | None:
+    """The local file `load_mnist` would read, or None when it would have to download."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return KERAS_CACHE if KERAS_CACHE.is_file() else None
+
+
+def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
+    """Load MNIST (train and test), scaled to [0, 1] and flattened to 784 features.
+
+    Args:
+        path: an explicit mnist.npz. Otherwise OBD_MNIST_PATH, then ~/.keras/datasets/mnist.npz, then a
+            download through keras.datasets.mnist.load_data().
+
+    Returns:
+        An Mnist record (read-only arrays; repeated calls on an unchanged file return the cached arrays).
+
+    Raises:
+        DataError: the file is missing or broken, or no file exists and the download failed; the message
+            says where to put the file or which variable to set.
+    """
+    local = find_mnist(path)
+    if local is not None:
+        return read_npz(local)
+    try:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as e:  # any download failure (offline, proxy, truncated) gets the same fix
+        raise DataError(f"MNIST is not on this machine and the download failed ({type(e).__name__}: {e}). {FIX}") from None
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    _check_arrays(KERAS_CACHE, arrays)
+    return _to_mnist(arrays, "keras.datasets.mnist")

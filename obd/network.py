@@ -1,0 +1,187 @@
+"""A framework-free view of a Keras MLP: read-only numpy kernels and biases, and a fast forward pass.
+
+Every part of obd that prunes, scores, evaluates or runs a network works on `Network`, not on a Keras
+model: numpy arrays are cheap to copy, safe to share between threads (they are frozen read-only), and a
+single large matmul per layer evaluates the whole MNIST test set in about half a second.
+`from_keras` and `to_keras` convert at the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "linear")  # hidden layers are ReLU; the output layer gives logits
+
+
+def _frozen(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.array(a, dtype=np.float32, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Dense layer: y = activation(x @ kernel + bias).
+
+    kernel: (inputs, units) float32, read-only. A column is one output unit.
+    bias: (units,) float32 read-only, or None for a bias-free layer.
+    activation: "relu" or "linear" (logits).
+    """
+
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    activation: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernel", _frozen(self.kernel))
+        object.__setattr__(self, "bias", _frozen(self.bias))
+        if self.kernel.ndim != 2:
+            raise ValueError(f"layer {self.name!r}: kernel must be 2-D (inputs, units), got {self.kernel.shape}")
+        if self.bias is not None and self.bias.shape != (self.kernel.shape[1],):
+            raise ValueError(f"layer {self.name!r}: bias shape {self.bias.shape} != ({self.kernel.shape[1]},)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"layer {self.name!r}: activation {self.activation!r} is not one of {ACTIVATIONS}")
+
+    @property
+    def inputs(self) -> int:
+        return self.kernel.shape[0]
+
+    @property
+    def units(self) -> int:
+        return self.kernel.shape[1]
+
+    def replace(self, kernel: np.ndarray, bias: np.ndarray | None) -> "Layer":
+        """A new layer with other weights and the same activation and name."""
+        return Layer(kernel, bias, self.activation, self.name)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A stack of Dense layers; the last one gives logits."""
+
+    layers: tuple[Layer, ...]
+    name: str = field(default="mlp")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ValueError("a network needs at least one Dense layer")
+        for a, b in zip(self.layers, self.layers[1:]):
+            if a.units != b.inputs:
+                raise ValueError(f"layer {b.name!r} takes {b.inputs} inputs but {a.name!r} gives {a.units}")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Units per layer, input first: (784, 1000, ..., 10)."""
+        return (self.layers[0].inputs,) + tuple(layer.units for layer in self.layers)
+
+    @property
+    def n_weights(self) -> int:
+        """Kernel entries (biases are not counted as prunable weights)."""
+        return sum(layer.kernel.size for layer in self.layers)
+
+    def kernels(self) -> list[np.ndarray]:
+        return [layer.kernel for layer in self.layers]
+
+    def with_weights(self, kernels: list[np.ndarray], biases: list[np.ndarray | None]) -> "Network":
+        """A new network of the same architecture with other kernels and biases."""
+        return Network(tuple(l.replace(k, b) for l, k, b in zip(self.layers, kernels, biases)), self.name)
+
+    def logits(self, x: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+        """Forward pass. x: (n, inputs) float32 -> (n, classes) float32 logits."""
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        out = np.empty((len(x), self.layers[-1].units), dtype=np.float32)
+        for start in range(0, len(x), batch_size):
+            out[start : start + batch_size] = self._forward(x[start : start + batch_size])
+        return out
+
+    def _forward(self, h: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            h = h @ layer.kernel  # (batch, units)
+            if layer.bias is not None:
+                h += layer.bias
+            if layer.activation == "relu":
+                np.maximum(h, 0.0, out=h)
+        return h
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's input and the final logits: [x, h1, ..., logits] (used by saliency and OBS)."""
+        hs = [np.asarray(x, dtype=np.float32).reshape(len(x), -1)]
+        for layer in self.layers:
+            h = hs[-1] @ layer.kernel
+            if layer.bias is not None:
+                h += layer.bias
+            if layer.activation == "relu":
+                np.maximum(h, 0.0, out=h)
+            hs.append(h)
+        return hs
+
+
+def from_keras(model) -> Network:
+    """Read a Keras model made of Dense layers (optionally after Input/Flatten/InputLayer) into a Network.
+
+    Args:
+        model: a built `keras.Model` whose compute layers are all `Dense`, hidden ones ReLU and the
+            last one linear or softmax (softmax is dropped: obd works on logits).
+
+    Returns:
+        A Network holding copies of the weights; the model is not changed.
+
+    Raises:
+        ValueError: when the model has other layer types or activations, naming what is supported.
+    """
+    import keras
+
+    layers = []
+    dense = [l for l in model.layers if not isinstance(l, (keras.layers.InputLayer, keras.layers.Flatten))]
+    if not dense:
+        raise ValueError("the model has no Dense layers; obd supports MLPs made of Dense layers only")
+    for i, l in enumerate(dense):
+        if not isinstance(l, keras.layers.Dense):
+            raise ValueError(
+                f"layer {l.name!r} is a {type(l).__name__}; obd supports models made only of Dense layers "
+                "(with an optional Flatten/Input first)"
+            )
+        act = keras.activations.serialize(l.activation)
+        act = act if isinstance(act, str) else act.get("config", {}).get("name", str(act))
+        last = i == len(dense) - 1
+        if last and act in ("linear", "softmax"):
+            act = "linear"
+        elif act != "relu":
+            raise ValueError(
+                f"layer {l.name!r} has activation {act!r}; obd supports ReLU hidden layers and a linear or "
+                "softmax output layer"
+            )
+        kernel = np.asarray(l.kernel.numpy())
+        bias = np.asarray(l.bias.numpy()) if l.use_bias else None
+        layers.append(Layer(kernel, bias, act, l.name))
+    return Network(tuple(layers), model.name)
+
+
+def to_keras(net: Network, softmax_output: bool = False):
+    """Build a fresh Keras Sequential model holding `net`'s weights (no optimizer, not compiled).
+
+    Args:
+        net: the network to export.
+        softmax_output: end in softmax instead of logits.
+
+    Returns:
+        A new `keras.Sequential` with input shape (inputs,).
+    """
+    import keras
+
+    model = keras.Sequential(name=net.name)
+    model.add(keras.Input((net.layers[0].inputs,)))
+    for i, layer in enumerate(net.layers):
+        act = layer.activation
+        if softmax_output and i == len(net.layers) - 1:
+            act = "softmax"
+        dense = keras.layers.Dense(layer.units, activation=act, use_bias=layer.bias is not None, name=layer.name or None)
+        model.add(dense)
+        dense.set_weights([layer.kernel] + ([layer.bias] if layer.bias is not None else []))
+    return model
