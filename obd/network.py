@@ -163,6 +163,11 @@ def from_keras(model) -> Network:
     return Network(tuple(layers), model.name)
 
 
+def as_network(model) -> Network:
+    """A Network as is, or a Keras model read with `from_keras`."""
+    return model if isinstance(model, Network) else from_keras(model)
+
+
 def to_keras(net: Network, softmax_output: bool = False):
     """Build a fresh Keras Sequential model holding `net`'s weights (no optimizer, not compiled).
 

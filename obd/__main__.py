@@ -1,0 +1,7 @@
+"""`python -m obd`: see obd/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,190 @@
+"""Command line: `python -m obd train | sweep` (and the subcommands other modules register).
+
+Bad arguments and bad files give one line, `obd: error: ...`, and exit code 2; TensorFlow is imported only
+after the arguments are checked, so mistakes are reported at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(USAGE_ERROR, f"obd: error: {message}\n")
+
+
+def percent(text: str) -> float:
+    """argparse type: a sparsity in percent (0-100) -> a fraction."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give sparsities in percent, 0-100") from None
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give sparsities in percent, 0-100")
+    return value / 100
+
+
+def hidden_sizes(text: str) -> tuple[int, ...]:
+    """argparse type: "1000,1000,500" -> (1000, 1000, 500)."""
+    try:
+        sizes = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give hidden sizes as whole numbers, e.g. 1000,1000") from None
+    from .model import ModelSpec
+
+    try:
+        ModelSpec(sizes)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return sizes
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number greater than 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
+def say(message: str) -> None:
+    """Progress and status go to stderr, so stdout stays clean for tables."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def training_printer() -> Callable:
+    """A train progress callback printing a line at every 10 % of the run."""
+    shown = {-1}
+
+    def show(p) -> None:
+        tenth = p.step * 10 // p.steps
+        if tenth not in shown:
+            shown.add(tenth)
+            say(f"  training: epoch {p.epoch}/{p.epochs}, {100 * p.step // p.steps:3d} %, "
+                f"loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %")
+
+    return show
+
+
+def load_or_default(model_path: str | None, preset: str):
+    """The Keras model at `model_path`, or the cached default model of `preset` (trained if needed)."""
+    from .model import default_model, load_model
+
+    if model_path:
+        return load_model(model_path)
+    say(f"using the cached default model (preset {preset}); the first run trains it")
+    return default_model(preset, progress=training_printer())
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model and --preset, shared by every subcommand that works on a trained model."""
+    p.add_argument("--model", metavar="PATH", help="a .keras model (default: the cached default model)")
+    p.add_argument("--preset", default="challenge", choices=["challenge", "notebook"],
+                   help="preset of the default model when --model is not given (default: challenge)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .evaluate import evaluate
+    from .model import ModelSpec, TrainConfig, build_model, preset_spec, save_model, train, trained_model
+    from .network import from_keras
+
+    spec = preset_spec(args.preset)
+    if args.hidden:
+        spec = ModelSpec(args.hidden, spec.use_bias)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, train_limit=args.limit)
+    data = load_mnist()
+    start = time.perf_counter()
+    say(f"training {'-'.join(map(str, (784,) + spec.hidden + (10,)))} for {args.epochs:g} epochs")
+    if args.out:
+        model = build_model(spec, config.seed)
+        train(model, data, config, training_printer())
+        path = save_model(model, args.out)
+    else:
+        model, path, _ = trained_model(spec, config, data, training_printer())
+    ev = evaluate(from_keras(model), data.x_test, data.y_test)
+    print(f"test accuracy {100 * ev.accuracy:.2f} %, loss {ev.loss:.4f}, "
+          f"{time.perf_counter() - start:.1f} s; saved {path}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .sweep import sweep, to_csv
+
+    data = load_mnist()
+    model = load_or_default(args.model, args.preset)
+
+    def show(step) -> None:
+        say(f"  [{step.done + 1}/{step.total}] {step.mode} pruning at {100 * step.sparsity:g} %")
+
+    records = sweep(model, data.x_test, data.y_test, args.sparsities, args.modes, args.prune_output, show)
+    print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}")
+    for r in records:
+        print(f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}")
+    if args.csv:
+        Path(args.csv).write_text(to_csv(records))
+        say(f"wrote {args.csv}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m obd` argument parser with every subcommand."""
+    from .sweep import DEFAULT_SPARSITIES
+
+    parser = _Parser(prog="python -m obd", description="obd: prune Keras MLPs on MNIST and measure the result")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,...}")
+
+    p = sub.add_parser("train", help="train a model (cached by settings, or saved to --out)")
+    p.add_argument("--preset", default="challenge", choices=["challenge", "notebook"])
+    p.add_argument("--hidden", type=hidden_sizes, help="custom hidden sizes, e.g. 1000,1000")
+    p.add_argument("--epochs", type=positive_float, default=5.0, help="epochs, fractions allowed (default 5)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    p.add_argument("--out", metavar="PATH", help="save the model here (.keras) instead of the cache")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sweep", help="accuracy and loss at many sparsities, per pruning mode")
+    add_model_args(p)
+    p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
+    p.add_argument("--sparsities", nargs="+", type=percent, metavar="PCT",
+                   default=list(DEFAULT_SPARSITIES), help="sparsities in percent (default 0 25 50 ... 99)")
+    p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
+    p.add_argument("--csv", metavar="PATH", help="write the records as CSV (sparsity as a fraction)")
+    p.set_defaults(func=_cmd_sweep)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad arguments or files)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as e:  # DataError, ModelFileError, validation, unwritable paths
+        print(f"obd: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,327 @@
+"""The MLPs obd prunes: presets, training with progress, safe .keras save/load, and the cached default model.
+
+The default model is trained once and kept in a cache directory (OBD_CACHE_DIR, default ~/.cache/obd),
+under a file name keyed by the architecture and training settings; writes are atomic (temp file + rename)
+so a crash never leaves a half-written cache, and a corrupt cache file is retrained, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from .data import Mnist, load_mnist
+from .network import from_keras
+
+PRESETS: dict[str, tuple[tuple[int, ...], bool]] = {
+    # name: (hidden sizes, use_bias)
+    "challenge": ((1000, 1000, 1000, 1000), False),  # the classic pruning-challenge net: ReLU(xW), no bias
+    "notebook": ((1000, 1000, 500, 200), True),  # the original notebook's net
+}
+DEFAULT_PRESET = "challenge"
+MAX_UNITS = 8192  # per hidden layer; larger nets do not fit a 2-core interactive demo
+INPUTS, CLASSES = 784, 10
+
+
+class ModelFileError(ValueError):
+    """A model file could not be used; the message says why and what is supported."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    hidden: tuple[int, ...] = PRESETS[DEFAULT_PRESET][0]  # hidden layer sizes
+    use_bias: bool = PRESETS[DEFAULT_PRESET][1]  # the challenge net has no biases
+
+    def __post_init__(self) -> None:
+        hidden = tuple(self.hidden)
+        if not hidden or not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) for h in hidden):
+            raise ValueError(f"hidden sizes must be a non-empty list of whole numbers, got {self.hidden!r}")
+        if not all(1 <= h <= MAX_UNITS for h in hidden):
+            raise ValueError(f"each hidden size must be between 1 and {MAX_UNITS}, got {list(hidden)}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 5  # passes over the training set (fractions allowed: 0.1 = a tenth of an epoch)
+    batch_size: int = 128
+    learning_rate: float = 1e-3  # Adam's peak rate; cosine-decayed to zero over the run
+    seed: int = 0  # weights init and shuffling
+    train_limit: int | None = None  # use only the first N training images (tests train on a slice)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not 0 < self.epochs <= 100:
+            raise ValueError(f"epochs must be a number in (0, 100], got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 60_000:
+            raise ValueError(f"batch_size must be a whole number in [1, 60000], got {self.batch_size!r}")
+        if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
+            raise ValueError(f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        if self.train_limit is not None and (not isinstance(self.train_limit, int) or self.train_limit < 1):
+            raise ValueError(f"train_limit must be a positive whole number or None, got {self.train_limit!r}")
+
+
+def preset_spec(preset: str) -> ModelSpec:
+    """The ModelSpec of a named preset; raises ValueError naming the presets."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    hidden, use_bias = PRESETS[preset]
+    return ModelSpec(hidden, use_bias)
+
+
+def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
+    """A fresh, untrained Keras MLP: 784 inputs, ReLU hidden layers, 10 logits.
+
+    Args:
+        spec: hidden sizes and whether layers have biases.
+        seed: initialisation seed.
+
+    Returns:
+        An uncompiled `keras.Sequential`.
+    """
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(name="mlp_" + "_".join(map(str, spec.hidden)))
+    model.add(keras.Input((INPUTS,)))
+    for i, units in enumerate(spec.hidden):
+        model.add(keras.layers.Dense(units, activation="relu", use_bias=spec.use_bias, name=f"dense_{i}"))
+    model.add(keras.layers.Dense(CLASSES, use_bias=spec.use_bias, name="logits"))
+    return model
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a progress callback receives after each batch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # batches done in total
+    steps: int  # batches in the whole run
+    loss: float  # running mean over the current epoch
+    accuracy: float  # running mean over the current epoch
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+class _Progress(keras.callbacks.Callback):
+    def __init__(self, progress: ProgressFn, epochs: int, steps_per_epoch: int, steps: int) -> None:
+        super().__init__()
+        self.progress, self.epochs, self.steps_per_epoch, self.steps = progress, epochs, steps_per_epoch, steps
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        step = min(self.epoch * self.steps_per_epoch + batch + 1, self.steps)
+        self.progress(TrainProgress(self.epoch + 1, self.epochs, step, self.steps,
+                                    float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))))
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Ends training after a number of batches, so that fractional epochs stop mid-epoch."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps, self.done = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+
+class _KeepMasks(keras.callbacks.Callback):
+    """Re-applies fixed masks after every step, so fine-tuning never revives a pruned weight."""
+
+    def __init__(self, model, masks: list[np.ndarray]) -> None:
+        super().__init__()
+        dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+        if len(dense) != len(masks):
+            raise ValueError(f"got {len(masks)} masks for {len(dense)} Dense layers")
+        self.pairs = [(l.kernel, np.asarray(m, dtype=np.float32)) for l, m in zip(dense, masks)]
+
+    def _apply(self):
+        for kernel, m in self.pairs:
+            kernel.assign(kernel.numpy() * m)
+
+    def on_train_begin(self, logs=None):
+        self._apply()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._apply()
+
+
+def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: ProgressFn | None = None,
+          masks: list[np.ndarray] | None = None) -> dict[str, list[float]]:
+    """Train a model in place with Adam and a cosine-decayed learning rate.
+
+    Args:
+        model: a Keras model from `build_model` (or any Dense MLP with logits output).
+        data: MNIST.
+        config: epochs (fractions allowed), batch size, learning rate, seed, optional training slice.
+        progress: called after every batch with a TrainProgress.
+        masks: optional kernel-shaped bool masks (True = kept), one per Dense layer: pruned weights are
+            zeroed before training and after every step, so fine-tuning keeps the sparsity pattern.
+
+    Returns:
+        The Keras history: {"loss": [...], "accuracy": [...]} per epoch.
+    """
+    keras.utils.set_random_seed(config.seed)
+    n = len(data.x_train) if config.train_limit is None else min(config.train_limit, len(data.x_train))
+    steps_per_epoch = -(-n // config.batch_size)
+    steps = max(1, round(config.epochs * steps_per_epoch))
+    epochs = -(-steps // steps_per_epoch)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    callbacks = [_StopAfter(steps)]  # fractional epochs end mid-epoch
+    if progress is not None:
+        callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps))
+    if masks is not None:
+        callbacks.append(_KeepMasks(model, masks))
+    history = model.fit(data.x_train[:n], data.y_train[:n], batch_size=config.batch_size, epochs=epochs,
+                        shuffle=True, verbose=0, callbacks=callbacks)
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def _check_supported(model, path: Path) -> None:
+    """Raise ModelFileError unless the model is a Dense MLP from 784 inputs to 10 logits."""
+    try:
+        net = from_keras(model)
+    except ValueError as e:
+        raise ModelFileError(f"{path.name}: {e}") from None
+    if net.sizes[0] != INPUTS or net.sizes[-1] != CLASSES:
+        raise ModelFileError(
+            f"{path.name}: the model maps {net.sizes[0]} inputs to {net.sizes[-1]} outputs; obd needs an MNIST "
+            f"classifier with {INPUTS} inputs (28x28, flattened) and {CLASSES} outputs"
+        )
+
+
+def load_model(path: str | os.PathLike):
+    """Load a `.keras` model safely (safe_mode=True: no code from the file is ever run) and check it.
+
+    Args:
+        path: a Keras 3 `.keras` file holding an MLP of Dense layers, 784 inputs and 10 outputs.
+
+    Returns:
+        The Keras model (not compiled).
+
+    Raises:
+        ModelFileError: missing, empty, corrupt, unsafe (Lambda/custom objects) or unsupported models; the
+            message says what was wrong and what is supported.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file")
+    if p.stat().st_size == 0:
+        raise ModelFileError(f"{p.name}: the file is empty; expected a Keras 3 .keras model")
+    if not zipfile.is_zipfile(p):
+        raise ModelFileError(f"{p.name}: not a Keras 3 .keras file (a zip archive saved by model.save('x.keras'))")
+    try:
+        model = keras.saving.load_model(p, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for bad archives; all mean the same to a user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(
+            f"{p.name}: could not load it as a Keras model ({first[:300]}). Supported: .keras files of Dense "
+            "layers, saved by Keras 3, without Lambda layers or custom objects"
+        ) from None
+    _check_supported(model, p)
+    return model
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save weights and architecture (no optimizer state) to a .keras file atomically.
+
+    Args:
+        model: a Keras model.
+        path: destination ending in `.keras`.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        ValueError: when the path does not end in `.keras`.
+    """
+    p = Path(path).expanduser()
+    if p.suffix != ".keras":
+        raise ValueError(f"model files must end in .keras, got {p.name!r}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    clone = keras.models.clone_model(model)  # an uncompiled copy carries no optimizer state (15 MB, not 45)
+    clone.set_weights(model.get_weights())
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".tmp.keras")
+    os.close(fd)
+    try:
+        clone.save(tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached: $OBD_CACHE_DIR, else ~/.cache/obd."""
+    return Path(os.environ.get("OBD_CACHE_DIR") or Path.home() / ".cache" / "obd").expanduser()
+
+
+def cache_path(spec: ModelSpec, config: TrainConfig) -> Path:
+    """The cache file for a (spec, config): readable prefix plus a hash of every setting."""
+    key = json.dumps({"spec": asdict(spec), "train": asdict(config), "v": 1}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_dir() / f"mlp-{'x'.join(map(str, spec.hidden))}-{'bias' if spec.use_bias else 'nobias'}-{digest}.keras"
+
+
+def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConfig(),
+                  data: Mnist | None = None, progress: ProgressFn | None = None):
+    """Load the cached model for (spec, config), training and caching it first when needed.
+
+    A missing or corrupt cache file is (re)trained; the new file replaces it atomically.
+
+    Args:
+        spec: architecture.
+        config: training settings (part of the cache key).
+        data: MNIST (loaded with `load_mnist()` if None and training is needed).
+        progress: training progress callback.
+
+    Returns:
+        (model, path, trained_now): the Keras model, its cache file, and whether it was trained in this call.
+    """
+    path = cache_path(spec, config)
+    if path.is_file():
+        try:
+            return load_model(path), path, False
+        except ModelFileError:
+            pass  # a corrupt cache entry is simply retrained
+    model = build_model(spec, config.seed)
+    started = time.perf_counter()
+    train(model, data if data is not None else load_mnist(), config, progress)
+    save_model(model, path)
+    _write_meta(path, spec, config, time.perf_counter() - started)
+    return model, path, True
+
+
+def _write_meta(path: Path, spec: ModelSpec, config: TrainConfig, seconds: float) -> None:
+    meta = {"spec": asdict(spec), "train": asdict(config), "train_seconds": round(seconds, 1)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path.with_suffix(".json"))
+
+
+def default_model(preset: str = DEFAULT_PRESET, progress: ProgressFn | None = None, data: Mnist | None = None):
+    """The cached, trained model of a preset with the default training settings (trains it the first time).
+
+    Returns:
+        The Keras model.
+    """
+    return trained_model(preset_spec(preset), TrainConfig(), data, progress)[0]

@@ -1,0 +1,53 @@
+"""Shared fixtures: real MNIST (via OBD_MNIST_PATH, the Keras cache, or one download) and small real models.
+
+Every test runs with OBD_CACHE_DIR pointing at a temporary folder, so the user's cache is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from obd.data import load_mnist
+from obd.model import ModelSpec, TrainConfig, build_model, train
+from obd.network import Network, from_keras
+
+SMALL_SPEC = ModelSpec((128, 64), use_bias=True)  # small enough to train in seconds on 2 cores
+SMALL_TRAIN = TrainConfig(epochs=1, batch_size=128, train_limit=6000, seed=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    old = os.environ.get("OBD_CACHE_DIR")
+    os.environ["OBD_CACHE_DIR"] = str(tmp_path_factory.mktemp("obd-cache"))
+    yield
+    if old is None:
+        os.environ.pop("OBD_CACHE_DIR", None)
+    else:
+        os.environ["OBD_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The full, real MNIST."""
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def small_model(mnist):
+    """A 784-128-64-10 MLP with biases, trained for one epoch on 6,000 real training images (~94 %)."""
+    model = build_model(SMALL_SPEC, seed=0)
+    train(model, mnist, SMALL_TRAIN)
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_net(small_model) -> Network:
+    return from_keras(small_model)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
