@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .config import PRESETS, ModelSpec
+
 USAGE_ERROR = 2
 
 
@@ -38,8 +40,6 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(t) for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give hidden sizes as whole numbers, e.g. 1000,1000") from None
-    from .model import ModelSpec
-
     try:
         ModelSpec(sizes)
     except ValueError as e:
@@ -101,7 +101,7 @@ def load_or_default(model_path: str | None, preset: str):
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model and --preset, shared by every subcommand that works on a trained model."""
     p.add_argument("--model", metavar="PATH", help="a .keras model (default: the cached default model)")
-    p.add_argument("--preset", default="challenge", choices=["challenge", "notebook"],
+    p.add_argument("--preset", default="challenge", choices=list(PRESETS),
                    help="preset of the default model when --model is not given (default: challenge)")
 
 
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,...}")
 
     p = sub.add_parser("train", help="train a model (cached by settings, or saved to --out)")
-    p.add_argument("--preset", default="challenge", choices=["challenge", "notebook"])
+    p.add_argument("--preset", default="challenge", choices=list(PRESETS))
     p.add_argument("--hidden", type=hidden_sizes, help="custom hidden sizes, e.g. 1000,1000")
     p.add_argument("--epochs", type=positive_float, default=5.0, help="epochs, fractions allowed (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=128)
