@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -178,10 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def import_tensorflow_quietly() -> None:
+    """Import Keras with stderr closed at the file-descriptor level.
+
+    TensorFlow's C++ runtime prints start-up notices (oneDNN, CPU features) before its logging is set up,
+    so TF_CPP_MIN_LOG_LEVEL cannot hide them; they would bury the CLI's one-line messages. Python errors
+    raised by the import still surface, after stderr is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad arguments or files)."""
     args = build_parser().parse_args(argv)
     try:
+        import_tensorflow_quietly()
         return args.func(args)
     except (ValueError, OSError) as e:  # DataError, ModelFileError, validation, unwritable paths
         print(f"obd: error: {e}", file=sys.stderr)

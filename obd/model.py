@@ -208,12 +208,17 @@ def save_model(model, path: str | os.PathLike) -> Path:
     if p.suffix != ".keras":
         raise ValueError(f"model files must end in .keras, got {p.name!r}")
     p.parent.mkdir(parents=True, exist_ok=True)
-    clone = keras.models.clone_model(model)  # an uncompiled copy carries no optimizer state (15 MB, not 45)
+    # A copy rebuilt from the config is never compiled, so it carries no optimizer state (15 MB, not 45);
+    # clone_model would copy the optimizer along.
+    clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".tmp.keras")
     os.close(fd)
     try:
         clone.save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a saved model is an ordinary file
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,75 @@
+"""`python -m obd`: train and sweep on a small real model, and one-line errors with exit code 2."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from obd.evaluate import evaluate
+from obd.model import load_model
+from obd.network import from_keras
+from obd.pruning import prune
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cache=None):
+    env = dict(os.environ)
+    if cache is not None:
+        env["OBD_CACHE_DIR"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "obd", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "small.keras"
+    r = run_cli("train", "--hidden", "64,32", "--epochs", "0.5", "--limit", "3000", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout and out.is_file()
+    assert "training: epoch 1/1" in r.stderr, "progress is shown"
+    return out
+
+
+def test_train_writes_a_loadable_model_with_the_asked_architecture(cli_model):
+    assert from_keras(load_model(cli_model)).sizes == (784, 64, 32, 10)
+
+
+def test_sweep_prints_a_table_and_writes_csv_matching_obd(cli_model, tmp_path, mnist):
+    out = tmp_path / "sweep.csv"
+    r = run_cli("sweep", "--model", cli_model, "--modes", "weight", "unit", "--sparsities", "0", "50", "90",
+                "--csv", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["mode", "sparsity", "accuracy", "loss", "kept", "weights"]
+    rows = list(csv.DictReader(out.open()))
+    assert [(row["mode"], float(row["sparsity"])) for row in rows] == [
+        (m, k) for m in ("weight", "unit") for k in (0.0, 0.5, 0.9)]
+    net = from_keras(load_model(cli_model))
+    for row in rows:
+        ev = evaluate(prune(net, float(row["sparsity"]), row["mode"]).net, mnist.x_test, mnist.y_test)
+        assert float(row["accuracy"]) == pytest.approx(ev.accuracy, abs=1e-9)
+        assert float(row["loss"]) == pytest.approx(ev.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--sparsities", "150"], "out of range; give sparsities in percent, 0-100"),
+    (["sweep", "--sparsities", "nan"], "out of range"),
+    (["sweep", "--sparsities", "abc"], "is not a number"),
+    (["sweep", "--modes", "filter"], "invalid choice: 'filter'"),
+    (["train", "--hidden", "1000,x"], "give hidden sizes as whole numbers"),
+    (["train", "--hidden", "0"], "between 1 and"),
+    (["train", "--epochs", "-1"], "expected a number greater than 0"),
+    (["train", "--preset", "huge"], "invalid choice: 'huge'"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["sweep", "--model", "/nonexistent/model.keras"], "no such model file"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
+    r = run_cli(*args, cache=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("obd: error:") and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written to the cache"

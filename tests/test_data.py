@@ -1,0 +1,74 @@
+"""The MNIST loader on the real file and on broken ones."""
+
+import numpy as np
+import pytest
+
+from obd.data import ENV_VAR, DataError, load_mnist, read_npz
+
+
+def test_real_mnist_shapes_and_scaling(mnist):
+    assert mnist.x_train.shape == (60000, 784) and mnist.x_test.shape == (10000, 784)
+    assert mnist.x_train.dtype == np.float32 and 0.0 <= mnist.x_train.min() and mnist.x_train.max() == 1.0
+    assert mnist.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.x_train.mean() == pytest.approx(0.1307, abs=1e-4)
+    assert not mnist.x_train.flags.writeable, "shared arrays are read-only"
+
+
+def _write(path, **arrays):
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def _good_arrays(n=5):
+    rng = np.random.default_rng(0)
+    return dict(x_train=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), y_train=np.arange(n, dtype=np.uint8) % 10,
+                x_test=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), y_test=np.arange(n, dtype=np.uint8) % 10)
+
+
+def test_explicit_path_wins_over_env(tmp_path, monkeypatch):
+    p = _write(tmp_path / "small.npz", **_good_arrays(7))
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "does-not-exist.npz"))
+    assert load_mnist(p).x_train.shape == (7, 784)
+
+
+def test_env_var_is_used_and_a_missing_file_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "missing.npz"))
+    with pytest.raises(DataError, match=r"missing\.npz: no such file.*OBD_MNIST_PATH"):
+        load_mnist()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.pop("y_test"), r"missing keys \['y_test'\]"),
+    (lambda a: a.update(x_train=np.zeros((5, 28, 27), np.uint8)), r"x_train has shape \(5, 28, 27\)"),
+    (lambda a: a.update(x_test=np.zeros((5, 28, 28), np.float32)), "x_test has dtype float32, expected uint8"),
+    (lambda a: a.update(y_train=np.full(5, 12, np.uint8)), "y_train has labels up to 12"),
+    (lambda a: a.update(y_test=np.zeros(4, np.uint8)), "x_test has 5 images but y_test has 4 labels"),
+])
+def test_wrong_contents_are_named(tmp_path, change, message):
+    arrays = _good_arrays()
+    change(arrays)
+    p = _write(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message) as e:
+        read_npz(p)
+    assert "bad.npz" in str(e.value)
+
+
+def test_corrupt_and_non_npz_files(tmp_path):
+    real = _write(tmp_path / "real.npz", **_good_arrays())
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(real.read_bytes()[:200])
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    for p in (truncated, text):
+        with pytest.raises(DataError, match=f"{p.name}: not a readable npz file"):
+            read_npz(p)
+
+
+def test_object_arrays_are_never_unpickled(tmp_path):
+    arrays = _good_arrays()
+    arrays["x_train"] = np.array([object()] * 5, dtype=object)
+    p = tmp_path / "pickled.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(DataError, match="pickled.npz"):
+        read_npz(p)
