@@ -276,6 +276,7 @@ class LayerReport:
     total_weights: int
     kept_units: int  # columns with at least one kept weight: a unit with none left is dead
     total_units: int
+    effective_weights: int  # kept weights whose input unit is alive (a dead unit's outgoing row does nothing)
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,11 @@ class PruneReport:
     @property
     def total_weights(self) -> int:
         return sum(l.total_weights for l in self.layers)
+
+    @property
+    def effective_weights(self) -> int:
+        """Weights that still do work; after unit pruning far fewer than `kept_weights`."""
+        return sum(l.effective_weights for l in self.layers)
 
     @property
     def kept_units(self) -> int:
@@ -314,8 +320,11 @@ class PruneReport:
 def report(pruned: Pruned) -> PruneReport:
     """Count what a pruning kept, per layer and overall."""
     rows = []
+    alive_inputs = np.ones(pruned.net.layers[0].inputs, dtype=bool)  # (inputs,)
     for layer, m in zip(pruned.net.layers, pruned.masks):
-        rows.append(
-            LayerReport(layer.name, int(m.sum()), m.size, int(m.any(axis=0).sum()), m.shape[1])
-        )
+        effective = int(m[alive_inputs].sum())
+        rows.append(LayerReport(layer.name, int(m.sum()), m.size, int(m.any(axis=0).sum()), m.shape[1], effective))
+        # a unit is dead when nothing reaches it and it has no bias: it outputs exactly 0 (ReLU(0) = 0)
+        fed = m[alive_inputs].any(axis=0)
+        alive_inputs = fed if layer.bias is None else fed | (layer.bias != 0)
     return PruneReport(tuple(rows))

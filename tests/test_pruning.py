@@ -144,6 +144,9 @@ def test_report_counts(small_net):
     assert r.compression == pytest.approx(r.total_weights / r.kept_weights)
     assert r.sparsity == pytest.approx(1 - r.kept_weights / r.total_weights)
     assert [l.kept_units for l in r.layers[:2]] == [64, 32]
+    # dead units' outgoing rows do no work: 784*64 + 64*32 + 32*10 weights still matter
+    assert [l.effective_weights for l in r.layers] == [784 * 64, 64 * 32, 32 * 10]
+    assert report(prune(small_net, 0.5, "weight")).effective_weights <= report(prune(small_net, 0.5, "weight")).kept_weights
 
 
 def test_network_arrays_are_read_only(small_net):
