@@ -93,18 +93,21 @@ class _StopAfter(keras.callbacks.Callback):
 
 
 class _KeepMasks(keras.callbacks.Callback):
-    """Re-applies fixed masks after every step, so fine-tuning never revives a pruned weight."""
+    """Re-applies fixed masks after every step, so fine-tuning never revives a pruned weight or unit."""
 
-    def __init__(self, model, masks: list[np.ndarray]) -> None:
+    def __init__(self, model, masks: list[np.ndarray], mode: str) -> None:
         super().__init__()
         dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
         if len(dense) != len(masks):
             raise ValueError(f"got {len(masks)} masks for {len(dense)} Dense layers")
         self.pairs = [(l.kernel, np.asarray(m, dtype=np.float32)) for l, m in zip(dense, masks)]
+        if mode == "unit":  # a pruned unit's bias stays 0 too, so the unit keeps outputting exactly 0
+            self.pairs += [(l.bias, np.asarray(m, dtype=bool).any(axis=0).astype(np.float32))
+                           for l, m in zip(dense, masks) if l.use_bias]
 
     def _apply(self):
-        for kernel, m in self.pairs:
-            kernel.assign(kernel.numpy() * m)
+        for variable, m in self.pairs:
+            variable.assign(variable.numpy() * m)
 
     def on_train_begin(self, logs=None):
         self._apply()
@@ -114,7 +117,7 @@ class _KeepMasks(keras.callbacks.Callback):
 
 
 def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: ProgressFn | None = None,
-          masks: list[np.ndarray] | None = None) -> dict[str, list[float]]:
+          masks: list[np.ndarray] | None = None, mode: str = "weight") -> dict[str, list[float]]:
     """Train a model in place with Adam and a cosine-decayed learning rate.
 
     Args:
@@ -124,6 +127,7 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
         progress: called after every batch with a TrainProgress.
         masks: optional kernel-shaped bool masks (True = kept), one per Dense layer: pruned weights are
             zeroed before training and after every step, so fine-tuning keeps the sparsity pattern.
+        mode: the masks' pruning mode; with "unit", pruned units' biases are held at 0 as well.
 
     Returns:
         The Keras history: {"loss": [...], "accuracy": [...]} per epoch.
@@ -140,7 +144,7 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
     if progress is not None:
         callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps))
     if masks is not None:
-        callbacks.append(_KeepMasks(model, masks))
+        callbacks.append(_KeepMasks(model, masks, mode))
     history = model.fit(data.x_train[:n], data.y_train[:n], batch_size=config.batch_size, epochs=epochs,
                         shuffle=True, verbose=0, callbacks=callbacks)
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}

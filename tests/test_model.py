@@ -60,6 +60,19 @@ def test_fine_tuning_with_masks_keeps_pruned_weights_at_zero(small_model, mnist)
         assert np.all(layer.kernel[~m] == 0)
 
 
+def test_fine_tuning_unit_pruned_keeps_pruned_units_dead(small_model, mnist):
+    model = build_model(ModelSpec((128, 64), True))
+    model.set_weights(small_model.get_weights())
+    pruned = prune(from_keras(model), 0.5, "unit")
+    train(model, mnist, TrainConfig(epochs=0.2, train_limit=2000), masks=list(pruned.masks), mode="unit")
+    tuned = from_keras(model)
+    for layer, m in zip(tuned.layers[:-1], pruned.masks[:-1]):
+        dead = ~m.any(axis=0)
+        assert np.all(layer.kernel[:, dead] == 0) and np.all(layer.bias[dead] == 0)
+    h = tuned.activations(mnist.x_test[:200])[1]
+    assert np.all(h[:, ~pruned.masks[0].any(axis=0)] == 0)
+
+
 def test_save_and_load_round_trip_without_optimizer(small_model, tmp_path, mnist):
     path = save_model(small_model, tmp_path / "m.keras")
     loaded = load_model(path)
