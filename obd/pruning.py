@@ -21,6 +21,7 @@ import numpy as np
 from .network import Network
 
 MODES = ("weight", "unit")
+BUDGETS = ("layer", "global")  # sparsity per pruned layer, or one threshold across all pruned layers
 
 
 def check_sparsity(sparsity: object) -> float:
@@ -48,6 +49,13 @@ def check_mode(mode: object) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     return mode  # type: ignore[return-value]
+
+
+def check_budget(budget: object) -> str:
+    """Validate a budget ("layer" or "global"); raises ValueError naming the valid ones."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
+    return budget  # type: ignore[return-value]
 
 
 def prune_count(sparsity: float, n: int) -> int:
@@ -138,25 +146,37 @@ class Ranking:
 
     orders[i] lists layer i's entries (weight mode, flat kernel indices) or units (unit mode), least
     important first; None for a layer that is not pruned (the output layer, unless asked).
+    global_order (global budget only) orders the concatenation of the pruned layers' entries (or units),
+    layer by layer, least important first: sparsity k then removes round(k*N) of all N of them.
     """
 
     mode: str
     orders: tuple[np.ndarray | None, ...]
     shapes: tuple[tuple[int, int], ...]
+    global_order: np.ndarray | None = None
 
     def masks(self, sparsity: float) -> list[np.ndarray]:
         """Kernel-shaped bool masks (True = kept) for `sparsity`; see the module docstring for counts."""
         k = check_sparsity(sparsity)
+        keeps = self._global_keeps(k) if self.global_order is not None else None
         out = []
-        for order, shape in zip(self.orders, self.shapes):
+        for i, (order, shape) in enumerate(zip(self.orders, self.shapes)):
+            size = shape[0] * shape[1] if self.mode == "weight" else shape[1]
             if order is None:
-                out.append(np.ones(shape, dtype=bool))
-            elif self.mode == "weight":
-                out.append(mask_from_order(order, prune_count(k, order.size), shape))
+                keep = np.ones(size, dtype=bool)
+            elif keeps is not None:
+                keep = keeps[i]
             else:
-                keep_units = mask_from_order(order, prune_count(k, order.size), (shape[1],))
-                out.append(np.broadcast_to(keep_units, shape))
+                keep = mask_from_order(order, prune_count(k, order.size), (size,))
+            out.append(keep.reshape(shape) if self.mode == "weight" else np.broadcast_to(keep, shape))
         return out
+
+    def _global_keeps(self, k: float) -> dict[int, np.ndarray]:
+        """Flat keep vectors of the pruned layers, cut from one mask over all their entries (or units)."""
+        pruned = [i for i, order in enumerate(self.orders) if order is not None]
+        sizes = [self.orders[i].size for i in pruned]
+        keep = mask_from_order(self.global_order, prune_count(k, sum(sizes)), (sum(sizes),))
+        return dict(zip(pruned, np.split(keep, np.cumsum(sizes)[:-1])))
 
 
 def rank(
@@ -164,6 +184,7 @@ def rank(
     mode: str = "weight",
     prune_output: bool = False,
     scores: list[np.ndarray] | None = None,
+    budget: str = "layer",
 ) -> Ranking:
     """Order every pruned layer's entries (or units) from least to most important.
 
@@ -172,16 +193,25 @@ def rank(
         mode: "weight" (entries) or "unit" (columns).
         prune_output: also prune the last (logits) layer.
         scores: per-layer importance, kernel-shaped (weight mode) or (units,) (unit mode); higher = keep.
-            Defaults to magnitude (|w| or column L2 norm).
+            Defaults to magnitude (|w| or column L2 norm). With a global budget the scores are compared
+            across layers as given, so they must be on one scale (OBD saliency is, being in loss units).
+        budget: "layer" (each pruned layer loses round(k*n)) or "global" (round(k*N) over all pruned
+            layers, lowest scores first). Default magnitude scores under a global budget: raw |w| (weight
+            mode; as in global magnitude pruning) and column RMS, the L2 norm / sqrt(inputs) (unit mode),
+            so that a unit is not kept merely for having more inputs.
 
     Returns:
         A Ranking whose `masks(k)` gives the masks for any sparsity k.
 
     Raises:
-        ValueError: for an unknown mode or scores of the wrong shape.
+        ValueError: for an unknown mode or budget, or scores of the wrong shape.
     """
     check_mode(mode)
-    scores = magnitude_scores(net, mode) if scores is None else scores
+    check_budget(budget)
+    if scores is None:
+        scores = magnitude_scores(net, mode)
+        if budget == "global" and mode == "unit":
+            scores = [s / np.sqrt(layer.inputs) for s, layer in zip(scores, net.layers)]
     orders: list[np.ndarray | None] = []
     for i, (layer, s) in enumerate(zip(net.layers, scores)):
         want = layer.kernel.shape if mode == "weight" else (layer.units,)
@@ -189,7 +219,11 @@ def rank(
             raise ValueError(f"scores for layer {layer.name!r} have shape {np.shape(s)}, expected {want}")
         pruned = prune_output or i < len(net.layers) - 1
         orders.append(lowest_first(s) if pruned else None)
-    return Ranking(mode, tuple(orders), tuple(layer.kernel.shape for layer in net.layers))
+    global_order = None
+    if budget == "global":
+        flat = [np.asarray(s, dtype=np.float64).ravel() for s, o in zip(scores, orders) if o is not None]
+        global_order = lowest_first(np.concatenate(flat)) if flat else np.zeros(0, dtype=np.int64)
+    return Ranking(mode, tuple(orders), tuple(layer.kernel.shape for layer in net.layers), global_order)
 
 
 @dataclass(frozen=True)

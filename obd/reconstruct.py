@@ -1,0 +1,259 @@
+"""One-shot second-order pruning with reconstruction: OBS (Hassibi & Stork 1993) layer by layer, as in
+Optimal Brain Compression and SparseGPT. No retraining: each layer is pruned and its weights refit by least
+squares so that its pre-activations on a calibration sample change as little as possible.
+
+Every layer sees the inputs of the already-pruned network ("sequential" calibration), and its target is the
+dense network's pre-activation, so each layer also corrects the error of the layers before it.
+With X (n, inputs) those inputs, H = X^T X + damping * mean(diag) * I (dead pixels and dead units make X^T X
+singular; the damping also regularises the refit).
+
+- Weight mode, per layer: W* = H^-1 X^T Y is the best dense refit to the target Y; entry (q, j) is scored by
+  the OBS cost of dropping it alone, w*_qj^2 / [H^-1]_qq; the lowest are dropped and each column's kept
+  weights are refit by least squares (identical to OBS's multi-weight update on W*).
+- Unit mode: a hidden unit is a row of the next kernel; units are removed greedily, each step dropping the
+  unit of least cost |W_q,:|^2 / [H^-1]_qq on the layer's activations and applying OBS's update to the next
+  kernel (the order is k-independent, so it is computed once). At sparsity k the next kernel's live rows are
+  refit by least squares to the dense pre-activations. The output layer's units (prune_output) are ordered
+  by their output energy, w_j^T H w_j.
+Biases are kept as they are (the default network has none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from .network import Layer, Network
+from .pruning import (Pruned, Ranking, apply_masks, check_budget, check_mode, check_sparsity, lowest_first,
+                      mask_from_order, prune_count, rank)
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    damping: float = 0.01  # lambda in H + lambda * mean(diag H) * I; 0.01 as in SparseGPT
+
+
+def gram(x: np.ndarray, damping: float) -> np.ndarray:
+    """Damped Gram matrix X^T X + damping * mean(diag) * I. x: (n, d) -> (d, d) float64."""
+    x = np.asarray(x, dtype=np.float64)
+    h = x.T @ x
+    h[np.diag_indices_from(h)] += damping * max(float(np.mean(np.diag(h))), 1e-12)
+    return h
+
+
+def inverse(h: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive-definite matrix via Cholesky. (d, d) -> (d, d)"""
+    return cho_solve(cho_factor(h), np.eye(len(h)))
+
+
+def obs_scores(w: np.ndarray, hinv: np.ndarray) -> np.ndarray:
+    """OBS cost of dropping each entry alone: w_qj^2 / [H^-1]_qq. (inputs, units) -> (inputs, units)"""
+    return np.square(w) / np.diag(hinv)[:, None]
+
+
+def refit(h: np.ndarray, hinv: np.ndarray, w_opt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Least-squares refit of each column's kept weights: min (w - w*)^T H (w - w*) subject to w = 0 off mask.
+
+    With H = X^T X this minimises |X w - X w*|^2, the change of the column's output. The solution is computed
+    from whichever set is smaller: the kept weights (solve H_SS w_S = (H w*)_S) or the removed ones (OBS's
+    multi-weight update w* - H^-1_:R (H^-1_RR)^-1 w*_R).
+
+    Args:
+        h: (inputs, inputs) damped Gram matrix; hinv: its inverse.
+        w_opt: (inputs, units) unconstrained optimum w*.
+        mask: (inputs, units) bool, True = kept.
+
+    Returns:
+        (inputs, units) float64 weights, exactly 0 where the mask is False.
+    """
+    out = np.zeros_like(w_opt, dtype=np.float64)
+    rhs = h @ w_opt  # (inputs, units)
+    h32, hinv32 = h.astype(np.float32), hinv.astype(np.float32)  # halves the per-column gathers and solves
+    for j in range(w_opt.shape[1]):
+        keep = np.flatnonzero(mask[:, j])
+        drop = np.flatnonzero(~mask[:, j])
+        if len(drop) == 0:
+            out[:, j] = w_opt[:, j]
+        elif len(keep) == 0:
+            continue
+        elif len(keep) <= len(drop):
+            out[keep, j] = cho_solve(cho_factor(h32[np.ix_(keep, keep)]), rhs[keep, j])
+        else:
+            z = np.zeros(len(w_opt))  # (inputs,) nonzero on the removed entries only
+            z[drop] = cho_solve(cho_factor(hinv32[np.ix_(drop, drop)]), w_opt[drop, j])
+            out[:, j] = w_opt[:, j] - hinv @ z
+            out[drop, j] = 0.0
+    return out
+
+
+def greedy_unit_order(a: np.ndarray, w_next: np.ndarray, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy OBS removal of a layer's units (rows of the next kernel), least costly first.
+
+    Args:
+        a: (n, units) the layer's activations on the calibration sample.
+        w_next: (units, outputs) the next layer's kernel.
+        damping: see ReconstructConfig.
+
+    Returns:
+        (order, costs): every unit in removal order, and the cost (increase of the next layer's squared
+        output error on the sample) of each step.
+    """
+    hinv = inverse(gram(a, damping))
+    w = np.asarray(w_next, dtype=np.float64).copy()
+    alive = np.arange(len(w))  # original index of each row still in hinv and w
+    order, costs = [], []
+    while len(alive):
+        cost = np.einsum("ij,ij->i", w, w) / np.diag(hinv)  # (alive,)
+        q = int(np.argmin(cost))
+        order.append(alive[q])
+        costs.append(cost[q])
+        col = hinv[:, q] / hinv[q, q]  # (alive,)
+        w -= np.outer(col, w[q])  # OBS update of the other rows; row q becomes 0
+        hinv -= np.outer(col, hinv[q])
+        # drop row/column q; numpy copies, so compacting costs as much as the updates above
+        rest = np.arange(len(alive)) != q
+        alive, w, hinv = alive[rest], w[rest], hinv[np.ix_(rest, rest)]
+    return np.array(order, dtype=np.int64), np.array(costs)
+
+
+@dataclass(frozen=True)
+class ObsPlan:
+    """Everything OBS needs that does not depend on the sparsity, computed once per (network, mode, budget).
+
+    acts: the dense network's calibration activations [x, h1, ..., logits].
+    ranking: unit mode: the greedy removal orders (masks(k) gives the pruned units); weight mode: used for
+    the per-layer counts only (global budget), the entries themselves are chosen during reconstruction.
+    """
+
+    net: Network
+    mode: str
+    acts: tuple[np.ndarray, ...]
+    ranking: Ranking
+    budget: str
+    config: ReconstructConfig
+
+    def prune(self, sparsity: float) -> Pruned:
+        """Prune to `sparsity` and reconstruct; returns Pruned whose net holds the refit weights."""
+        k = check_sparsity(sparsity)
+        masks = self.ranking.masks(k)
+        if self.mode == "unit":
+            kernels = _refit_units(self.net, self.acts, masks, self.config)
+            net = apply_masks(self.net.with_weights(kernels, [l.bias for l in self.net.layers]), masks, "unit")
+            return Pruned(net, tuple(masks), "unit", k)
+        if self.budget == "global":
+            counts = [int((~m).sum()) for m in masks]
+        else:
+            counts = [0 if o is None else prune_count(k, o.size) for o in self.ranking.orders]
+        net, masks = _reconstruct_weights(self.net, self.acts, counts, self.config)
+        return Pruned(net, tuple(masks), "weight", k)
+
+
+def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "layer",
+             prune_output: bool = False, config: ReconstructConfig = ReconstructConfig()) -> ObsPlan:
+    """Precompute OBS state for a network: calibration activations and, per mode, orders or global scores.
+
+    Args:
+        net: the dense network.
+        x: (n, inputs) calibration images (a few thousand training images).
+        mode: "weight" or "unit".
+        budget: "layer" or "global". Global scores are made comparable across layers by dividing each layer's
+            OBS costs by the layer's mean squared output (weight mode: |X W|^2 / units; unit mode: the next
+            layer's |A W_next|^2), i.e. the relative increase of the layer's output error. In unit mode the
+            greedy step costs are made non-decreasing (running maximum) before layers are merged.
+        prune_output: prune the logits layer too.
+        config: damping.
+
+    Returns:
+        An ObsPlan; `plan.prune(k)` reconstructs at any sparsity.
+    """
+    check_mode(mode)
+    check_budget(budget)
+    acts = tuple(net.activations(x))
+    last = len(net.layers) - 1
+    pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
+    if mode == "weight":
+        scores = []
+        for i, layer in enumerate(net.layers):
+            if budget == "layer" or i not in pruned:
+                scores.append(np.zeros(layer.kernel.shape))  # only the counts matter: round(k*n) per layer
+                continue
+            h = gram(acts[i], config.damping)
+            energy = np.einsum("ij,ij->", layer.kernel, h @ layer.kernel) / layer.units
+            scores.append(obs_scores(layer.kernel.astype(np.float64), inverse(h)) / energy)
+        return ObsPlan(net, mode, acts, rank(net, mode, prune_output, scores, budget), budget, config)
+    orders, costs = [], []
+    for i, layer in enumerate(net.layers):
+        if i == last:  # no next layer: order the output units by their output energy
+            h = gram(acts[i], config.damping)
+            c = np.einsum("ij,ij->j", layer.kernel, h @ layer.kernel)
+            orders.append(lowest_first(c))
+            costs.append(c[orders[-1]] / c.sum())
+        else:
+            nxt = net.layers[i + 1].kernel
+            order, c = greedy_unit_order(acts[i + 1], nxt, config.damping)
+            orders.append(order)
+            costs.append(np.maximum.accumulate(c) / np.square(acts[i + 1] @ nxt, dtype=np.float64).sum())
+    global_order = None
+    if budget == "global":
+        # merge the layers' removal sequences by cost; ties keep each layer's greedy order
+        offsets = np.cumsum([0] + [net.layers[i].units for i in pruned])
+        position = np.concatenate([orders[i] + off for i, off in zip(pruned, offsets)])
+        cost = np.concatenate([costs[i] for i in pruned])
+        step = np.concatenate([np.arange(len(orders[i])) for i in pruned])
+        global_order = position[np.lexsort((step, cost))]
+    ranking = Ranking("unit", tuple(o if i in pruned else None for i, o in enumerate(orders)),
+                      tuple(l.kernel.shape for l in net.layers), global_order)
+    return ObsPlan(net, mode, acts, ranking, budget, config)
+
+
+def _forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """A layer's output with other weights. (n, inputs) -> (n, units) float32"""
+    z = x @ kernel.astype(np.float32)
+    if bias is not None:
+        z += bias
+    return np.maximum(z, 0.0) if layer.activation == "relu" else z
+
+
+def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: list[int],
+                         config: ReconstructConfig) -> tuple[Network, list[np.ndarray]]:
+    """Sequential OBS weight pruning with per-layer counts; see the module docstring."""
+    x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
+    kernels, masks, changed = [], [], False
+    for i, layer in enumerate(net.layers):
+        if counts[i] == 0 and not changed:
+            kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
+        else:
+            h = gram(x, config.damping)
+            hinv = inverse(h)
+            target = acts[i] @ layer.kernel  # the dense pre-activation (without bias), (n, units)
+            w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
+            mask = mask_from_order(lowest_first(obs_scores(w_opt, hinv)), counts[i], layer.kernel.shape)
+            kernel = refit(h, hinv, w_opt, mask).astype(np.float32)
+            changed = True
+        kernels.append(kernel)
+        masks.append(mask)
+        x = _forward(layer, x, kernel, layer.bias)
+    return net.with_weights(kernels, [l.bias for l in net.layers]), masks
+
+
+def _refit_units(net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndarray],
+                 config: ReconstructConfig) -> list[np.ndarray]:
+    """Refit each kernel's live input rows to the dense pre-activations once any unit upstream is gone."""
+    x = acts[0]
+    kernels, live = [], np.ones(net.layers[0].inputs, dtype=bool)  # live: (inputs,) of the current layer
+    for i, layer in enumerate(net.layers):
+        kernel = layer.kernel
+        if not live.all() and live.any():
+            rows = np.flatnonzero(live)
+            xs = x[:, rows]  # (n, live inputs)
+            rhs = xs.T.astype(np.float64) @ (acts[i] @ layer.kernel)  # (live inputs, units)
+            kernel = kernel.copy()
+            kernel[rows] = cho_solve(cho_factor(gram(xs, config.damping)), rhs)
+        kernel = np.where(masks[i], kernel, np.float32(0))
+        kernels.append(kernel)
+        live = masks[i].any(axis=0)
+        bias = None if layer.bias is None else np.where(live, layer.bias, np.float32(0))
+        x = _forward(layer, x, kernel, bias)
+    return kernels
