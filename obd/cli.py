@@ -131,20 +131,46 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (0 = off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 100")
+    return value
+
+
+def calib_size(text: str) -> int:
+    """argparse type: a calibration sample size, 1 to 60,000 training images."""
+    value = positive_int(text)
+    if value > 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: MNIST has 60000 training images; give at most 60000")
+    return value
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .data import load_mnist
+    from .methods import calibration
     from .sweep import sweep, to_csv
 
     data = load_mnist()
+    calib = calibration(data, args.calib) if {"obd", "obs"} & set(args.methods) else None
     model = load_or_default(args.model, args.preset)
 
     def show(step) -> None:
-        say(f"  [{step.done + 1}/{step.total}] {step.mode} pruning at {100 * step.sparsity:g} %")
+        tuned = f", fine-tuned {step.finetune_epochs:g} epochs" if step.finetune_epochs else ""
+        say(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} pruning at {100 * step.sparsity:g} %{tuned}")
 
-    records = sweep(model, data.x_test, data.y_test, args.sparsities, args.modes, args.prune_output, show)
-    print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}")
+    records = sweep(model, data.x_test, data.y_test, args.sparsities, args.modes, args.prune_output, show,
+                    args.methods, args.budget, calib, args.finetune_epochs, data)
+    detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
+    print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
+          + (f"{'method':>11}{'ft epochs':>11}{'seconds':>9}" if detail else ""))
     for r in records:
-        print(f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}")
+        print(f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}"
+              + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.seconds:>9.2f}" if detail else ""))
     if args.csv:
         Path(args.csv).write_text(to_csv(records))
         say(f"wrote {args.csv}")
@@ -153,6 +179,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m obd` argument parser with every subcommand."""
+    from .methods import CALIBRATION_SIZE, METHODS
+    from .pruning import BUDGETS
     from .sweep import DEFAULT_SPARSITIES
 
     parser = _Parser(prog="python -m obd", description="obd: prune Keras MLPs on MNIST and measure the result")
@@ -175,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
                    default=list(DEFAULT_SPARSITIES), help="sparsities in percent (default 0 25 50 ... 99)")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
     p.add_argument("--csv", metavar="PATH", help="write the records as CSV (sparsity as a fraction)")
+    p.add_argument("--methods", nargs="+", default=["magnitude"], choices=list(METHODS),
+                   help="pruning criteria (default: magnitude)")
+    p.add_argument("--budget", default="layer", choices=list(BUDGETS),
+                   help="sparsity per layer, or one threshold across layers (default: layer)")
+    p.add_argument("--finetune-epochs", type=non_negative_float, default=0.0, metavar="E",
+                   help="also fine-tune every point for E epochs with its masks fixed (default 0: one-shot)")
+    p.add_argument("--calib", type=calib_size, default=CALIBRATION_SIZE, metavar="N",
+                   help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})")
     p.set_defaults(func=_cmd_sweep)
     return parser
 

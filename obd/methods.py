@@ -84,8 +84,8 @@ class Plan:
         return self.obs.prune(k) if self.obs is not None else prune(self.net, k, ranking=self.ranking)
 
 
-def method_scores(net: Network, method: str, mode: str, calib: Calibration | None = None,
-                  seed: int = 0, hessian: str = "gauss-newton") -> list[np.ndarray]:
+def method_scores(net: Network, method: str, mode: str, calib: Calibration | None = None, seed: int = 0,
+                  hessian: str = "gauss-newton", budget: str = "layer") -> list[np.ndarray]:
     """Per-layer importance (higher = keep) of a criterion: kernel-shaped (weight) or (units,) (unit).
 
     For "obs" these are the dense network's single-weight OBS costs w^2 / [H^-1]_qq per layer (what the
@@ -93,12 +93,12 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
     column sums.
 
     Raises:
-        ValueError: for an unknown method or mode.
+        ValueError: for an unknown method, mode or budget.
     """
     check_method(method)
     check_mode(mode)
     if method == "magnitude":
-        return magnitude_scores(net, mode)
+        return magnitude_scores(net, mode, budget)
     if method == "random":
         return random_scores(net, mode, seed)
     calib = calib if calib is not None else calibration()
@@ -162,8 +162,7 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
         calib = calib if calib is not None else calibration()
         obs = plan_obs(net, calib.x, mode, budget, prune_output, config)
     else:
-        scores = None if method == "magnitude" else method_scores(net, method, mode, calib, seed, hessian)
-        ranking = rank(net, mode, prune_output, scores, budget)
+        ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, hessian, budget), budget)
     return Plan(net, method, mode, budget, prune_output, ranking, obs, time.perf_counter() - start)
 
 

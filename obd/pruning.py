@@ -132,12 +132,17 @@ def unit_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     return np.broadcast_to(keep_units, w.shape).copy()
 
 
-def magnitude_scores(net: Network, mode: str) -> list[np.ndarray]:
-    """Default importance: |w| per entry (weight mode) or column L2 norm per unit (unit mode)."""
+def magnitude_scores(net: Network, mode: str, budget: str = "layer") -> list[np.ndarray]:
+    """Default importance: |w| per entry (weight mode) or column L2 norm per unit (unit mode).
+
+    Under a global budget unit scores are column RMS (L2 norm / sqrt(inputs)), so that a unit is not kept
+    merely for having more inputs; weight scores stay raw |w|, as in global magnitude pruning.
+    """
     check_mode(mode)
     if mode == "weight":
         return [np.abs(layer.kernel) for layer in net.layers]
-    return [column_norms(layer.kernel) for layer in net.layers]
+    scale = [np.sqrt(layer.inputs) if check_budget(budget) == "global" else 1.0 for layer in net.layers]
+    return [column_norms(layer.kernel) / c for layer, c in zip(net.layers, scale)]
 
 
 @dataclass(frozen=True)
@@ -196,9 +201,7 @@ def rank(
             Defaults to magnitude (|w| or column L2 norm). With a global budget the scores are compared
             across layers as given, so they must be on one scale (OBD saliency is, being in loss units).
         budget: "layer" (each pruned layer loses round(k*n)) or "global" (round(k*N) over all pruned
-            layers, lowest scores first). Default magnitude scores under a global budget: raw |w| (weight
-            mode; as in global magnitude pruning) and column RMS, the L2 norm / sqrt(inputs) (unit mode),
-            so that a unit is not kept merely for having more inputs.
+            layers, lowest scores first). Default scores: `magnitude_scores(net, mode, budget)`.
 
     Returns:
         A Ranking whose `masks(k)` gives the masks for any sparsity k.
@@ -208,10 +211,7 @@ def rank(
     """
     check_mode(mode)
     check_budget(budget)
-    if scores is None:
-        scores = magnitude_scores(net, mode)
-        if budget == "global" and mode == "unit":
-            scores = [s / np.sqrt(layer.inputs) for s, layer in zip(scores, net.layers)]
+    scores = magnitude_scores(net, mode, budget) if scores is None else scores
     orders: list[np.ndarray | None] = []
     for i, (layer, s) in enumerate(zip(net.layers, scores)):
         want = layer.kernel.shape if mode == "weight" else (layer.units,)

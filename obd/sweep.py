@@ -10,9 +10,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .data import Mnist
 from .evaluate import evaluate
+from .finetune import check_epochs, finetune
+from .methods import Calibration, calibration, check_method, plan
 from .network import Network, as_network
-from .pruning import check_mode, check_sparsity, prune, rank
+from .pruning import check_budget, check_mode, check_sparsity
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
 CSV_COLUMNS = ("mode", "sparsity", "accuracy", "loss", "kept_weights")
@@ -25,8 +28,11 @@ class SweepRecord:
     accuracy: float  # test accuracy, fraction
     loss: float  # test cross-entropy
     kept_weights: int  # non-zero kernel entries left in the whole network
-    method: str = "magnitude"  # the pruning criterion
-    seconds: float = 0.0  # time to prune and evaluate this point
+    method: str = "magnitude"  # the pruning criterion, see obd.methods.METHODS
+    seconds: float = 0.0  # time to prune (and reconstruct or fine-tune) and evaluate this point
+    budget: str = "layer"  # "layer" or "global"
+    finetune_epochs: float = 0.0  # epochs of fine-tuning with fixed masks; 0 = one-shot
+    setup_seconds: float = 0.0  # one-off time of the method's plan for this mode (Hessian, calibration, orders)
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,16 @@ class SweepStep:
     total: int
     mode: str
     sparsity: float
+    method: str = "magnitude"
+    finetune_epochs: float = 0.0
 
 
 def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEFAULT_SPARSITIES,
           modes: Iterable[str] = ("weight", "unit"), prune_output: bool = False,
-          progress: Callable[[SweepStep], None] | None = None) -> list[SweepRecord]:
-    """Prune `model` at every (mode, sparsity) and evaluate each pruned copy.
+          progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
+          budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
+          train_data: Mnist | None = None, seed: int = 0) -> list[SweepRecord]:
+    """Prune `model` at every (method, mode, sparsity) and evaluate each pruned copy.
 
     Args:
         model: a Network or a Keras model of Dense layers (not changed).
@@ -51,29 +61,51 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
         modes: "weight" and/or "unit".
         prune_output: prune the logits layer too.
         progress: called before each point with a SweepStep.
+        methods: criteria from obd.methods.METHODS ("magnitude", "random", "obd", "obs").
+        budget: "layer" or "global" (see obd.methods.plan).
+        calib: calibration sample for obd/obs (default: obd.methods.calibration(), training images).
+        finetune_epochs: when > 0, every point is also fine-tuned for this many epochs with its masks fixed,
+            giving a second record (finetune_epochs > 0) after the one-shot one.
+        train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
+        seed: random's seed.
 
     Returns:
-        One SweepRecord per (mode, sparsity), modes outer, sparsities in the given order.
+        SweepRecords, methods outer, then modes, then sparsities in the given order.
 
     Raises:
-        ValueError: for an invalid sparsity or mode (checked before any work starts).
+        ValueError: for an invalid sparsity, mode, method, budget or fine-tuning setting (checked before any
+            work starts).
     """
     net: Network = as_network(model)
     ks = [check_sparsity(k) for k in sparsities]
     modes = [check_mode(m) for m in modes]
-    if not ks or not modes:
-        raise ValueError("a sweep needs at least one sparsity and one mode")
-    records, total = [], len(ks) * len(modes)
-    for mode in modes:
-        ranking = rank(net, mode, prune_output)  # sorted once per mode, reused for every sparsity
-        for k in ks:
-            if progress is not None:
-                progress(SweepStep(len(records), total, mode, k))
-            start = time.perf_counter()
-            pruned = prune(net, k, ranking=ranking)
-            ev = evaluate(pruned.net, x, y)
-            kept = int(sum(m.sum() for m in pruned.masks))
-            records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, seconds=time.perf_counter() - start))
+    methods = [check_method(m) for m in methods]
+    check_budget(budget)
+    if not ks or not modes or not methods:
+        raise ValueError("a sweep needs at least one sparsity, mode and method")
+    if finetune_epochs != 0:
+        check_epochs(finetune_epochs)
+    if finetune_epochs > 0 and train_data is None:
+        raise ValueError("fine-tuning needs the training data (train_data)")
+    if calib is None and {"obd", "obs"} & set(methods):
+        calib = calibration(train_data)
+    epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])
+    records, total = [], len(ks) * len(modes) * len(methods) * len(epochs)
+    for method in methods:
+        for mode in modes:
+            p = plan(net, method, mode, budget, prune_output, calib, seed)  # once per method and mode
+            for k in ks:
+                for e in epochs:
+                    if progress is not None:
+                        progress(SweepStep(len(records), total, mode, k, method, e))
+                    start = time.perf_counter()
+                    pruned = p.prune(k)
+                    if e > 0:
+                        pruned = finetune(pruned, train_data, e)
+                    ev = evaluate(pruned.net, x, y)
+                    kept = int(sum(m.sum() for m in pruned.masks))
+                    records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, method,
+                                               time.perf_counter() - start, budget, e, p.seconds))
     return records
 
 
