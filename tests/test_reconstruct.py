@@ -1,0 +1,121 @@
+"""OBS reconstruction against closed forms and brute-force least squares; exact counts; k=0 is the identity."""
+
+import numpy as np
+import pytest
+
+from obd.evaluate import evaluate
+from obd.methods import calibration, plan
+from obd.pruning import prune, prune_count
+from obd.reconstruct import gram, greedy_unit_order, inverse, obs_scores, plan_obs, refit
+
+
+@pytest.fixture
+def problem(rng):
+    """A small least-squares problem: correlated inputs x (200, 12) and a kernel w (12, 3)."""
+    x = rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12))
+    return x, rng.normal(size=(12, 3))
+
+
+def test_single_weight_removal_matches_the_obs_closed_form(problem):
+    x, w = problem
+    h = gram(x, 0.0)
+    hinv = np.linalg.inv(h)
+    mask = np.ones(w.shape, dtype=bool)
+    qs = [2, 7, 11]
+    for j, q in enumerate(qs):
+        mask[q, j] = False
+    out = refit(h, hinv, w, mask)
+    for j, q in enumerate(qs):
+        expected = w[:, j] - w[q, j] / hinv[q, q] * hinv[:, q]  # dw = -w_q / [H^-1]_qq * H^-1 e_q
+        np.testing.assert_allclose(out[:, j], expected, rtol=1e-5, atol=1e-6)  # refit solves in float32
+        assert out[q, j] == 0.0
+        # the output error of the update is OBS's predicted cost w_q^2 / [H^-1]_qq
+        err = np.sum((x @ (out[:, j] - w[:, j])) ** 2)
+        assert err == pytest.approx(obs_scores(w, hinv)[q, j], rel=1e-4)
+
+
+@pytest.mark.parametrize("drop", [3, 9])  # the kept-weights solve and the removed-weights (OBS) update
+def test_refit_is_least_squares_on_the_kept_inputs(problem, rng, drop):
+    x, w = problem
+    h = gram(x, 0.0)
+    mask = np.ones(w.shape, dtype=bool)
+    for j in range(w.shape[1]):
+        mask[rng.choice(12, drop, replace=False), j] = False
+    out = refit(h, np.linalg.inv(h), w, mask)
+    for j in range(w.shape[1]):
+        keep = mask[:, j]
+        best = np.linalg.lstsq(x[:, keep], x @ w[:, j], rcond=None)[0]
+        np.testing.assert_allclose(out[keep, j], best, rtol=1e-4, atol=1e-5)
+        assert (out[~keep, j] == 0).all()
+        masked_err = np.sum((x @ (w[:, j] * keep) - x @ w[:, j]) ** 2)
+        assert np.sum((x @ out[:, j] - x @ w[:, j]) ** 2) <= masked_err
+
+
+def test_greedy_unit_removal_starts_with_the_cheapest_unit(rng):
+    a = np.maximum(rng.normal(size=(100, 8)), 0)  # (n, units) ReLU activations
+    w_next = rng.normal(size=(8, 5))
+    order, costs = greedy_unit_order(a, w_next, 0.0)
+    assert sorted(order) == list(range(8))
+    brute = []
+    for q in range(8):  # remove unit q, refit the next kernel's other rows by least squares
+        rest = np.arange(8) != q
+        fit = np.linalg.lstsq(a[:, rest], a @ w_next, rcond=None)[0]
+        brute.append(np.sum((a[:, rest] @ fit - a @ w_next) ** 2))
+    assert order[0] == int(np.argmin(brute))
+    assert costs[0] == pytest.approx(min(brute), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def calib(mnist):
+    return calibration(mnist, 1024)
+
+
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+def test_zero_sparsity_reproduces_the_logits(small_net, calib, mnist, mode):
+    p = plan_obs(small_net, calib.x, mode).prune(0.0)
+    x = mnist.x_test[:500]
+    np.testing.assert_array_equal(p.net.logits(x), small_net.logits(x))
+    assert all(m.all() for m in p.masks)
+
+
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+@pytest.mark.parametrize("budget", ["layer", "global"])
+def test_obs_masks_have_exact_counts_and_zeros(small_net, calib, mode, budget):
+    obs = plan(small_net, "obs", mode, budget, calib=calib)
+    for k in (0.37, 0.9):
+        p = obs.prune(k)
+        removed = [int((~m).sum()) if mode == "weight" else int((~m.any(axis=0)).sum()) for m in p.masks]
+        sizes = [l.kernel.size if mode == "weight" else l.units for l in small_net.layers[:-1]]
+        if budget == "layer":
+            assert removed[:-1] == [prune_count(k, n) for n in sizes]
+        else:
+            assert sum(removed) == prune_count(k, sum(sizes))
+        assert removed[-1] == 0, "the output layer is not pruned by default"
+        for layer, m in zip(p.net.layers, p.masks):
+            assert (layer.kernel[~m] == 0).all()
+        assert p.net.sizes == small_net.sizes
+
+
+def test_obs_beats_magnitude_without_retraining(small_net, calib, mnist):
+    x, y = mnist.x_test[:2000], mnist.y_test[:2000]
+    for mode, k in (("weight", 0.9), ("unit", 0.6)):
+        obs = evaluate(plan(small_net, "obs", mode, calib=calib).prune(k).net, x, y).accuracy
+        magnitude = evaluate(prune(small_net, k, mode).net, x, y).accuracy
+        assert obs >= magnitude + 0.01, (mode, obs, magnitude)
+
+
+def test_layer_refit_lowers_the_output_error(small_net, calib):
+    """Per layer, the refit kernel's output error on the calibration inputs is at most the masked kernel's."""
+    x = calib.x.astype(np.float64)
+    w = small_net.layers[0].kernel.astype(np.float64)
+    h = gram(x, 0.01)
+    hinv = inverse(h)
+    mask = ~np.isin(np.arange(w.size), np.argsort(obs_scores(w, hinv).ravel())[: w.size * 3 // 4]).reshape(w.shape)
+    err = lambda v: np.sum((x @ v - x @ w) ** 2)
+    assert err(refit(h, hinv, w, mask)) <= err(w * mask)
+
+
+def test_pruning_does_not_change_the_network(small_net, calib):
+    before = [l.kernel.copy() for l in small_net.layers]
+    plan(small_net, "obs", "weight", calib=calib).prune(0.8)
+    assert all(np.array_equal(b, l.kernel) for b, l in zip(before, small_net.layers))
