@@ -177,6 +177,49 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .data import load_mnist
+    from .engines import bench, table
+    from .network import from_keras
+
+    data = load_mnist()
+    net = from_keras(load_or_default(args.model, args.preset))
+    records = bench(net, data.x_test, args.modes, args.sparsities, args.batch, args.repeats, args.prune_output,
+                    progress=lambda line: say(f"  {line}"))
+    print(table(records))
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+        say(f"wrote {args.json}")
+    return 0
+
+
+def _bench_batch(text: str) -> int:
+    """argparse type: a batch size between 1 and the 10,000 MNIST test images the benchmark runs on."""
+    value = positive_int(text)
+    if value > 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes go up to 10000 (the MNIST test set)")
+    return value
+
+
+def _add_bench(sub) -> None:
+    """`bench`: latency of the dense, shrunk and sparse engines against sparsity (obd/engines.py)."""
+    from . import engines  # noqa: F401  (sets its numba/OpenMP environment before TensorFlow starts)
+
+    p = sub.add_parser("bench", help="latency of the dense, shrunk and sparse inference engines")
+    add_model_args(p)
+    p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
+    p.add_argument("--sparsities", nargs="+", type=percent, metavar="PCT", default=[0, 0.5, 0.8, 0.9, 0.95, 0.99],
+                   help="sparsities in percent (default 0 50 80 90 95 99)")
+    p.add_argument("--batch", nargs="+", type=_bench_batch, default=[1, 10_000], metavar="N",
+                   help="batch sizes (default 1 10000)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed calls per engine, median kept (default 5)")
+    p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
+    p.add_argument("--json", metavar="PATH", help="write the records as a JSON list (sparsity as a fraction)")
+    p.set_defaults(func=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m obd` argument parser with every subcommand."""
     from .methods import CALIBRATION_SIZE, METHODS
@@ -212,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", type=calib_size, default=CALIBRATION_SIZE, metavar="N",
                    help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})")
     p.set_defaults(func=_cmd_sweep)
+    _add_bench(sub)
     return parser
 
 
