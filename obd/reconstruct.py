@@ -158,10 +158,12 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
         net: the dense network.
         x: (n, inputs) calibration images (a few thousand training images).
         mode: "weight" or "unit".
-        budget: "layer" or "global". Global scores are made comparable across layers by dividing each layer's
-            OBS costs by the layer's mean squared output (weight mode: |X W|^2 / units; unit mode: the next
-            layer's |A W_next|^2), i.e. the relative increase of the layer's output error. In unit mode the
-            greedy step costs are made non-decreasing (running maximum) before layers are merged.
+        budget: "layer" or "global". OBS costs are squared output errors of different layers, not
+            comparable as they are. Weight mode splits a global budget across layers as global magnitude
+            pruning does (one |w| threshold; dividing OBS costs by each layer's output energy instead
+            emptied the deepest layers at 99 %), then OBS chooses and refits within each layer. Unit mode
+            merges the layers' greedy sequences by cost relative to the next layer's output energy
+            |A W_next|^2, made non-decreasing (running maximum) along each sequence.
         prune_output: prune the logits layer too.
         config: damping.
 
@@ -173,16 +175,8 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
     acts = tuple(net.activations(x))
     last = len(net.layers) - 1
     pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
-    if mode == "weight":
-        scores = []
-        for i, layer in enumerate(net.layers):
-            if budget == "layer" or i not in pruned:
-                scores.append(np.zeros(layer.kernel.shape))  # only the counts matter: round(k*n) per layer
-                continue
-            h = gram(acts[i], config.damping)
-            energy = np.einsum("ij,ij->", layer.kernel, h @ layer.kernel) / layer.units
-            scores.append(obs_scores(layer.kernel.astype(np.float64), inverse(h)) / energy)
-        return ObsPlan(net, mode, acts, rank(net, mode, prune_output, scores, budget), budget, config)
+    if mode == "weight":  # only per-layer counts are needed; a global budget splits them by magnitude
+        return ObsPlan(net, mode, acts, rank(net, mode, prune_output, budget=budget), budget, config)
     orders, costs = [], []
     for i, layer in enumerate(net.layers):
         if i == last:  # no next layer: order the output units by their output energy
