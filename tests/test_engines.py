@@ -1,0 +1,197 @@
+"""Inference engines: every engine gives the masked network's logits, shrink removes exactly the dead units,
+the exports load and predict the same, auto picks a valid engine, and bench/CLI records have the right form.
+
+Real MNIST test images and small real trained models; timings are never asserted here (see
+benchmarks/speed.py for the speed targets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from obd.engines import (
+    KINDS,
+    bench,
+    build_engine,
+    choose_kind,
+    ideal_speedup,
+    nonzero_weights,
+    save_shrunk,
+    save_sparse,
+    shrink,
+    table,
+)
+from obd.model import ModelSpec, TrainConfig, build_model, load_model, save_model, train
+from obd.network import Layer, Network, from_keras, to_keras
+from obd.pruning import prune
+
+ROOT = Path(__file__).resolve().parents[1]
+RTOL = 1e-5  # float32 sums of <= 784 products, in another order than BLAS's
+
+
+def assert_logits_close(got: np.ndarray, want: np.ndarray) -> None:
+    """Equal within float32 tolerance: 1e-5 relative, plus 1e-5 of the largest logit absolute."""
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.fixture(scope="module")
+def nobias_net(mnist) -> Network:
+    """A bias-free 784-96-48-10 MLP (the default model's kind) trained on 5,000 real images."""
+    model = build_model(ModelSpec((96, 48), use_bias=False), seed=1)
+    train(model, mnist, TrainConfig(epochs=1, batch_size=64, train_limit=5000, seed=1))
+    return from_keras(model)
+
+
+@pytest.fixture(scope="module")
+def x_test(mnist) -> np.ndarray:
+    return mnist.x_test[:700]  # 10 full tiles of 64 rows and a partial one
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+@pytest.mark.parametrize("prune_output", [False, True])
+@pytest.mark.parametrize("which", ["small_net", "nobias_net"])
+def test_every_engine_gives_the_masked_networks_logits(which, prune_output, mode, sparsity, x_test, request):
+    net = request.getfixturevalue(which)
+    pruned = prune(net, sparsity, mode, prune_output).net
+    for batch in (1, 5, len(x_test)):  # row kernel, row kernel, tile kernel with a partial tile
+        x = x_test[:batch]
+        want = pruned.logits(x)
+        for kind in KINDS:
+            engine = build_engine(pruned, kind, batch_size=batch)
+            assert_logits_close(engine.logits(x), want)
+
+
+@pytest.mark.parametrize("mode, sparsity", [("weight", 0.9), ("unit", 0.5), ("weight", 0.0)])
+def test_engines_match_the_keras_model(small_net, x_test, mode, sparsity):
+    pruned = prune(small_net, sparsity, mode).net
+    keras_logits = np.asarray(to_keras(pruned)(x_test, training=False))
+    for kind in ("dense", "shrunk", "sparse"):
+        np.testing.assert_allclose(build_engine(pruned, kind).logits(x_test), keras_logits, rtol=1e-4,
+                                   atol=1e-4 * float(np.abs(keras_logits).max()))  # Keras: oneDNN's order
+
+
+@pytest.mark.parametrize("prune_output", [False, True])
+def test_shrink_removes_exactly_the_pruned_units(small_net, prune_output):
+    pruned = prune(small_net, 0.5, "unit", prune_output)
+    small = shrink(pruned.net)
+    assert small.sizes == (784, 64, 32, 10), "input features and classes stay"
+    for i, (layer, big, mask) in enumerate(zip(small.layers, pruned.net.layers, pruned.masks)):
+        rows = np.ones(784, bool) if i == 0 else pruned.masks[i - 1].any(axis=0)
+        cols = mask.any(axis=0) if i < len(small.layers) - 1 else np.ones(10, bool)
+        np.testing.assert_array_equal(layer.kernel, big.kernel[np.ix_(rows, cols)])
+        np.testing.assert_array_equal(layer.bias, big.bias[cols])
+    assert nonzero_weights(pruned.net) == sum(np.count_nonzero(k) for k in small.kernels())
+
+
+def test_shrink_also_drops_units_cut_off_by_weight_pruning():
+    rng = np.random.default_rng(0)
+    w1 = rng.normal(size=(6, 4)).astype(np.float32)
+    w1[:, 1] = 0  # unit 1 gets no input and has no bias: it outputs 0
+    w2 = rng.normal(size=(4, 3)).astype(np.float32)
+    w2[2] = 0  # unit 2 feeds nothing
+    w3 = rng.normal(size=(3, 2)).astype(np.float32)
+    net = Network((Layer(w1, None, "relu"), Layer(w2, None, "relu"), Layer(w3, None, "linear")))
+    small = shrink(net)
+    assert small.sizes == (6, 2, 3, 2)
+    x = rng.normal(size=(9, 6)).astype(np.float32)
+    assert_logits_close(small.logits(x), net.logits(x))
+    assert ideal_speedup(net, net) == pytest.approx(net.n_weights / (6 * 2 + 2 * 3 + 3 * 2))
+
+
+def test_a_fully_pruned_layer_keeps_one_silent_unit(small_net, x_test):
+    pruned = prune(small_net, 1.0, "unit").net
+    small = shrink(pruned)
+    assert small.sizes == (784, 1, 1, 10)
+    for kind in KINDS:
+        assert_logits_close(build_engine(pruned, kind).logits(x_test), pruned.logits(x_test))
+
+
+def test_shrunk_keras_export_is_smaller_loads_and_predicts_the_same(small_model, small_net, x_test, tmp_path):
+    pruned = prune(small_net, 0.75, "unit").net
+    dense_path = save_model(to_keras(pruned), tmp_path / "dense.keras")
+    path = save_shrunk(pruned, tmp_path / "shrunk.keras")
+    assert path.stat().st_size < dense_path.stat().st_size / 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.keras", "shrunk.keras"], "no temporary file left"
+    loaded = from_keras(load_model(path))
+    assert loaded.sizes == (784, 32, 16, 10)
+    assert_logits_close(loaded.logits(x_test), pruned.logits(x_test))
+    with pytest.raises(ValueError, match=r"\.keras"):
+        save_shrunk(pruned, tmp_path / "shrunk.h5")
+
+
+def test_sparse_export_holds_the_shrunk_kernels_as_csr(small_net, tmp_path):
+    pruned = prune(small_net, 0.9, "weight").net
+    path = save_sparse(pruned, tmp_path / "sparse.npz")
+    with np.load(path, allow_pickle=False) as f:
+        for i, layer in enumerate(shrink(pruned).layers):
+            kernel_t = np.zeros(f[f"{i}_shape"][::-1], np.float32)  # (units, inputs)
+            rows = np.repeat(np.arange(kernel_t.shape[0]), np.diff(f[f"{i}_indptr"]))
+            kernel_t[rows, f[f"{i}_indices"]] = f[f"{i}_data"]
+            np.testing.assert_array_equal(kernel_t.T, layer.kernel)
+            np.testing.assert_array_equal(f[f"{i}_bias"], layer.bias)
+    assert [p.name for p in tmp_path.iterdir()] == ["sparse.npz"]
+
+
+def test_auto_picks_a_valid_engine_by_sparsity_and_batch(nobias_net):
+    assert choose_kind(nobias_net, 10_000) == "dense"
+    assert choose_kind(prune(nobias_net, 0.5, "unit").net, 10_000) == "shrunk"
+    assert choose_kind(prune(nobias_net, 0.5, "weight").net, 10_000) == "dense"
+    assert choose_kind(prune(nobias_net, 0.99, "weight").net, 10_000) == "sparse"
+    assert choose_kind(prune(nobias_net, 0.99, "weight").net, 1) == "sparse"
+    assert build_engine(prune(nobias_net, 0.5, "unit").net).name == "shrunk"
+    with pytest.raises(ValueError, match="engine kind must be one of auto, dense, sparse, shrunk"):
+        build_engine(nobias_net, "gpu")
+
+
+def test_bench_records_have_the_documented_keys_and_types(small_net, mnist):
+    records = bench(small_net, mnist.x_test, ["weight", "unit"], [0.0, 0.9], [1, 100], repeats=1)
+    assert len(records) == 2 * 2 * 2 * 2  # modes x sparsities x batches x (dense + one engine)
+    for r in records:
+        assert set(r) == {"engine", "mode", "sparsity", "batch", "ms", "speedup", "ideal_speedup"}
+        assert r["engine"] in ({"dense", "sparse"} if r["mode"] == "weight" else {"dense", "shrunk"})
+        assert isinstance(r["batch"], int) and r["sparsity"] in (0.0, 0.9)
+        assert all(isinstance(r[k], float) and r[k] > 0 for k in ("ms", "speedup", "ideal_speedup"))
+        assert r["ideal_speedup"] >= 1.0
+        if r["engine"] == "dense":
+            assert r["speedup"] == 1.0
+    assert "of ideal" in table(records).splitlines()[0] and len(table(records).splitlines()) == 17
+    with pytest.raises(ValueError, match="batch sizes must be between 1"):
+        bench(small_net, mnist.x_test[:10], batches=[100])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "obd", *map(str, args)], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_bench_prints_a_table_and_writes_json(small_model, tmp_path):
+    model_path = save_model(small_model, tmp_path / "small.keras")
+    out = tmp_path / "speed.json"
+    r = run_cli("bench", "--model", model_path, "--modes", "weight", "--sparsities", "0", "90", "--batch", "1",
+                "64", "--repeats", "1", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:4] == ["mode", "sparsity", "batch", "engine"]
+    records = json.loads(out.read_text())
+    assert [(x["engine"], x["sparsity"], x["batch"]) for x in records] == [
+        (e, k, b) for k in (0.0, 0.9) for b in (1, 64) for e in ("dense", "sparse")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--batch", "0"], "expected a whole number of at least 1"),
+    (["bench", "--batch", "20000"], "batch sizes go up to 10000"),
+    (["bench", "--sparsities", "101"], "out of range"),
+    (["bench", "--modes", "filter"], "invalid choice: 'filter'"),
+])
+def test_cli_bench_bad_arguments_give_one_line_and_exit_2(args, message):  # checked before TF loads
+    r = run_cli(*args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
