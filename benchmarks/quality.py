@@ -1,0 +1,129 @@
+"""Quality benchmark: test accuracy of every pruning method x mode x sparsity on the default model, with
+compute times, plus fine-tuning at the hardest points; checks the issue's targets.
+
+    OBD_MNIST_PATH=... python benchmarks/quality.py [--budget global] [--calib 4096] [--finetune-epochs 1 2]
+
+Prints markdown tables and writes benchmarks/out/quality[-global].csv and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from obd.data import load_mnist  # noqa: E402
+from obd.evaluate import evaluate  # noqa: E402
+from obd.finetune import finetune  # noqa: E402
+from obd.methods import CALIBRATION_SIZE, METHODS, calibration, plan  # noqa: E402
+from obd.model import default_model  # noqa: E402
+from obd.network import from_keras  # noqa: E402
+from obd.sweep import DEFAULT_SPARSITIES, sweep, to_csv  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+ONE_SHOT_TARGETS = {("weight", 0.95): 0.970, ("weight", 0.97): 0.960, ("weight", 0.99): 0.90,
+                    ("unit", 0.8): 0.975, ("unit", 0.9): 0.970}  # best method, no retraining
+FINETUNE_TARGETS = {("weight", 0.99): 0.975, ("unit", 0.9): 0.975}  # best method, <= 2 epochs
+FINETUNE_RUNS = (("obs", "layer"), ("obs", "global"), ("magnitude", "layer"))  # (method, budget) fine-tuned
+
+
+def table(records, value, fmt: str) -> str:
+    """Markdown: one row per (method, mode), one column per sparsity."""
+    ks = sorted({r.sparsity for r in records})
+    lines = ["| method | mode | setup s | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
+             "|---|---|---:|" + "---:|" * len(ks)]
+    rows: dict = {}
+    for r in records:
+        rows.setdefault((r.method, r.mode), {})[r.sparsity] = r
+    for (method, mode), by_k in rows.items():
+        setup = next(iter(by_k.values())).setup_seconds
+        cells = [fmt.format(value(by_k[k])) if k in by_k else "" for k in ks]
+        lines.append(f"| {method} | {mode} | {setup:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="layer", choices=["layer", "global"])
+    parser.add_argument("--calib", type=int, default=CALIBRATION_SIZE, help="calibration images")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--finetune-epochs", nargs="*", type=float, default=[2.0],
+                        help="fine-tuning runs at the fine-tuning target points (none: skip)")
+    args = parser.parse_args()
+
+    data = load_mnist()
+    net = from_keras(default_model())
+    calib = calibration(data, args.calib)
+    dense = evaluate(net, data.x_test, data.y_test).accuracy
+    print(f"default model {'-'.join(map(str, net.sizes))}: {100 * dense:.2f} %; calibration {args.calib} training "
+          f"images; budget {args.budget}", flush=True)
+
+    def show(step) -> None:
+        print(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} {100 * step.sparsity:g} %",
+              file=sys.stderr, flush=True)
+
+    records = sweep(net, data.x_test, data.y_test, DEFAULT_SPARSITIES, ("weight", "unit"), progress=show,
+                    methods=args.methods, budget=args.budget, calib=calib)
+
+    tuned = []
+    for (mode, k) in FINETUNE_TARGETS:
+        for method, budget in [run for run in FINETUNE_RUNS if run[0] in args.methods]:
+            one_shot = plan(net, method, mode, budget, calib=calib).prune(k)
+            before = evaluate(one_shot.net, data.x_test, data.y_test).accuracy
+            for epochs in args.finetune_epochs:
+                start = time.perf_counter()
+                ev = evaluate(finetune(one_shot, data, epochs).net, data.x_test, data.y_test)
+                tuned.append(dict(method=method, budget=budget, mode=mode, sparsity=k, finetune_epochs=epochs,
+                                  one_shot=before, accuracy=ev.accuracy, loss=ev.loss,
+                                  seconds=time.perf_counter() - start))
+                print(f"  fine-tuned {method} ({budget}) {mode} {100 * k:g} % for {epochs:g} epochs: "
+                      f"{100 * before:.2f} -> {100 * ev.accuracy:.2f} %", file=sys.stderr, flush=True)
+
+    print("\n### Test accuracy (%), one-shot, no retraining\n")
+    print(table(records, lambda r: 100 * r.accuracy, "{:.2f}"))
+    print("\n### Seconds per point (prune or reconstruct, then evaluate on 10,000 test images)\n")
+    print(table(records, lambda r: r.seconds, "{:.2f}"))
+    if tuned:
+        print("\n### Fine-tuned with masks fixed (test accuracy %, seconds)\n")
+        print("| method | budget | mode | sparsity | one-shot | epochs | fine-tuned | seconds |\n"
+              "|---|---|---|---:|---:|---:|---:|---:|")
+        for t in tuned:
+            print(f"| {t['method']} | {t['budget']} | {t['mode']} | {100 * t['sparsity']:g} % | "
+                  f"{100 * t['one_shot']:.2f} | {t['finetune_epochs']:g} | {100 * t['accuracy']:.2f} | "
+                  f"{t['seconds']:.0f} |")
+
+    print("\n### Targets (best method)\n")
+    checks = []
+    for (mode, k), target in ONE_SHOT_TARGETS.items():
+        best = max((r for r in records if (r.mode, r.sparsity) == (mode, k)), key=lambda r: r.accuracy)
+        checks.append(("one-shot", mode, k, target, best.accuracy, best.method))
+    for (mode, k), target in FINETUNE_TARGETS.items():
+        runs = [t for t in tuned if (t["mode"], t["sparsity"]) == (mode, k) and t["finetune_epochs"] <= 2]
+        if runs:
+            best = max(runs, key=lambda t: t["accuracy"])
+            checks.append(("fine-tuned", mode, k, target, best["accuracy"],
+                           f"{best['method']} ({best['budget']}) + {best['finetune_epochs']:g} ep"))
+    print("| setting | mode | sparsity | target | measured | method | met |\n|---|---|---:|---:|---:|---|---|")
+    for kind, mode, k, target, acc, method in checks:
+        print(f"| {kind} | {mode} | {100 * k:g} % | ≥ {100 * target:.1f} | {100 * acc:.2f} | {method} | "
+              f"{'yes' if acc >= target else 'no'} |")
+
+    OUT.mkdir(exist_ok=True)
+    stem = OUT / ("quality" if args.budget == "layer" else f"quality-{args.budget}")
+    stem.with_suffix(".csv").write_text(to_csv(records))
+    stem.with_suffix(".json").write_text(json.dumps(dict(
+        dense_accuracy=dense, calibration=args.calib, budget=args.budget,
+        records=[asdict(r) for r in records], finetuned=tuned,
+        targets=[dict(setting=c[0], mode=c[1], sparsity=c[2], target=c[3], measured=c[4], method=c[5],
+                      met=c[4] >= c[3]) for c in checks]), indent=1))
+    print(f"\nwrote {stem}.csv and {stem}.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
