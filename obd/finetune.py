@@ -20,7 +20,9 @@ from .methods import Calibration, check_method, method_scores
 from .network import Network, as_network, from_keras, to_keras
 from .pruning import Pruned, apply_masks, check_budget, check_mode, check_sparsity, prune, rank
 
-FINETUNE = TrainConfig(epochs=1, learning_rate=3e-4)  # a lower peak rate than training from scratch
+# Adam's peak rate, cosine-decayed: of 3e-4, 1e-3, 3e-3 and 5e-3, 3e-3 recovered most in 2 epochs on the
+# default net (OBS 99 % weights: 94.8 / 96.8 / 97.4 / 97.4 %; OBS 90 % units: 97.8 % at 3e-4, 98.1 % at 3e-3)
+FINETUNE = TrainConfig(epochs=1, learning_rate=3e-3)
 
 
 @dataclass(frozen=True)
