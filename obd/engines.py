@@ -51,13 +51,14 @@ from .pruning import check_mode, check_sparsity, prune, rank  # noqa: E402
 
 KINDS = ("auto", "dense", "sparse", "shrunk")
 LANES = 64  # batch rows per tile: (1000 units x 64) float32 activations = 256 KB, cache-resident
-ROW_BY_ROW = 8  # smaller batches run row by row on one thread: a tile of 64 would be mostly padding
+ROW_BY_ROW = 16  # smaller batches run row by row on one thread: a tile of 64 would be mostly padding
 # "auto" runs the sparse engine when at most this fraction of the shrunk kernels' entries is kept, by the
-# smallest batch size the threshold applies from. Measured on the default 4x1000 net, 2 cores, sparse vs
-# dense: batch 1 (row kernel) 0.6x at 50 % kept, 1.2x at 30 %, 1.5x at 20 %, 2.5x at 10 %; batch 8 (one
-# padded tile) 0.5x at 20 %, 1.6x at 5 %; batch 64 0.9x at 30 %, 1.4x at 20 %, 2.8x at 10 %; batch 10,000
-# 0.9x at 50 %, 1.4x at 30 %, 1.9x at 20 %, 3.5x at 10 %. Each threshold keeps a margin over break-even.
-SPARSE_MAX_DENSITY = {1: 0.2, ROW_BY_ROW: 0.04, 16: 0.08, LANES: 0.2, 4 * LANES: 0.3}
+# smallest batch size each threshold applies from. Measured on the default 4x1000 net, 2 cores, sparse vs
+# dense: batch 1 (row kernel) 1.2x at 30 % kept, 1.6x at 20 %, 2.6x at 10 %; batch 8 (rows) 1.1x at 20 %,
+# 1.5x at 10 %; one padded tile (batch 8-63) 0.7x at 10 %, 1.3x at 5 %; batch 64 0.9x at 30 %, 1.3x at
+# 20 %, 2.5x at 10 %; batch 10,000 0.9x at 50 %, 1.2x at 30 %, 1.9x at 20 %, 3x at 10 %. Each threshold
+# keeps a margin over break-even, so "auto" is never slower than dense.
+SPARSE_MAX_DENSITY = {1: 0.2, 8: 0.1, ROW_BY_ROW: 0.04, LANES: 0.2, 4 * LANES: 0.3}
 
 
 def _alive_units(net: Network) -> list[np.ndarray]:
@@ -164,8 +165,8 @@ class SparseEngine:
         out = np.empty((len(x), int(self.sizes[-1])), dtype=np.float32)  # (n, classes)
         tiles, rows = _kernels()
         if len(x) >= ROW_BY_ROW:
-            workers = min(_threads(), -(-len(x) // LANES))
-            tiles(x, self.inputs, self.sizes, *self.by_unit, self.bias, self.relu, out, workers)
+            buffers = np.empty((_threads(), 2, int(self.sizes.max()), LANES), np.float32)  # (threads, 2, units, lanes)
+            tiles(x, self.inputs, self.sizes, *self.by_unit, self.bias, self.relu, out, buffers)
         elif len(x):
             rows(x, self.inputs, self.sizes, *self.by_input, self.bias, self.relu, out)
         return out
@@ -202,41 +203,39 @@ def sparse_engine(net: Network) -> SparseEngine:
 
 
 _TILE_KERNEL = """
-def sparse_tiles(x, inputs, sizes, indptr, indices, data, bias, relu, out, workers):
+def sparse_tiles(x, inputs, sizes, indptr, indices, data, bias, relu, out, buffers):
     n = x.shape[0]
-    width = sizes.max()
-    tiles = (n + LANES - 1) // LANES
-    for worker in prange(workers):
-        # per-worker buffers: a fresh 256 KB array per tile would be a fresh mmap, page faults and all
-        a = np.empty((width, LANES), np.float32)  # (units, lanes): this layer's input, lane = batch row
-        b = np.empty((width, LANES), np.float32)  # (units, lanes): its output
-        for tile in range(worker, tiles, workers):
-            start = tile * LANES
-            rows = min(LANES, n - start)  # lanes past `rows` compute on zeros and are never written out
+    for tile in prange((n + LANES - 1) // LANES):
+        # per-thread buffers: a fresh 256 KB array per tile would be a fresh mmap, page faults and all
+        a = buffers[get_thread_id(), 0]  # (units, lanes): this layer's input, lane = batch row
+        b = buffers[get_thread_id(), 1]  # (units, lanes): its output
+        start = tile * LANES
+        rows = min(LANES, n - start)  # lanes past `rows` compute on zeros and are never written out
+        for r in range(rows):  # row by row: x is read in order, which the prefetcher follows
             for q in range(sizes[0]):
-                for r in range(rows):
-                    a[q, r] = x[start + r, inputs[q]]
-                for r in range(rows, LANES):
-                    a[q, r] = 0.0
-            unit0 = 0  # first unit (row of by_unit, entry of bias) of this layer
-            for layer in range(sizes.shape[0] - 1):
-                floor = np.float32(0.0) if relu[layer] else np.float32(-np.inf)
-                for j in range(sizes[layer + 1]):
-                    bj = bias[unit0 + j]
+                a[q, r] = x[start + r, inputs[q]]
+        for q in range(sizes[0]):
+            for r in range(rows, LANES):
+                a[q, r] = 0.0
+        unit0 = 0  # first unit (row of by_unit, entry of bias) of this layer
+        for layer in range(sizes.shape[0] - 1):
+            floor = np.float32(0.0) if relu[layer] else np.float32(-np.inf)
+            for j in range(sizes[layer + 1]):
+                bj = bias[unit0 + j]
 {init}
-                    # slices, so the loop index counts from 0 and numba drops its negative-index checks
-                    cols = indices[indptr[unit0 + j]:indptr[unit0 + j + 1]]
-                    weights = data[indptr[unit0 + j]:indptr[unit0 + j + 1]]
-                    for p in range(cols.shape[0]):
-                        i = cols[p]
-                        w = weights[p]
+                # slices, so the loop index counts from 0 and numba drops its negative-index checks
+                cols = indices[indptr[unit0 + j]:indptr[unit0 + j + 1]]
+                weights = data[indptr[unit0 + j]:indptr[unit0 + j + 1]]
+                for p in range(cols.shape[0]):
+                    i = cols[p]
+                    w = weights[p]
 {update}
 {store}
-                unit0 += sizes[layer + 1]
-                a, b = b, a
-            for r in range(rows):
-                for k in range(sizes[-1]):
-                    out[start + r, k] = a[k, r]
+            unit0 += sizes[layer + 1]
+            a, b = b, a
+        for r in range(rows):
+            for k in range(sizes[-1]):
+                out[start + r, k] = a[k, r]
 """
 
 
@@ -245,9 +244,9 @@ def _tile_kernel_source() -> str:
         return "\n".join(" " * indent + template.format(c=c) for c in range(LANES))
 
     return _TILE_KERNEL.replace("LANES", str(LANES)).format(
-        init=lines("s{c} = bj", 20),
-        update=lines("s{c} += w * a[i, {c}]", 24),
-        store=lines("b[j, {c}] = max(s{c}, floor)", 20),
+        init=lines("s{c} = bj", 16),
+        update=lines("s{c} += w * a[i, {c}]", 20),
+        store=lines("b[j, {c}] = max(s{c}, floor)", 16),
     )
 
 
@@ -257,6 +256,7 @@ def _sparse_rows(x, inputs, sizes, indptr, indices, data, bias, relu, out):  # p
     width = sizes.max()
     a = np.empty(width, np.float32)  # (units,) this layer's input
     b = np.empty(width, np.float32)  # (units,) its output
+    active = np.empty(width, np.int64)  # (units,) indices of a's nonzero entries, first `count` valid
     for row in range(x.shape[0]):
         for q in range(sizes[0]):
             a[q] = x[row, inputs[q]]
@@ -266,13 +266,17 @@ def _sparse_rows(x, inputs, sizes, indptr, indices, data, bias, relu, out):  # p
             units = sizes[layer + 1]
             for j in range(units):
                 b[j] = bias[unit0 + j]
-            for i in range(sizes[layer]):
+            count = 0
+            for i in range(sizes[layer]):  # branch-free: "if a[i] != 0" mispredicts on every other input
+                active[count] = i
+                count += a[i] != 0
+            for t in range(count):
+                i = active[t]
                 v = a[i]
-                if v != 0:
-                    cols = indices[indptr[input0 + i]:indptr[input0 + i + 1]]  # slices count from 0, so
-                    weights = data[indptr[input0 + i]:indptr[input0 + i + 1]]  # no negative-index checks
-                    for p in range(cols.shape[0]):
-                        b[cols[p]] += v * weights[p]
+                cols = indices[indptr[input0 + i]:indptr[input0 + i + 1]]  # slices count from 0, so numba
+                weights = data[indptr[input0 + i]:indptr[input0 + i + 1]]  # skips negative-index checks
+                for p in range(cols.shape[0]):
+                    b[cols[p]] += v * weights[p]
             if relu[layer]:
                 for j in range(units):
                     b[j] = max(b[j], np.float32(0.0))
@@ -292,7 +296,7 @@ def _kernels() -> tuple[Callable, Callable]:
     import numba
 
     options = dict(cache=True, boundscheck=False, fastmath={"contract"})
-    namespace = {"__name__": __name__, "np": np, "prange": numba.prange}
+    namespace = {"__name__": __name__, "np": np, "prange": numba.prange, "get_thread_id": numba.get_thread_id}
     exec(compile(_tile_kernel_source(), __file__, "exec"), namespace)  # this file's name: numba can cache it
     return numba.njit(parallel=True, **options)(namespace["sparse_tiles"]), numba.njit(**options)(_sparse_rows)
 

@@ -62,7 +62,7 @@ def x_test(mnist) -> np.ndarray:
 def test_every_engine_gives_the_masked_networks_logits(which, prune_output, mode, sparsity, x_test, request):
     net = request.getfixturevalue(which)
     pruned = prune(net, sparsity, mode, prune_output).net
-    for batch in (1, 5, len(x_test)):  # row kernel, row kernel, tile kernel with a partial tile
+    for batch in (1, 5, 20, len(x_test)):  # rows, rows, one padded tile, 10 tiles and a partial one
         x = x_test[:batch]
         want = pruned.logits(x)
         for kind in KINDS:
