@@ -48,3 +48,74 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
     fig.update_xaxes(range=[0, 100])
     fig.update_yaxes(range=[0, 100])
     return fig
+
+
+ENGINE_COLORS = {"dense": "#7f7f7f", "sparse": "#1f77b4", "shrunk": "#ff7f0e"}
+SPEED_NOISE = 1.1  # speed-ups below this are within the timing noise of a shared 2-core machine
+
+
+def speed_figure(records: Sequence[dict], batch: int = 10_000, current: float | None = None) -> go.Figure:
+    """Latency of each engine against sparsity, with each mode's ideal (FLOP-proportional) latency.
+
+    Args:
+        records: `obd.engines.bench` records ({"engine", "mode", "sparsity", "batch", "ms", "speedup",
+            "ideal_speedup"}); only those of `batch` are drawn.
+        batch: the batch size to show.
+        current: a sparsity (fraction) to mark with a vertical line, e.g. the dashboard's slider.
+
+    Returns:
+        A plotly Figure: sparsity in percent, milliseconds per call on a log axis. Solid = measured,
+        dotted = ideal (dense ms / ideal speed-up); dash = unit pruning.
+    """
+    fig = go.Figure()
+    rows = [r for r in records if r["batch"] == batch]
+    for mode in ("weight", "unit"):
+        for engine in ("dense", "sparse", "shrunk"):
+            rs = sorted((r for r in rows if r["mode"] == mode and r["engine"] == engine), key=lambda r: r["sparsity"])
+            if not rs:
+                continue
+            name = f"{engine} ({mode} pruning)"
+            fig.add_trace(go.Scatter(
+                x=[100 * r["sparsity"] for r in rs], y=[r["ms"] for r in rs], name=name, mode="lines+markers",
+                line=dict(color=ENGINE_COLORS[engine], dash=MODE_DASH[mode]),
+                customdata=[r["speedup"] for r in rs],
+                hovertemplate="%{x:g} %: %{y:.3g} ms, %{customdata:.2f}x dense<extra>" + name + "</extra>"))
+        dense = sorted((r for r in rows if r["mode"] == mode and r["engine"] == "dense"), key=lambda r: r["sparsity"])
+        if dense:
+            fig.add_trace(go.Scatter(
+                x=[100 * r["sparsity"] for r in dense], y=[r["ms"] / r["ideal_speedup"] for r in dense],
+                name=f"ideal ({mode} pruning)", mode="lines", line=dict(color="#2ca02c", dash="dot"),
+                hovertemplate="%{x:g} %: ideal %{y:.3g} ms<extra>ideal, " + mode + "</extra>"))
+    if current is not None:
+        fig.add_vline(x=100 * current, line=dict(color="black", width=1, dash="dot"))
+    fig.update_layout(title=f"Latency per call, batch {batch:,}", xaxis_title="sparsity (%)",
+                      yaxis_title="ms per call", yaxis_type="log", legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000) -> str:
+    """A one-line honest reading of measured `bench` records, e.g. "weight pruning at 60 % is not faster on
+    this CPU (sparse 0.93x dense, ideal 2.5x); unit pruning at 60 % is faster on this CPU (shrunk 4.10x
+    dense, ideal 5.4x), at batch 10,000." Uses the nearest measured sparsity and says so when it differs.
+
+    Args:
+        records: `obd.engines.bench` records.
+        sparsity: the fraction asked about.
+        batch: the batch size to read.
+
+    Returns:
+        The reading, or a line saying that nothing was measured at that batch size.
+    """
+    parts = []
+    for mode in ("weight", "unit"):
+        rs = [r for r in records if r["mode"] == mode and r["batch"] == batch and r["engine"] != "dense"]
+        if not rs:
+            continue
+        r = min(rs, key=lambda r: abs(r["sparsity"] - sparsity))
+        faster = r["speedup"] >= SPEED_NOISE
+        nearest = "" if abs(r["sparsity"] - sparsity) < 0.005 else f" (nearest measured: {100 * r['sparsity']:g} %)"
+        parts.append(f"{mode} pruning at {100 * sparsity:g} %{nearest} is {'' if faster else 'not '}faster on this "
+                     f"CPU ({r['engine']} {r['speedup']:.2f}x dense, ideal {r['ideal_speedup']:.1f}x)")
+    if not parts:
+        return f"no speed measured at batch {batch:,}"
+    return "; ".join(parts) + f", at batch {batch:,}."

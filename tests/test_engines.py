@@ -30,6 +30,7 @@ from obd.engines import (
 )
 from obd.model import ModelSpec, TrainConfig, build_model, load_model, save_model, train
 from obd.network import Layer, Network, from_keras, to_keras
+from obd.plots import speed_figure, speed_reading
 from obd.pruning import prune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,8 +153,12 @@ def test_auto_picks_a_valid_engine_by_sparsity_and_batch(nobias_net):
         build_engine(nobias_net, "gpu")
 
 
-def test_bench_records_have_the_documented_keys_and_types(small_net, mnist):
-    records = bench(small_net, mnist.x_test, ["weight", "unit"], [0.0, 0.9], [1, 100], repeats=1)
+@pytest.fixture(scope="module")
+def records(small_net, mnist) -> list[dict]:
+    return bench(small_net, mnist.x_test, ["weight", "unit"], [0.0, 0.9], [1, 100], repeats=1)
+
+
+def test_bench_records_have_the_documented_keys_and_types(records, small_net, mnist):
     assert len(records) == 2 * 2 * 2 * 2  # modes x sparsities x batches x (dense + one engine)
     for r in records:
         assert set(r) == {"engine", "mode", "sparsity", "batch", "ms", "speedup", "ideal_speedup"}
@@ -166,6 +171,18 @@ def test_bench_records_have_the_documented_keys_and_types(small_net, mnist):
     assert "of ideal" in table(records).splitlines()[0] and len(table(records).splitlines()) == 17
     with pytest.raises(ValueError, match="batch sizes must be between 1"):
         bench(small_net, mnist.x_test[:10], batches=[100])
+
+
+def test_speed_figure_and_reading_come_from_the_records(records):
+    fig = speed_figure(records, batch=100, current=0.9)
+    assert [t.name for t in fig.data] == ["dense (weight pruning)", "sparse (weight pruning)", "ideal (weight pruning)",
+                                         "dense (unit pruning)", "shrunk (unit pruning)", "ideal (unit pruning)"]
+    sparse = next(t for t in fig.data if t.name == "sparse (weight pruning)")
+    assert list(sparse.y) == [r["ms"] for r in records if r["engine"] == "sparse" and r["batch"] == 100]
+    reading = speed_reading(records, 0.85, batch=100)
+    assert reading.startswith("weight pruning at 85 % (nearest measured: 90 %) is ")
+    assert "; unit pruning at 85 % (nearest measured: 90 %) is " in reading
+    assert speed_reading(records, 0.5, batch=7) == "no speed measured at batch 7"
 
 
 def run_cli(*args):

@@ -1,0 +1,88 @@
+"""Inference speed from sparsity on the default model: dense vs shrunk (unit pruning) vs sparse (weight pruning).
+
+Run from the repository root: python -m benchmarks.speed [--repeats N]
+Prints, per mode, sparsity and batch size, the median ms of dense and of the mode's engine, the speed-up,
+the ideal (FLOP-proportional) speed-up and the fraction of it reached, the targets of issue 4, what "auto"
+picks, and the model file sizes; writes the `bench` records to benchmarks/out/speed.json. Ratios are
+measured within one run with interleaved calls (other processes share the 2 cores, so absolute times drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+# obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
+from obd.engines import bench, build_engine, save_shrunk, save_sparse
+from obd.data import load_mnist
+from obd.model import default_model, save_model
+from obd.network import Network, from_keras, to_keras
+from obd.pruning import prune
+
+SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+BATCHES = (1, 10_000)
+TARGETS = {  # (mode, sparsity, batch) -> minimum speed-up over dense (issue 4)
+    ("unit", 0.5, 10_000): 3, ("unit", 0.9, 10_000): 25, ("unit", 0.99, 10_000): 100,
+    ("weight", 0.9, 10_000): 2, ("weight", 0.95, 10_000): 4, ("weight", 0.99, 10_000): 15,
+    ("weight", 0.99, 1): 5,
+}
+OUT = Path(__file__).resolve().parent / "out" / "speed.json"
+
+
+def speed_rows(net: Network, records: list[dict]) -> list[str]:
+    """One line per (mode, sparsity, batch): dense and engine ms, speed-up, ideal, target, auto's pick."""
+    lines = [f"{'mode':<7}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'engine':>8}{'ms':>10}{'speedup':>9}"
+             f"{'ideal':>8}{'of ideal':>9}{'target':>8}{'met':>5}  auto"]
+    dense = {(r["mode"], r["sparsity"], r["batch"]): r for r in records if r["engine"] == "dense"}
+    for r in records:
+        if r["engine"] == "dense":
+            continue
+        key = (r["mode"], r["sparsity"], r["batch"])
+        target = TARGETS.get(key)
+        pruned = prune(net, r["sparsity"], r["mode"]).net
+        auto = build_engine(pruned, "auto", r["batch"]).name
+        auto_speedup = 1.0 if auto == "dense" else r["speedup"] if auto == r["engine"] else float("nan")
+        lines.append(
+            f"{r['mode']:<7}{100 * r['sparsity']:>8g}%{r['batch']:>7}{dense[key]['ms']:>11.3f}{r['engine']:>8}"
+            f"{r['ms']:>10.3f}{r['speedup']:>8.2f}x{r['ideal_speedup']:>7.1f}x"
+            f"{100 * r['speedup'] / r['ideal_speedup']:>8.0f}%"
+            + (f"{target:>7}x{'yes' if r['speedup'] >= target else 'NO':>5}" if target else f"{'':>13}")
+            + f"  {auto} ({auto_speedup:.2f}x)")
+    return lines
+
+
+def size_rows(net: Network) -> list[str]:
+    """Model file sizes per sparsity: the dense .keras, the shrunk .keras (unit), the CSR npz (weight)."""
+    lines = [f"{'sparsity':>8}{'dense .keras':>14}{'unit: shrunk .keras':>21}{'weight: CSR .npz':>18}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in SPARSITIES:
+            unit, weight = prune(net, k, "unit").net, prune(net, k, "weight").net
+            sizes = [save_model(to_keras(weight), Path(tmp) / "dense.keras").stat().st_size,
+                     save_shrunk(unit, Path(tmp) / "shrunk.keras").stat().st_size,
+                     save_sparse(weight, Path(tmp) / "sparse.npz").stat().st_size]
+            lines.append(f"{100 * k:>7g}%" + "".join(f"{s / 1e6:>{w}.2f} MB" for s, w in zip(sizes, (11, 18, 15))))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per engine at batch 10,000 (x10 at 1)")
+    args = parser.parse_args()
+    net = from_keras(default_model())
+    x = load_mnist().x_test
+    records = bench(net, x, ("weight", "unit"), SPARSITIES, BATCHES, args.repeats,
+                    progress=lambda line: print(f"  timing {line}", flush=True))
+    print(f"default model {'-'.join(map(str, net.sizes))}, {net.n_weights:,} weights; MNIST test images; "
+          "medians; speed-ups against dense in the same run")
+    print("\n".join(speed_rows(net, records)))
+    print("\nmodel files")
+    print("\n".join(size_rows(net)))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(records, indent=1) + "\n")
+    print(f"\nwrote {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT}")
+
+
+if __name__ == "__main__":
+    main()
