@@ -2,27 +2,31 @@
 
 - **dense**: the pruned network run as dense matrices (`Network.logits`, one BLAS matmul per layer); the
   baseline every speed-up is measured against.
-- **shrunk**: dead units physically removed (`shrink`): a smaller dense network with identical logits.
-  Unit pruning makes whole units dead, so this is where unit pruning becomes speed (and a smaller .keras).
-- **sparse**: every kernel stored as CSR and run by one numba kernel over all layers.
+- **shrunk**: dead units physically removed (`shrink`): a smaller dense network with the same logits.
+  Unit pruning kills whole units, so this is where unit pruning becomes speed (and a smaller .keras).
+- **sparse**: the shrunk network's kernels as CSR, run by numba: a tile kernel for batches of 16 rows or
+  more, a row kernel below that.
 
-Why numba, and why this kernel. scipy's CSR product is far from the ideal at batch 10,000 (0.05x dense at
-0 %, 3.7x at 99 %): it streams the whole activation matrix once per layer, one row at a time. The numba
-kernel here runs *all* layers on a tile of 64 input rows whose activations, held as (units, 64), stay in
-cache; each kept weight then costs four 16-lane FMAs on contiguous data. numba is a well-kept compiler that
-is already a pinned dependency (no C toolchain at install time), and `cache=True` keeps its ~4 s compile
-to the first run on a machine. Two details carry the speed:
+Why numba, and why these kernels. scipy's CSR product is far from the ideal at batch 10,000 (0.05x dense at
+0 %, 3.7x at 99 %, 2.8x at best): it streams the whole activation matrix through memory once per layer.
+The tile kernel runs *all* layers on a tile of 64 input rows whose activations, held as (units, 64), stay
+in cache; each kept weight then costs four 16-lane FMAs on contiguous data, and tiles run in parallel.
+The row kernel (batch 1) pushes each nonzero input along its kept weights, so it also skips the zero
+pixels and the ReLU zeros. numba is a well-kept compiler and already a pinned dependency (no C toolchain
+at install time); `cache=True` keeps its ~5 s compile to the first run on a machine. What carries the speed:
 
 - LLVM's SLP vectorizer, not its loop vectorizer: NUMBA_SLP_VECTORIZE=1 and NUMBA_LOOP_VECTORIZE=0 (set
   below, before numba is imported; a user's own setting wins). With numba's defaults it is 3-10x slower.
 - One scalar accumulator per lane. LLVM cannot prove that an accumulator *array* does not alias the
-  activations, so it would load and store it for every weight and vectorize nothing; 64 scalars live in
-  registers. The kernel's source is therefore generated from a template (one line per lane) and compiled
-  with this file's name, so numba's on-disk cache works for it.
+  activations, so it would load and store it for every weight and vectorize nothing (0.6x dense at 90 %
+  instead of 3-4x); 64 scalars live in four registers. The tile kernel's source is therefore generated
+  from a template (one line per lane) and compiled under this file's name, so numba's cache works for it.
+- Unsigned indices and slices counted from 0, so numba emits no negative-index checks in the inner loops,
+  and branch-free lists of nonzero inputs in the row kernel (an `if x != 0` mispredicts half the time).
 
-`build_engine(net, "auto", batch_size)` picks by a rule measured on the 2-core machine this is built on
-(see `choose_kind`), so it is never slower than dense. `bench` measures every engine against dense in one
-run; `python -m obd bench` and benchmarks/speed.py print and save those records.
+`build_engine(net, "auto", batch_size)` picks by density thresholds measured on the 2-core machine this is
+built on (`SPARSE_MAX_DENSITY`), with a margin, so "auto" is never slower than dense. `bench` times each
+engine against dense in one run; `python -m obd bench` and benchmarks/speed.py print and save the records.
 """
 
 from __future__ import annotations
@@ -159,7 +163,8 @@ class SparseEngine:
     name: str = "sparse"
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1))  # (n, inputs)
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1)).view()  # (n, inputs)
+        x.flags.writeable = False  # one numba signature, one compile, whether or not the caller's x is writable
         if x.shape[1] != self.n_inputs:
             raise ValueError(f"the network takes {self.n_inputs} inputs per row, got {x.shape[1]}")
         out = np.empty((len(x), int(self.sizes[-1])), dtype=np.float32)  # (n, classes)
@@ -295,7 +300,7 @@ def _kernels() -> tuple[Callable, Callable]:
     """
     import numba
 
-    options = dict(cache=True, boundscheck=False, fastmath={"contract"})
+    options = dict(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
     namespace = {"__name__": __name__, "np": np, "prange": numba.prange, "get_thread_id": numba.get_thread_id}
     exec(compile(_tile_kernel_source(), __file__, "exec"), namespace)  # this file's name: numba can cache it
     return numba.njit(parallel=True, **options)(namespace["sparse_tiles"]), numba.njit(**options)(_sparse_rows)
