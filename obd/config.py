@@ -13,6 +13,7 @@ PRESETS: dict[str, tuple[tuple[int, ...], bool]] = {
     # name: (hidden sizes, use_bias)
     "challenge": ((1000, 1000, 1000, 1000), False),  # the classic pruning-challenge net: ReLU(xW), no bias
     "notebook": ((1000, 1000, 500, 200), True),  # the original notebook's net
+    "tiny": ((128, 64), True),  # trains in seconds: class demos on slow laptops, and the app's tests
 }
 DEFAULT_PRESET = "challenge"
 MAX_UNITS = 8192  # per hidden layer; larger nets do not fit a 2-core interactive demo
