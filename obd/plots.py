@@ -119,3 +119,67 @@ def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000)
     if not parts:
         return f"no speed measured at batch {batch:,}"
     return "; ".join(parts) + f", at batch {batch:,}."
+
+
+def kernel_figure(values: np.ndarray, mask: np.ndarray, title: str, signed: bool = True,
+                  hover_max: int = 12_000) -> go.Figure:
+    """A kernel (rows = inputs, columns = units) with pruned entries in black.
+
+    Small kernels (at most `hover_max` entries) become a Heatmap with every value on hover; larger ones a
+    block-downsampled PNG (`obd.images.kernel_image`) that stays well under 300 KB, with the block size in
+    the title so nobody mistakes a pixel for a weight.
+
+    Args:
+        values: (inputs, units) weights, or non-negative scores with signed=False.
+        mask: bool, same shape, True = kept.
+        title: the chart title; the block size is appended for images.
+        signed: diverging colours for signed weights; white-to-red for scores.
+        hover_max: the largest kernel drawn as a Heatmap.
+
+    Returns:
+        A plotly Figure.
+    """
+    from plotly import express as px
+
+    from .images import kernel_image
+
+    if values.size <= hover_max:
+        shown = np.where(mask, values, np.nan)  # pruned entries: no colour (the dark background shows)
+        scale = float(np.nanmax(np.abs(shown))) if np.any(mask) else 1.0
+        fig = go.Figure(go.Heatmap(
+            z=shown, zmid=0 if signed else None, zmin=-scale if signed else 0, zmax=scale,
+            colorscale="RdBu_r" if signed else "Reds", hoverongaps=False,
+            hovertemplate="input %{y}, unit %{x}: %{z:.4g}<extra></extra>"))
+        fig.update_layout(plot_bgcolor="black", title=title + " (pruned entries black)")
+    else:
+        img = kernel_image(values, mask, signed=signed)
+        fig = px.imshow(img.rgb, binary_string=True)
+        per_pixel = "each pixel = 1 weight" if img.block == 1 else f"each pixel = a {img.block}x{img.block} block"
+        fig.update_layout(title=f"{title} ({per_pixel}; colour = mean kept value, darker = more pruned)")
+        fig.update_traces(hovertemplate=f"inputs ~%{{y}}x{img.block}, units ~%{{x}}x{img.block}<extra></extra>")
+    fig.update_xaxes(title="unit (column)", showgrid=False)
+    fig.update_yaxes(title="input (row)", showgrid=False, autorange="reversed")
+    fig.update_layout(margin=dict(l=50, r=20, t=50, b=40), height=480)
+    return fig
+
+
+def layer_sparsity_figure(report) -> go.Figure:
+    """Per-layer share of weights and units pruned, from `obd.pruning.report(...)`."""
+    names = [l.name or f"layer {i}" for i, l in enumerate(report.layers)]
+    fig = go.Figure([
+        go.Bar(name="weights pruned", x=names, y=[100 * (1 - l.kept_weights / l.total_weights) for l in report.layers]),
+        go.Bar(name="units pruned", x=names, y=[100 * (1 - l.kept_units / l.total_units) for l in report.layers]),
+    ])
+    fig.update_layout(barmode="group", yaxis_title="% pruned", yaxis_range=[0, 100], height=300,
+                      margin=dict(l=50, r=20, t=30, b=40), title="Sparsity per layer")
+    return fig
+
+
+def class_accuracy_figure(dense: np.ndarray, pruned: np.ndarray) -> go.Figure:
+    """Per-class test accuracy (fractions, one per digit) of the dense and the pruned network."""
+    digits = [str(d) for d in range(len(dense))]
+    fig = go.Figure([go.Bar(name="dense", x=digits, y=100 * np.asarray(dense), marker_color="#7f7f7f"),
+                     go.Bar(name="pruned", x=digits, y=100 * np.asarray(pruned), marker_color="#d62728")])
+    fig.update_layout(barmode="group", xaxis_title="digit", yaxis_title="accuracy (%)", height=300,
+                      margin=dict(l=50, r=20, t=30, b=40), title="Accuracy per class")
+    return fig

@@ -1,0 +1,423 @@
+"""obd's dashboard: prune a Keras MLP on MNIST with a slider and see accuracy, latency, weights and curves at once.
+
+Run: streamlit run app.py. This file only draws; every number comes from the obd package. Shared state
+(the data, each model's read-only numpy network, pruning plans, evaluations) is cached per process;
+TensorFlow objects are never shared between sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from obd import engines, plots
+from obd.config import PRESETS, TrainConfig, preset_spec
+from obd.data import DataError, load_mnist
+from obd.evaluate import evaluate
+from obd.images import digit_tile
+from obd.methods import METHODS, calibration, plan, saliency_map
+from obd.model import ModelFileError, cache_path, load_model, trained_model
+from obd.network import Network, from_keras
+from obd.pruning import MODES, report
+from obd.sweep import DEFAULT_SPARSITIES, sweep
+
+QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)
+LATENCY_BATCH = 1000  # rows per call for the headline latency: big enough to be stable, small enough to be quick
+DIGITS_SHOWN = 24
+METHOD_HELP = {
+    "magnitude": "smallest |w| (weights) or column L2 norm (units)",
+    "random": "a seeded random choice: the control every method must beat",
+    "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal",
+    "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
+}
+DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90, "preset": "challenge"}
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """Names a base model in the caches: a preset, or an upload by content hash."""
+
+    kind: str  # "preset" or "upload"
+    name: str  # the preset's name, or the upload's sha256
+
+    def label(self) -> str:
+        return f"preset {self.name}" if self.kind == "preset" else f"upload {self.name[:8]}"
+
+
+# ---------------------------------------------------------------- cached, shared, read-only state
+@st.cache_resource(show_spinner="Loading MNIST…")
+def data():
+    return load_mnist()
+
+
+@st.cache_resource
+def _train_lock() -> threading.Lock:
+    return threading.Lock()  # one training at a time per server: two sessions must not train the same model
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def network(key: ModelKey) -> Network:
+    """The read-only numpy network of a preset (cached on disk) or an upload (kept in the session's temp file)."""
+    if key.kind == "preset":
+        model, _, _ = trained_model(preset_spec(key.name), TrainConfig(), data())
+    else:
+        model = load_model(Path(tempfile.gettempdir()) / f"obd-upload-{key.name}.keras")
+    return from_keras(model)  # the Keras model is dropped here: only read-only arrays are shared
+
+
+@st.cache_resource(max_entries=32, show_spinner="Preparing the pruning method…")
+def pruning_plan(key: ModelKey, method: str, mode: str, prune_output: bool):
+    calib = calibration(data()) if method in ("obd", "obs") else None
+    return plan(network(key), method, mode, "layer", prune_output, calib)
+
+
+@st.cache_data(max_entries=2048, show_spinner=False)
+def point(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
+    """Everything the page shows for one state, cached so that a revisited state is instant."""
+    d = data()
+    pruned = pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
+    ev = evaluate(pruned.net, d.x_test, d.y_test)
+    return {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
+            "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned)}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
+    """Dense vs "auto" engine latency on LATENCY_BATCH test images, measured once per state."""
+    net = pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100).net
+    x = data().x_test[:LATENCY_BATCH]
+    engine = engines.build_engine(net, "auto", LATENCY_BATCH)
+    dense_ms, engine_ms = engines.time_engines([engines.build_engine(net, "dense"), engine], x, repeats=5)
+    return {"dense_ms": dense_ms, "engine_ms": engine_ms, "engine": engine.name}
+
+
+@st.cache_resource(max_entries=8)
+def curve_store(key: ModelKey, prune_output: bool) -> dict:
+    return {}  # (method, mode) -> list of SweepRecord, filled on demand with a progress bar
+
+
+@st.cache_resource(max_entries=8)
+def finetuned_store(key: ModelKey, prune_output: bool) -> dict:
+    return {}  # (method, mode, sparsity_pct, epochs) -> SweepRecord
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring latency across sparsities…")
+def speed_records(key: ModelKey, batch: int, prune_output: bool) -> list[dict]:
+    x = data().x_test
+    return engines.bench(network(key), x, ("weight", "unit"), (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), (batch,),
+                         repeats=3, prune_output=prune_output)
+
+
+def class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.array([(predictions[labels == c] == c).mean() for c in range(10)])
+
+
+# ---------------------------------------------------------------- URL state
+def _url_int(value: str | None, default: int) -> int | None:
+    try:
+        v = float(value) if value is not None else default
+    except ValueError:
+        return None
+    return int(round(v)) if math.isfinite(v) and 0 <= v <= 99 else None
+
+
+def init_state_from_url() -> list[str]:
+    """Seed the widgets from ?mode=&method=&sparsity=&preset= once per session; returns problems to show."""
+    if "url_read" in st.session_state:
+        return []
+    st.session_state.url_read = True
+    q, problems = st.query_params, []
+    checks = {"mode": MODES, "method": METHODS, "preset": tuple(PRESETS)}
+    for name, valid in checks.items():
+        value = q.get(name, DEFAULTS[name])
+        if value not in valid:
+            problems.append(f"{name}={value!r} in the address is not one of {', '.join(valid)}; using {DEFAULTS[name]}.")
+            value = DEFAULTS[name]
+        st.session_state[name] = value
+    k = _url_int(q.get("sparsity"), DEFAULTS["sparsity"])
+    if k is None:
+        problems.append(f"sparsity={q.get('sparsity')!r} in the address is not a percent from 0 to 99; "
+                        f"using {DEFAULTS['sparsity']}.")
+        k = DEFAULTS["sparsity"]
+    st.session_state.sparsity = k
+    return problems
+
+
+def write_url(preset: str) -> None:
+    st.query_params.update(mode=st.session_state.mode, method=st.session_state.method,
+                           sparsity=str(st.session_state.sparsity), preset=preset)
+
+
+# ---------------------------------------------------------------- sidebar
+def _pick_sparsity() -> None:
+    if st.session_state.get("quick") is not None:
+        st.session_state.sparsity = int(st.session_state.quick)
+
+
+def _upload_key(upload) -> ModelKey | None:
+    """Validate an upload; on success remember it, on failure show why and keep the previous model."""
+    raw = upload.getvalue()
+    digest = hashlib.sha256(raw).hexdigest()
+    if st.session_state.get("upload_digest") == digest:
+        return ModelKey("upload", digest)
+    path = Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(raw)
+        tmp.replace(path)
+    try:
+        load_model(path)
+    except ModelFileError as e:
+        path.unlink(missing_ok=True)
+        st.sidebar.error(f"{upload.name}: {str(e).split(': ', 1)[-1]}")
+        return None
+    st.session_state.upload_digest = digest
+    return ModelKey("upload", digest)
+
+
+def model_ui() -> ModelKey:
+    """Preset or upload; returns the key of the model to use (a failed upload keeps the previous one)."""
+    st.sidebar.header("Model")
+    preset = st.sidebar.selectbox("Preset", list(PRESETS), key="preset",
+                                  help="challenge: 784-1000×4-10, no bias · notebook: 784-1000-1000-500-200-10 · "
+                                       "tiny: 784-128-64-10, trains in seconds")
+    upload = st.sidebar.file_uploader("…or upload a .keras MLP (Dense layers, 784 → 10)", type=["keras"])
+    key = ModelKey("preset", preset)
+    if upload is not None:
+        key = _upload_key(upload) or st.session_state.get("model_key", key)
+    st.session_state.model_key = key
+    return key
+
+
+def controls_ui() -> tuple[str, str, int, bool]:
+    """Mode, method, sparsity (percent) and whether the output layer is pruned."""
+    st.sidebar.header("Pruning")
+    mode = st.sidebar.segmented_control("Mode", MODES, key="mode", required=True,
+                                        help="weight: single weights · unit: whole neurons (columns)")
+    method = st.sidebar.selectbox("Method", METHODS, key="method", format_func=lambda m: f"{m} — {METHOD_HELP[m]}")
+    sparsity = st.sidebar.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
+                                 help="the share of each hidden layer's weights (or units) removed")
+    st.sidebar.pills("Quick picks (%)", QUICK_PICKS, key="quick", on_change=_pick_sparsity)
+    prune_output = st.sidebar.checkbox("Prune the output layer too", value=False, key="prune_output")
+    return mode, method, sparsity, prune_output
+
+
+# ---------------------------------------------------------------- model loading with first-time training
+def ensure_trained(key: ModelKey) -> None:
+    """Train a preset the first time, with a progress bar; later starts load it from the disk cache."""
+    if key.kind != "preset" or cache_path(preset_spec(key.name), TrainConfig()).is_file():
+        return
+    with _train_lock():
+        if cache_path(preset_spec(key.name), TrainConfig()).is_file():
+            return
+        bar = st.progress(0.0, text=f"Training the {key.name} model once (it is cached afterwards)…")
+
+        def show(p) -> None:
+            bar.progress(p.step / p.steps, text=f"Training {key.name}: epoch {p.epoch}/{p.epochs}, batch "
+                                                  f"{p.step}/{p.steps}, accuracy so far {100 * p.accuracy:.2f} %")
+
+        trained_model(preset_spec(key.name), TrainConfig(), data(), show)
+        bar.empty()
+
+
+# ---------------------------------------------------------------- page sections
+def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> dict:
+    dense = point(key, "magnitude", mode, prune_output, 0)
+    cur = point(key, method, mode, prune_output, k)
+    lat = latency(key, method, mode, prune_output, k)
+    r = cur["report"]
+    c = st.columns(5)
+    c[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
+                f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
+    c[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense", delta_color="inverse")
+    c[2].metric("Weights kept", f"{r.kept_weights:,}", f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept",
+                delta_color="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
+    c[3].metric("Units kept", f"{r.kept_units:,} / {r.total_units:,}", delta_color="off")
+    c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", f"{lat['engine_ms']:.1f} ms",
+                f"{lat['dense_ms'] / lat['engine_ms']:.2f}× dense ({lat['engine']} engine)", delta_color="off",
+                help=f"dense: {lat['dense_ms']:.1f} ms; the engine is the one obd.engines picks (auto)")
+    return cur
+
+
+def _on_curve_click() -> None:
+    points = st.session_state.curves_chart.selection.points
+    if points and "customdata" in points[0]:
+        method, mode = points[0]["customdata"][:2]
+        st.session_state.method, st.session_state.mode = method, mode
+        st.session_state.sparsity = int(round(points[0]["x"]))
+
+
+def curves_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> None:
+    store = curve_store(key, prune_output)
+    wanted = [("magnitude", "weight"), ("magnitude", "unit")]
+    for m in (method,) + tuple(st.session_state.get("extra_methods", ())):
+        wanted += [(m, "weight"), (m, "unit")]
+    missing = [w for w in dict.fromkeys(wanted) if w not in store]
+    if missing:
+        bar = st.progress(0.0, text="Computing accuracy-vs-sparsity curves (once per model)…")
+        for i, (m, md) in enumerate(missing):
+            def show(step, i=i, m=m, md=md) -> None:
+                bar.progress((i + step.done / step.total) / len(missing),
+                             text=f"Curves: {m}, {md} pruning at {100 * step.sparsity:g} %")
+            calib = calibration(data()) if m in ("obd", "obs") else None
+            store[(m, md)] = sweep(network(key), data().x_test, data().y_test, DEFAULT_SPARSITIES, [md],
+                                   prune_output, show, methods=[m], calib=calib)
+        bar.empty()
+    records = [r for w in dict.fromkeys(wanted) for r in store[w]]
+    records += list(finetuned_store(key, prune_output).values())
+    fig = plots.methods_figure(records, current=(method, mode, k / 100))
+    for trace in fig.data:  # let a click on a curve move the controls there
+        meta = trace.name.split(", ")
+        if len(meta) >= 2 and meta[0] in METHODS and meta[1] in MODES:
+            trace.customdata = [[meta[0], meta[1]]] * len(trace.x)
+    st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
+    st.caption("Click a point to jump there. Colour = method, dashed = unit pruning, dotted = fine-tuned.")
+    others = [m for m in METHODS if m != method]
+    st.multiselect("Add curves for other methods", others, key="extra_methods",
+                   help="obs recomputes a least-squares refit per point: expect tens of seconds for the default net")
+
+
+def finetune_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> None:
+    from obd.finetune import finetune  # imports TensorFlow only when asked
+
+    cols = st.columns([1, 3])
+    epochs = cols[0].number_input("Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs")
+    if not cols[1].button(f"Fine-tune this point ({method}, {mode}, {k} %) with the mask fixed"):
+        return
+    d = data()
+    pruned = pruning_plan(key, method, mode, prune_output).prune(k / 100)
+    bar = st.progress(0.0, text="Fine-tuning…")
+    tuned = finetune(pruned, d, float(epochs), lambda p: bar.progress(
+        p.step / p.steps, text=f"Fine-tuning: batch {p.step}/{p.steps}, training accuracy {100 * p.accuracy:.2f} %"))
+    bar.empty()
+    ev = evaluate(tuned.net, d.x_test, d.y_test)
+    from obd.sweep import SweepRecord
+
+    finetuned_store(key, prune_output)[(method, mode, k, float(epochs))] = SweepRecord(
+        mode, k / 100, ev.accuracy, ev.loss, int(sum(m.sum() for m in tuned.masks)), method,
+        finetune_epochs=float(epochs))
+    st.success(f"Fine-tuned for {epochs:g} epochs: test accuracy {100 * ev.accuracy:.2f} % "
+               f"(one-shot: {100 * point(key, method, mode, prune_output, k)['accuracy']:.2f} %). "
+               "Its point is on the curves chart.")
+
+
+def weights_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool, cur: dict) -> None:
+    net = network(key)
+    pruned = pruning_plan(key, method, mode, prune_output).prune(k / 100)
+    names = [f"{i}: {l.name} ({l.inputs}×{l.units})" for i, l in enumerate(net.layers)]
+    cols = st.columns([2, 2])
+    i = cols[0].selectbox("Layer", range(len(names)), format_func=lambda j: names[j], key="layer")
+    show = cols[1].radio("Colour by", ["weight", "saliency"], horizontal=True, key="colour_by",
+                         help=f"saliency: the {method} score that decides what is pruned")
+    if show == "weight":
+        fig = plots.kernel_figure(pruned.net.layers[i].kernel, pruned.masks[i], f"Layer {names[i]}")
+    else:
+        scores = saliency_map(net, method, calibration(data()) if method in ("obd", "obs") else None)
+        fig = plots.kernel_figure(scores[i], pruned.masks[i], f"{method} saliency, layer {names[i]}", signed=False)
+    st.plotly_chart(fig, key="kernel_chart")
+    st.plotly_chart(plots.layer_sparsity_figure(cur["report"]), key="layer_chart")
+
+
+def predictions_ui(key: ModelKey, mode: str, cur: dict, prune_output: bool) -> None:
+    d = data()
+    dense_pred = point(key, "magnitude", mode, prune_output, 0)["predictions"]
+    pred = cur["predictions"]
+    changed = np.flatnonzero(dense_pred != pred)
+    same = np.flatnonzero(dense_pred == pred)
+    shown = np.concatenate([changed, same])[:DIGITS_SHOWN]
+    st.write(f"**{len(changed):,}** of {len(pred):,} test digits changed their prediction; "
+             f"changed ones first, framed in red (green frame: still right, grey: wrong in both).")
+    cols = st.columns(8)
+    for j, idx in enumerate(shown):
+        right = pred[idx] == d.y_test[idx]
+        frame = (220, 30, 30) if idx in set(changed) else ((40, 170, 60) if right else (150, 150, 150))
+        cols[j % 8].image(digit_tile(d.x_test[idx], frame), caption=f"label {d.y_test[idx]} · dense {dense_pred[idx]} "
+                          f"· pruned {pred[idx]}")
+    st.plotly_chart(plots.class_accuracy_figure(point(key, "magnitude", mode, prune_output, 0)["class_accuracy"],
+                                                cur["class_accuracy"]), key="class_chart")
+
+
+def speed_ui(key: ModelKey, mode: str, k: int, prune_output: bool) -> None:
+    batch = st.segmented_control("Batch size", [1, 100, 10_000], default=10_000, key="speed_batch", required=True)
+    st.caption("Measured on this machine: the dense engine, the sparse kernel (weight pruning) and the physically "
+               "shrunk network (unit pruning), against the ideal (FLOP-proportional) latency.")
+    if not st.toggle("Measure (a few seconds; ~30 s at batch 10,000 for the default net)", key="speed_on"):
+        return
+    records = speed_records(key, int(batch), prune_output)
+    st.info(plots.speed_reading(records, k / 100, int(batch)))
+    st.plotly_chart(plots.speed_figure(records, int(batch), current=k / 100), key="speed_chart")
+
+
+ABOUT = r"""
+**Pruning** deletes parts of a trained network and asks what that costs. A Keras `Dense` kernel has shape
+(inputs, units); a column is one output unit.
+
+* **Weight pruning** (unstructured) at sparsity $k$: in each pruned kernel of $n$ entries, zero the
+  $\mathrm{round}(k\,n)$ entries with the smallest $|w|$.
+* **Unit pruning** (structured) at $k$: in each pruned kernel of $c$ columns, zero the $\mathrm{round}(k\,c)$
+  columns with the smallest $\lVert w_{:,j}\rVert_2$, and their biases; the unit then outputs exactly 0.
+  The count comes from the columns, never the rows.
+* The output (logits) layer is left whole unless you tick the box.
+
+**Optimal Brain Damage** (LeCun, Denker & Solla, 1990) estimates how much the loss $L$ grows when weight
+$w_k$ is deleted, from a second-order Taylor expansion at a trained minimum (gradient ≈ 0) with the Hessian's
+off-diagonal terms ignored:
+
+$$ s_k = \tfrac12\, h_{kk}\, w_k^2, \qquad h_{kk} = \frac{\partial^2 L}{\partial w_k^2}. $$
+
+Magnitude pruning is the special case $h_{kk} = 1$. **Optimal Brain Surgeon** (Hassibi & Stork, 1993) keeps the
+off-diagonal terms: deleting $w_q$ costs $w_q^2 / (2[H^{-1}]_{qq})$ and the other weights move by
+$\delta w = -\frac{w_q}{[H^{-1}]_{qq}} H^{-1} e_q$ to compensate. obd applies it layer by layer with
+$H = X^\top X$ from a calibration sample of the layer's inputs (as Optimal Brain Compression and SparseGPT do).
+
+OBD was meant for small steps with retraining in between: in one shot, its diagonal Hessian can rank worse than
+plain magnitude. The curves show what each method buys, measured, not promised.
+"""
+
+
+def main() -> None:
+    st.set_page_config(page_title="obd · pruning lab", page_icon="✂️", layout="wide")
+    problems = init_state_from_url()
+    st.title("obd — pruning lab")
+    for p in problems:
+        st.warning(p)
+    try:
+        data()
+    except DataError as e:
+        st.error(f"MNIST could not be loaded. {e}")
+        st.stop()
+    key = model_ui()
+    mode, method, k, prune_output = controls_ui()
+    write_url(st.session_state.preset)
+    try:
+        ensure_trained(key)
+        network(key)
+    except (ModelFileError, ValueError) as e:
+        st.error(f"The model could not be loaded: {e}")
+        st.stop()
+    st.caption(f"Model: {key.label()} · {' → '.join(map(str, network(key).sizes))} · {method} {mode} pruning "
+               f"at {k} %")
+    cur = metrics_ui(key, mode, method, k, prune_output)
+    tabs = st.tabs(["Curves", "Weights", "Predictions", "Speed", "About"])
+    with tabs[0]:
+        curves_ui(key, mode, method, k, prune_output)
+        finetune_ui(key, mode, method, k, prune_output)
+    with tabs[1]:
+        weights_ui(key, mode, method, k, prune_output, cur)
+    with tabs[2]:
+        predictions_ui(key, mode, cur, prune_output)
+    with tabs[3]:
+        speed_ui(key, mode, k, prune_output)
+    with tabs[4]:
+        st.markdown(ABOUT)
+
+
+if __name__ == "__main__":
+    main()
