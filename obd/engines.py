@@ -43,9 +43,9 @@ from typing import Callable, Protocol, Sequence
 
 os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
 os.environ.setdefault("NUMBA_LOOP_VECTORIZE", "0")
-# Idle OpenMP threads that spin steal one of the 2 cores from BLAS: with TensorFlow loaded, a dense
-# batch-1 pass took 32 ms instead of 0.15 ms. Only takes effect for runtimes started after this line
-# (numba's thread pool starts on first use); obd/__init__.py should set it before TensorFlow loads.
+# Waiting OpenMP threads that spin take a core from the other runtimes: with TensorFlow loaded under the
+# default policy, a dense batch-1 pass measured 32 ms instead of 0.15 ms. It only reaches runtimes started
+# after this line (numba's thread pool starts on first use), so obd/__init__.py is the better place.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
@@ -59,7 +59,7 @@ ROW_BY_ROW = 16  # smaller batches run row by row on one thread: a tile of 64 wo
 # "auto" runs the sparse engine when at most this fraction of the shrunk kernels' entries is kept, by the
 # smallest batch size each threshold applies from. Measured on the default 4x1000 net, 2 cores, sparse vs
 # dense: batch 1 (row kernel) 1.2x at 30 % kept, 1.6x at 20 %, 2.6x at 10 %; batch 8 (rows) 1.1x at 20 %,
-# 1.5x at 10 %; one padded tile (batch 8-63) 0.7x at 10 %, 1.3x at 5 %; batch 64 0.9x at 30 %, 1.3x at
+# 1.5x at 10 %; one padded tile (batch 16-63) 0.7x at 10 %, 1.3x at 5 %; batch 64 0.9x at 30 %, 1.3x at
 # 20 %, 2.5x at 10 %; batch 10,000 0.9x at 50 %, 1.2x at 30 %, 1.9x at 20 %, 3x at 10 %. Each threshold
 # keeps a margin over break-even, so "auto" is never slower than dense.
 SPARSE_MAX_DENSITY = {1: 0.2, 8: 0.1, ROW_BY_ROW: 0.04, LANES: 0.2, 4 * LANES: 0.3}
@@ -170,7 +170,8 @@ class SparseEngine:
         out = np.empty((len(x), int(self.sizes[-1])), dtype=np.float32)  # (n, classes)
         tiles, rows = _kernels()
         if len(x) >= ROW_BY_ROW:
-            buffers = np.empty((_threads(), 2, int(self.sizes.max()), LANES), np.float32)  # (threads, 2, units, lanes)
+            width = int(self.sizes.max())
+            buffers = np.empty((_threads(), 2, width, LANES), np.float32)  # (threads, a|b, units, lanes)
             tiles(x, self.inputs, self.sizes, *self.by_unit, self.bias, self.relu, out, buffers)
         elif len(x):
             rows(x, self.inputs, self.sizes, *self.by_input, self.bias, self.relu, out)
