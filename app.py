@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ METHOD_HELP = {
     "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal",
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
 }
-DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90, "preset": "challenge"}
+# OBD_PRESET picks the preset a fresh page opens with (a class on slow laptops may want "tiny")
+DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90, "preset": os.environ.get("OBD_PRESET", "challenge")}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""The dashboard through Streamlit's AppTest: it runs, its numbers are obd's, the URL holds the state,
+hostile addresses and bad uploads give messages instead of tracebacks. Uses the `tiny` preset (trains in
+seconds into the test session's temporary cache)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from obd.config import TrainConfig, preset_spec
+from obd.evaluate import evaluate
+from obd.methods import plan
+from obd.model import build_model, save_model, trained_model
+from obd.network import from_keras
+from obd.pruning import report
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 300  # the first run trains the tiny preset
+
+
+@pytest.fixture(scope="module")
+def tiny_net(mnist):
+    model, _, _ = trained_model(preset_spec("tiny"), TrainConfig(), mnist)
+    return from_keras(model)
+
+
+def open_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for name, value in {"preset": "tiny", **params}.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def metric(at: AppTest, label: str):
+    return next(m for m in at.metric if m.label == label)
+
+
+def expected(net, mnist, method, mode, pct):
+    pruned = plan(net, method, mode).prune(pct / 100)
+    return evaluate(pruned.net, mnist.x_test, mnist.y_test), report(pruned)
+
+
+def assert_metrics_match(at, net, mnist, method, mode, pct):
+    ev, rep = expected(net, mnist, method, mode, pct)
+    dense = evaluate(net, mnist.x_test, mnist.y_test)
+    assert not at.exception, at.exception
+    assert metric(at, "Test accuracy").value == f"{100 * ev.accuracy:.2f} %"
+    assert metric(at, "Test accuracy").delta == f"{100 * (ev.accuracy - dense.accuracy):+.2f} pts vs dense"
+    assert metric(at, "Test loss").value == f"{ev.loss:.4f}"
+    assert metric(at, "Weights kept").value == f"{rep.kept_weights:,}"
+    assert metric(at, "Units kept").value == f"{rep.kept_units:,} / {rep.total_units:,}"
+
+
+def test_app_starts_from_a_url_and_shows_obds_numbers(tiny_net, mnist):
+    at = open_app(mode="unit", sparsity="90")
+    assert at.slider(key="sparsity").value == 90 and at.segmented_control(key="mode").value == "unit"
+    assert_metrics_match(at, tiny_net, mnist, "magnitude", "unit", 90)
+    assert not at.warning and not at.error
+
+
+def test_moving_the_slider_and_the_mode_updates_the_metrics(tiny_net, mnist):
+    at = open_app(mode="weight", sparsity="50")
+    assert_metrics_match(at, tiny_net, mnist, "magnitude", "weight", 50)
+    at.slider(key="sparsity").set_value(95).run()
+    assert_metrics_match(at, tiny_net, mnist, "magnitude", "weight", 95)
+    at.segmented_control(key="mode").set_value("unit").run()
+    assert_metrics_match(at, tiny_net, mnist, "magnitude", "unit", 95)
+    at.selectbox(key="method").set_value("random").run()
+    assert_metrics_match(at, tiny_net, mnist, "random", "unit", 95)
+
+
+def test_quick_picks_move_the_slider():
+    at = open_app(sparsity="10")
+    at.pills(key="quick").set_value(97).run()
+    assert at.slider(key="sparsity").value == 97 and not at.exception
+
+
+def test_state_round_trips_through_the_url():
+    at = open_app(mode="weight", sparsity="30")
+    at.slider(key="sparsity").set_value(70).run()
+    at.segmented_control(key="mode").set_value("unit").run()
+    params = {k: at.query_params[k] for k in ("mode", "sparsity", "preset", "method")}
+    assert params == {"mode": "unit", "sparsity": "70", "preset": "tiny", "method": "magnitude"}
+    again = open_app(**params)
+    assert again.slider(key="sparsity").value == 70 and again.segmented_control(key="mode").value == "unit"
+
+
+@pytest.mark.parametrize("params, warning", [
+    ({"sparsity": "abc"}, "sparsity='abc' in the address is not a percent from 0 to 99"),
+    ({"sparsity": "150"}, "sparsity='150'"),
+    ({"sparsity": "nan"}, "sparsity='nan'"),
+    ({"mode": "evil"}, "mode='evil' in the address is not one of weight, unit"),
+    ({"method": "<script>"}, "method='<script>'"),
+])
+def test_hostile_urls_fall_back_with_a_message(params, warning):
+    at = open_app(**params)
+    assert not at.exception
+    assert any(warning in w.value for w in at.warning), [w.value for w in at.warning]
+    assert at.metric, "the page still works with the defaults"
+
+
+def test_a_bad_preset_in_the_url_is_refused(monkeypatch):
+    monkeypatch.setenv("OBD_PRESET", "tiny")  # the fallback; the test cache holds no trained challenge net
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"preset": "../../etc/passwd", "sparsity": "1"})
+    at.run()
+    assert not at.exception
+    assert any("preset='../../etc/passwd' in the address is not one of" in w.value for w in at.warning)
+    assert "preset tiny" in at.caption[0].value
+
+
+def test_a_corrupt_upload_shows_an_error_and_keeps_the_model(tiny_net, mnist, tmp_path):
+    at = open_app(mode="weight", sparsity="60")
+    before = metric(at, "Test accuracy").value
+    at.sidebar.file_uploader[0].set_value(("broken.keras", b"PK\x03\x04 this is not a model", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert any("broken.keras" in e.value and "Keras" in e.value for e in at.sidebar.error), [e.value for e in at.error]
+    assert metric(at, "Test accuracy").value == before
+    assert "preset tiny" in at.caption[0].value
+
+
+def test_a_good_upload_is_used(mnist, tmp_path):
+    model = build_model(preset_spec("tiny"), seed=3)  # untrained: about 10 % accuracy, unlike the preset
+    path = save_model(model, tmp_path / "mine.keras")
+    at = open_app(mode="weight", sparsity="0")
+    at.sidebar.file_uploader[0].set_value(("mine.keras", path.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception and "upload" in at.caption[0].value
+    acc = evaluate(from_keras(model), mnist.x_test, mnist.y_test).accuracy
+    assert metric(at, "Test accuracy").value == f"{100 * acc:.2f} %"
+    assert np.isfinite(acc)
