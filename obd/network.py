@@ -8,6 +8,7 @@ single large matmul per layer evaluates the whole MNIST test set in about half a
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +85,15 @@ class Network:
     def n_weights(self) -> int:
         """Kernel entries (biases are not counted as prunable weights)."""
         return sum(layer.kernel.size for layer in self.layers)
+
+    def fingerprint(self) -> str:
+        """A short hash of the architecture and every weight: names cached results of this exact network."""
+        h = hashlib.sha256(repr([(l.kernel.shape, l.bias is not None, l.activation) for l in self.layers]).encode())
+        for layer in self.layers:
+            h.update(layer.kernel.tobytes())
+            if layer.bias is not None:
+                h.update(layer.bias.tobytes())
+        return h.hexdigest()[:16]
 
     def kernels(self) -> list[np.ndarray]:
         return [layer.kernel for layer in self.layers]

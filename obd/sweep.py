@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -51,7 +54,7 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
           modes: Iterable[str] = ("weight", "unit"), prune_output: bool = False,
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
           budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
-          train_data: Mnist | None = None, seed: int = 0) -> list[SweepRecord]:
+          train_data: Mnist | None = None, seed: int = 0, engine: str = "dense") -> list[SweepRecord]:
     """Prune `model` at every (method, mode, sparsity) and evaluate each pruned copy.
 
     Args:
@@ -68,6 +71,7 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
             giving a second record (finetune_epochs > 0) after the one-shot one.
         train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
         seed: random's seed.
+        engine: how each point is evaluated (`obd.evaluate.evaluate`); "auto" is faster at high sparsity.
 
     Returns:
         SweepRecords, methods outer, then modes, then sparsities in the given order.
@@ -102,7 +106,7 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
                     pruned = p.prune(k)
                     if e > 0:
                         pruned = finetune(pruned, train_data, e)
-                    ev = evaluate(pruned.net, x, y)
+                    ev = evaluate(pruned.net, x, y, engine=engine)
                     kept = int(sum(m.sum() for m in pruned.masks))
                     records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, method,
                                                time.perf_counter() - start, budget, e, p.seconds))
@@ -118,3 +122,21 @@ def to_csv(records: list[SweepRecord]) -> str:
     for r in records:
         writer.writerow(asdict(r))
     return out.getvalue()
+
+
+def save_records(records: list[SweepRecord], path: str | os.PathLike) -> Path:
+    """Write sweep records as JSON, atomically (a reader never sees half a file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([asdict(r) for r in records]))
+    os.replace(tmp, p)
+    return p
+
+
+def load_records(path: str | os.PathLike) -> list[SweepRecord] | None:
+    """Records saved by `save_records`, or None when the file is missing or unreadable (recompute then)."""
+    try:
+        return [SweepRecord(**r) for r in json.loads(Path(path).read_text())]
+    except (OSError, ValueError, TypeError):
+        return None

@@ -38,7 +38,7 @@ def metric(at: AppTest, label: str):
 
 def expected(net, mnist, method, mode, pct):
     pruned = plan(net, method, mode).prune(pct / 100)
-    return evaluate(pruned.net, mnist.x_test, mnist.y_test), report(pruned)
+    return evaluate(pruned.net, mnist.x_test, mnist.y_test, engine="auto"), report(pruned)
 
 
 def assert_metrics_match(at, net, mnist, method, mode, pct):

@@ -152,3 +152,8 @@ def test_report_counts(small_net):
 def test_network_arrays_are_read_only(small_net):
     with pytest.raises(ValueError):
         small_net.layers[0].kernel[0, 0] = 1.0
+
+
+def test_fingerprint_names_the_exact_weights(small_net):
+    assert small_net.fingerprint() == small_net.fingerprint()
+    assert prune(small_net, 0.1, "weight").net.fingerprint() != small_net.fingerprint()

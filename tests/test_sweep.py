@@ -41,3 +41,23 @@ def test_csv_columns(small_net, mnist):
     rows = list(csv.DictReader(io.StringIO(to_csv(records))))
     assert tuple(rows[0])[:5] == CSV_COLUMNS
     assert rows[0]["mode"] == "unit" and float(rows[0]["sparsity"]) == 0.25
+
+
+def test_records_round_trip_through_json_and_bad_files_read_as_none(small_net, mnist, tmp_path):
+    from obd.sweep import load_records, save_records
+
+    records = sweep(small_net, mnist.x_test[:300], mnist.y_test[:300], [0.0, 0.9], ["weight"])
+    path = save_records(records, tmp_path / "curves" / "r.json")
+    assert load_records(path) == records
+    path.write_text("{broken")
+    assert load_records(path) is None and load_records(tmp_path / "missing.json") is None
+
+
+def test_auto_engine_evaluation_agrees_with_dense(small_net, mnist):
+    from obd.evaluate import evaluate
+
+    for k, mode in ((0.95, "weight"), (0.6, "unit")):
+        net = prune(small_net, k, mode).net
+        dense, auto = evaluate(net, mnist.x_test, mnist.y_test), evaluate(net, mnist.x_test, mnist.y_test, engine="auto")
+        assert abs(dense.accuracy - auto.accuracy) <= 2e-4  # at most two of 10,000 argmax ties may flip
+        assert auto.loss == pytest.approx(dense.loss, rel=1e-4)
