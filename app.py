@@ -88,20 +88,26 @@ def pruning_plan(key: ModelKey, method: str, mode: str, prune_output: bool):
     return plan(network(key), method, mode, "layer", prune_output, calib)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def pruned(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int):
+    """The pruned network of one state (read-only arrays), shared by the metrics, latency and heatmap."""
+    return pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
+
+
 @st.cache_data(max_entries=2048, show_spinner=False)
 def point(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
     """Everything the page shows for one state, cached so that a revisited state is instant."""
     d = data()
-    pruned = pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
-    ev = evaluate(pruned.net, d.x_test, d.y_test, engine="auto")  # shrunk or sparse when that is faster
+    p = pruned(key, method, mode, prune_output, sparsity_pct)
+    ev = evaluate(p.net, d.x_test, d.y_test, engine="auto")  # shrunk or sparse when that is faster
     return {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
-            "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned)}
+            "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(p)}
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
     """Dense vs "auto" engine latency on LATENCY_BATCH test images, measured once per state."""
-    net = pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100).net
+    net = pruned(key, method, mode, prune_output, sparsity_pct).net
     x = data().x_test[:LATENCY_BATCH]
     engine = engines.build_engine(net, "auto", LATENCY_BATCH)
     if engine.name == "dense":  # nothing faster applies: one timing serves both
@@ -116,12 +122,12 @@ def kernel_chart(key: ModelKey, method: str, mode: str, prune_output: bool, spar
                  colour_by: str):
     """The heatmap of one layer for one state (a few hundred KB; cached so revisits cost nothing)."""
     net = network(key)
-    pruned = pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
+    p = pruned(key, method, mode, prune_output, sparsity_pct)
     name = f"{layer}: {net.layers[layer].name} ({net.layers[layer].inputs}×{net.layers[layer].units})"
     if colour_by == "weight":
-        return plots.kernel_figure(pruned.net.layers[layer].kernel, pruned.masks[layer], f"Layer {name}")
+        return plots.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
     scores = saliency_map(net, method, calibration(data()) if method in ("obd", "obs") else None)
-    return plots.kernel_figure(scores[layer], pruned.masks[layer], f"{method} saliency, layer {name}", signed=False)
+    return plots.kernel_figure(scores[layer], p.masks[layer], f"{method} saliency, layer {name}", signed=False)
 
 
 @st.cache_resource(max_entries=8)
@@ -262,7 +268,6 @@ def ensure_trained(key: ModelKey) -> None:
 def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> dict:
     dense = point(key, "magnitude", mode, prune_output, 0)
     cur = point(key, method, mode, prune_output, k)
-    lat = latency(key, method, mode, prune_output, k)
     r = cur["report"]
     c = st.columns(5)
     c[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
@@ -271,6 +276,7 @@ def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool
     c[2].metric("Weights kept", f"{r.kept_weights:,}", f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept",
                 delta_color="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
     c[3].metric("Units kept", f"{r.kept_units:,} / {r.total_units:,}", delta_color="off")
+    lat = latency(key, method, mode, prune_output, k)  # timed after the others are on screen
     c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", f"{lat['engine_ms']:.1f} ms",
                 f"{lat['dense_ms'] / lat['engine_ms']:.2f}× dense ({lat['engine']} engine)", delta_color="off",
                 help=f"dense: {lat['dense_ms']:.1f} ms; the engine is the one obd.engines picks (auto)")
@@ -327,9 +333,8 @@ def finetune_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: boo
     if not cols[1].button(f"Fine-tune this point ({method}, {mode}, {k} %) with the mask fixed"):
         return
     d = data()
-    pruned = pruning_plan(key, method, mode, prune_output).prune(k / 100)
     bar = st.progress(0.0, text="Fine-tuning…")
-    tuned = finetune(pruned, d, float(epochs), lambda p: bar.progress(
+    tuned = finetune(pruned(key, method, mode, prune_output, k), d, float(epochs), lambda p: bar.progress(
         p.step / p.steps, text=f"Fine-tuning: batch {p.step}/{p.steps}, training accuracy {100 * p.accuracy:.2f} %"))
     bar.empty()
     ev = evaluate(tuned.net, d.x_test, d.y_test)
