@@ -313,7 +313,9 @@ def curves_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool)
         bar.empty()
     records = [r for w in dict.fromkeys(wanted) for r in store[w]]
     records += list(finetuned_store(key, prune_output).values())
-    fig = plots.methods_figure(records, current=(method, mode, k / 100))
+    metric = st.segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
+                                  required=True)
+    fig = plots.methods_figure(records, current=(method, mode, k / 100), metric=metric)
     for trace in fig.data:  # let a click on a curve move the controls there
         meta = trace.name.split(", ")
         if len(meta) >= 2 and meta[0] in METHODS and meta[1] in MODES:

@@ -11,18 +11,23 @@ METHOD_COLORS = {"magnitude": "#1f77b4", "random": "#7f7f7f", "obd": "#d62728", 
 MODE_DASH = {"weight": "solid", "unit": "dash"}
 
 
-def methods_figure(records: Sequence, current: tuple[str, str, float] | None = None) -> go.Figure:
-    """Accuracy-vs-sparsity curves of every (method, mode, fine-tuning) in `records` on one chart.
+def methods_figure(records: Sequence, current: tuple[str, str, float] | None = None,
+                   metric: str = "accuracy") -> go.Figure:
+    """Accuracy- (or loss-) vs-sparsity curves of every (method, mode, fine-tuning) in `records` on one chart.
 
     Args:
         records: `obd.sweep.SweepRecord`s (or anything with method, mode, sparsity, accuracy and
             finetune_epochs attributes). Colour = method, dash = mode, dotted with markers = fine-tuned.
         current: (method, mode, sparsity) to mark: a star on that one-shot curve, linearly interpolated
             between the swept sparsities.
+        metric: "accuracy" (in percent) or "loss" (test cross-entropy).
 
     Returns:
-        A plotly Figure, sparsity and accuracy in percent.
+        A plotly Figure, sparsity in percent.
     """
+    if metric not in ("accuracy", "loss"):
+        raise ValueError(f"metric must be accuracy or loss, got {metric!r}")
+    scale = 100.0 if metric == "accuracy" else 1.0
     fig = go.Figure()
     curves: dict[tuple[str, str, float], list] = {}
     for r in records:
@@ -31,22 +36,27 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
         rs = sorted(rs, key=lambda r: r.sparsity)
         name = f"{method}, {mode}" + (f", fine-tuned {epochs:g} ep" if epochs else "")
         fig.add_trace(go.Scatter(
-            x=[100 * r.sparsity for r in rs], y=[100 * r.accuracy for r in rs], name=name,
+            x=[100 * r.sparsity for r in rs], y=[scale * getattr(r, metric) for r in rs], name=name,
             mode="lines+markers" if epochs else "lines",
             line=dict(color=METHOD_COLORS.get(method), dash="dot" if epochs else MODE_DASH.get(mode, "solid")),
-            hovertemplate="%{x:.0f} % sparsity: %{y:.2f} %<extra>" + name + "</extra>"))
+            hovertemplate="%{x:.0f} % sparsity: %{y:.4g}" + (" %" if metric == "accuracy" else "")
+                          + "<extra>" + name + "</extra>"))
     if current is not None:
         method, mode, sparsity = current
         rs = sorted(curves.get((method, mode, 0.0), []), key=lambda r: r.sparsity)
         if rs:
-            acc = np.interp(sparsity, [r.sparsity for r in rs], [r.accuracy for r in rs])
+            value = np.interp(sparsity, [r.sparsity for r in rs], [getattr(r, metric) for r in rs])
             fig.add_trace(go.Scatter(
-                x=[100 * sparsity], y=[100 * acc], name=f"current: {method}, {mode}", mode="markers",
+                x=[100 * sparsity], y=[scale * value], name=f"current: {method}, {mode}", mode="markers",
                 marker=dict(symbol="star", size=16, color=METHOD_COLORS.get(method), line=dict(width=1))))
-    fig.update_layout(xaxis_title="sparsity (%)", yaxis_title="test accuracy (%)", legend_title="method, mode",
+    fig.update_layout(xaxis_title="sparsity (%)", legend_title="method, mode",
+                      yaxis_title="test accuracy (%)" if metric == "accuracy" else "test loss (cross-entropy)",
                       margin=dict(l=50, r=20, t=30, b=50), hovermode="closest")
     fig.update_xaxes(range=[0, 100])
-    fig.update_yaxes(range=[0, 100])
+    if metric == "accuracy":
+        fig.update_yaxes(range=[0, 100])
+    else:  # losses span 0.05 to above 2: a log axis keeps the dense end readable
+        fig.update_yaxes(type="log")
     return fig
 
 

@@ -131,3 +131,10 @@ def test_a_good_upload_is_used(mnist, tmp_path):
     acc = evaluate(from_keras(model), mnist.x_test, mnist.y_test).accuracy
     assert metric(at, "Test accuracy").value == f"{100 * acc:.2f} %"
     assert np.isfinite(acc)
+
+
+def test_the_curves_switch_to_loss():
+    at = open_app(mode="unit", sparsity="80")
+    at.segmented_control(key="curve_metric").set_value("loss").run()
+    assert not at.exception
+    assert at.slider(key="sparsity").value == 80, "changing the plot keeps the state"

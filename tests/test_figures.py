@@ -89,3 +89,12 @@ def test_digit_tile_frames_the_digit(mnist):
     inside = tile[2:-2, 2:-2, 0].astype(float) / 255  # grey: the three channels are equal inside the frame
     digit = np.repeat(np.repeat(mnist.x_test[0].reshape(28, 28), 3, 0), 3, 1)[2:-2, 2:-2]
     assert np.abs(inside - digit).max() <= 1 / 255
+
+
+def test_methods_figure_plots_the_loss_on_request():
+    records = [SweepRecord("unit", k, 0.9, loss, 100) for k, loss in [(0.0, 0.05), (0.9, 2.0)]]
+    fig = plots.methods_figure(records, current=("magnitude", "unit", 0.45), metric="loss")
+    assert list(fig.data[0].y) == [0.05, 2.0] and fig.layout.yaxis.type == "log"
+    assert fig.data[-1].y[0] == pytest.approx(1.025)
+    with pytest.raises(ValueError, match="accuracy or loss"):
+        plots.methods_figure(records, metric="f1")
