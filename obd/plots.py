@@ -163,10 +163,14 @@ def kernel_figure(values: np.ndarray, mask: np.ndarray, title: str, signed: bool
         fig.update_layout(plot_bgcolor="black", title=title + " (pruned entries black)")
     else:
         img = kernel_image(values, mask, signed=signed)
+        b = img.block
         fig = px.imshow(img.rgb, binary_string=True)
-        per_pixel = "each pixel = 1 weight" if img.block == 1 else f"each pixel = a {img.block}x{img.block} block"
-        fig.update_layout(title=f"{title} ({per_pixel}; colour = mean kept value, darker = more pruned)")
-        fig.update_traces(hovertemplate=f"inputs ~%{{y}}x{img.block}, units ~%{{x}}x{img.block}<extra></extra>")
+        per_pixel = "each pixel = 1 weight" if b == 1 else f"each pixel = a {b}x{b} block"
+        fig.update_layout(title=f"{title} ({per_pixel}; colour = its largest kept |value|, with sign; "
+                                "darker = more of it pruned)")
+        # axes in kernel indices, not pixels: pixel j covers units j*b .. j*b+b-1
+        fig.update_traces(x0=(b - 1) / 2, dx=b, y0=(b - 1) / 2, dy=b,
+                          hovertemplate=f"inputs ≈ %{{y:.0f}}, units ≈ %{{x:.0f}} ({b}x{b} block)<extra></extra>")
     fig.update_xaxes(title="unit (column)", showgrid=False)
     fig.update_yaxes(title="input (row)", showgrid=False, autorange="reversed")
     fig.update_layout(margin=dict(l=50, r=20, t=50, b=40), height=480)

@@ -31,6 +31,7 @@ def test_large_kernel_figures_stay_under_300_kb_and_say_what_a_pixel_is(big_kern
     fig = plots.kernel_figure(np.where(mask, big_kernel, 0), mask, "layer 1")
     assert len(fig.to_json()) <= MAX_JSON
     assert "each pixel = a 4x4 block" in fig.layout.title.text
+    assert fig.data[0].dx == 4 and fig.data[0].x0 == 1.5  # axes count units and inputs, not pixels
 
 
 def test_small_kernels_are_heatmaps_with_every_value_on_hover(small_net):
@@ -52,6 +53,13 @@ def test_unit_pruned_columns_are_black_and_signs_have_opposite_colours():
     assert (img.rgb[:, 2] == PRUNED).all()
     neg, pos = img.rgb[0, 0].astype(int), img.rgb[0, 1].astype(int)
     assert neg[2] > neg[0] and pos[0] > pos[2]  # blue for negative, red for positive
+
+
+def test_opposite_signs_in_a_block_do_not_cancel_to_white():
+    w = np.array([[0.9, -1.0], [0.1, 0.2]])  # one 2x2 block: the largest |w| is -1.0
+    img = kernel_image(w, np.ones_like(w, dtype=bool), max_pixels=1)
+    r, g, b = img.rgb[0, 0].astype(int)
+    assert img.block == 2 and b > r + 50  # clearly blue, not the near-white of a mean of 0.05
 
 
 def test_a_partly_pruned_block_is_darker_than_a_kept_one():
