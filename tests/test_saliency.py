@@ -128,3 +128,16 @@ def test_saliency_map_is_kernel_shaped(small_net, mnist, method):
     maps = saliency_map(small_net, method, calibration(mnist, 256))
     assert [m.shape for m in maps] == [l.kernel.shape for l in small_net.layers]
     assert all(np.isfinite(m).all() and (m >= 0).all() for m in maps)
+
+
+def test_methods_figure_has_a_curve_per_method_and_mode_and_marks_the_current_point(small_net, mnist):
+    from obd.plots import methods_figure
+    from obd.sweep import sweep
+
+    x, y = mnist.x_test[:500], mnist.y_test[:500]
+    records = sweep(small_net, x, y, [0.0, 0.5, 0.9], ["weight", "unit"], methods=["magnitude", "random"])
+    fig = methods_figure(records, current=("random", "unit", 0.7))
+    assert len(fig.data) == 5
+    star = fig.data[-1]
+    by_k = {r.sparsity: r.accuracy for r in records if (r.method, r.mode) == ("random", "unit")}
+    assert star.x == (70.0,) and star.y[0] == pytest.approx(100 * (by_k[0.5] + by_k[0.9]) / 2)
