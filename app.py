@@ -266,6 +266,8 @@ def ensure_trained(key: ModelKey) -> None:
 
 # ---------------------------------------------------------------- page sections
 def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> dict:
+    """The top row: accuracy and loss against the dense model, weights and units kept, latency; returns the
+    state's cached results for the tabs below."""
     dense = point(key, "magnitude", mode, prune_output, 0)
     cur = point(key, method, mode, prune_output, k)
     r = cur["report"]
@@ -273,12 +275,14 @@ def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool
     c[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
                 f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
     c[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense", delta_color="inverse")
-    c[2].metric("Weights kept", f"{r.kept_weights:,}", f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept",
-                delta_color="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
-    c[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off")
+    c[2].metric("Weights kept", f"{r.kept_weights:,}",
+                f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept", delta_color="off",
+                delta_arrow="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
+    c[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
+                delta_arrow="off")
     lat = latency(key, method, mode, prune_output, k)  # timed after the others are on screen
     c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", f"{lat['engine_ms']:.1f} ms",
-                speedup_text(lat['dense_ms'] / lat['engine_ms'], lat['engine']), delta_color="off",
+                speedup_text(lat["dense_ms"] / lat["engine_ms"], lat["engine"]), delta_color="off", delta_arrow="off",
                 help=f"dense: {lat['dense_ms']:.1f} ms; the engine is the one obd.engines picks (auto)")
     return cur
 
