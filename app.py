@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 from obd import engines, plots
-from obd.config import PRESETS, TrainConfig, preset_spec
+from obd.config import DEFAULT_PRESET, PRESETS, TrainConfig, preset_spec
 from obd.data import DataError, load_mnist
 from obd.evaluate import evaluate
 from obd.images import digit_tile
@@ -39,8 +39,9 @@ METHOD_HELP = {
     "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal",
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
 }
-# OBD_PRESET picks the preset a fresh page opens with (a class on slow laptops may want "tiny")
-DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90, "preset": os.environ.get("OBD_PRESET", "challenge")}
+PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow laptops may want "tiny")
+DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90,
+            "preset": os.environ.get(PRESET_ENV) if os.environ.get(PRESET_ENV) in PRESETS else DEFAULT_PRESET}
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,9 @@ def init_state_from_url() -> list[str]:
         return []
     st.session_state.url_read = True
     q, problems = st.query_params, []
+    if os.environ.get(PRESET_ENV, DEFAULT_PRESET) not in PRESETS:
+        problems.append(f"{PRESET_ENV}={os.environ[PRESET_ENV]!r} is not one of {', '.join(PRESETS)}; "
+                        f"opening {DEFAULT_PRESET}.")
     checks = {"mode": MODES, "method": METHODS, "preset": tuple(PRESETS)}
     for name, valid in checks.items():
         value = q.get(name, DEFAULTS[name])
