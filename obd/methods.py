@@ -107,7 +107,7 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
     acts = net.activations(calib.x)
     out = []
     for layer, a in zip(net.layers, acts):
-        s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, ReconstructConfig().damping)))
+        s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, ReconstructConfig().damping(mode))))
         out.append(s if mode == "weight" else s.sum(axis=0))
     return out
 

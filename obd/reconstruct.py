@@ -38,7 +38,14 @@ from .pruning import (Pruned, Ranking, apply_masks, check_budget, check_mode, ch
 
 @dataclass(frozen=True)
 class ReconstructConfig:
-    damping: float = 0.01  # lambda in H + lambda * mean(diag H) * I; 0.01 as in SparseGPT
+    # lambda in H + lambda * mean(diag H) * I, per mode. Measured on the default net (layer budget, one-shot):
+    # weights 0.1 vs 0.01: 97 % 97.62 vs 97.26, 99 % (global, +2 epochs) 97.69 vs 97.36;
+    # units 0.01 vs 0.1: 90 % 97.33 vs 96.85 (the refit of a whole kernel needs less regularising)
+    weight_damping: float = 0.1
+    unit_damping: float = 0.01
+
+    def damping(self, mode: str) -> float:
+        return self.weight_damping if mode == "weight" else self.unit_damping
 
 
 def gram(x: np.ndarray, damping: float) -> np.ndarray:
@@ -173,19 +180,23 @@ class ObsPlan:
     budget: str
     config: ReconstructConfig
 
+    @property
+    def damping(self) -> float:
+        return self.config.damping(self.mode)
+
     def prune(self, sparsity: float) -> Pruned:
         """Prune to `sparsity` and reconstruct; returns Pruned whose net holds the refit weights."""
         k = check_sparsity(sparsity)
         masks = self.ranking.masks(k)
         if self.mode == "unit":
-            kernels = _refit_units(self.net, self.acts, masks, self.config)
+            kernels = _refit_units(self.net, self.acts, masks, self.damping)
             net = apply_masks(self.net.with_weights(kernels, [l.bias for l in self.net.layers]), masks, "unit")
             return Pruned(net, tuple(masks), "unit", k)
         if self.budget == "global":
             counts = [int((~m).sum()) for m in masks]
         else:
             counts = [0 if o is None else prune_count(k, o.size) for o in self.ranking.orders]
-        net, masks = _reconstruct_weights(self.net, self.acts, counts, self.config)
+        net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping)
         return Pruned(net, tuple(masks), "weight", k)
 
 
@@ -219,13 +230,13 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
     orders, costs = [], []
     for i, layer in enumerate(net.layers):
         if i == last:  # no next layer: order the output units by their output energy
-            h = gram(acts[i], config.damping)
+            h = gram(acts[i], config.unit_damping)
             c = np.einsum("ij,ij->j", layer.kernel, h @ layer.kernel)
             orders.append(lowest_first(c))
             costs.append(c[orders[-1]] / c.sum())
         else:
             nxt = net.layers[i + 1].kernel
-            order, c = greedy_unit_order(acts[i + 1], nxt, config.damping)
+            order, c = greedy_unit_order(acts[i + 1], nxt, config.unit_damping)
             orders.append(order)
             costs.append(np.maximum.accumulate(c) / np.square(acts[i + 1] @ nxt, dtype=np.float64).sum())
     global_order = None
@@ -250,7 +261,7 @@ def _forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray |
 
 
 def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: list[int],
-                         config: ReconstructConfig) -> tuple[Network, list[np.ndarray]]:
+                         damping: float) -> tuple[Network, list[np.ndarray]]:
     """Sequential OBS weight pruning with per-layer counts; see the module docstring."""
     x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
     kernels, masks, changed = [], [], False
@@ -258,7 +269,7 @@ def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: lis
         if counts[i] == 0 and not changed:
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:
-            h = gram(x, config.damping)
+            h = gram(x, damping)
             hinv = inverse(h)
             target = acts[i] @ layer.kernel  # the dense pre-activation (without bias), (n, units)
             w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
@@ -272,7 +283,7 @@ def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: lis
 
 
 def _refit_units(net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndarray],
-                 config: ReconstructConfig) -> list[np.ndarray]:
+                 damping: float) -> list[np.ndarray]:
     """Refit each kernel's live input rows to the dense pre-activations once any unit upstream is gone."""
     x = acts[0]
     kernels, live = [], np.ones(net.layers[0].inputs, dtype=bool)  # live: (inputs,) of the current layer
@@ -283,7 +294,7 @@ def _refit_units(net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndar
             xs = x[:, rows]  # (n, live inputs)
             rhs = xs.T.astype(np.float64) @ (acts[i] @ layer.kernel)  # (live inputs, units)
             kernel = kernel.copy()
-            kernel[rows] = cho_solve(cho_factor(gram(xs, config.damping)), rhs)
+            kernel[rows] = cho_solve(cho_factor(gram(xs, damping)), rhs)
         kernel = np.where(masks[i], kernel, np.float32(0))
         kernels.append(kernel)
         live = masks[i].any(axis=0)
