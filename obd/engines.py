@@ -43,10 +43,6 @@ from typing import Callable, Protocol, Sequence
 
 os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
 os.environ.setdefault("NUMBA_LOOP_VECTORIZE", "0")
-# Waiting OpenMP threads that spin take a core from the other runtimes: with TensorFlow loaded under the
-# default policy, a dense batch-1 pass measured 32 ms instead of 0.15 ms. It only reaches runtimes started
-# after this line (numba's thread pool starts on first use), so obd/__init__.py is the better place.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
