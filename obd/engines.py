@@ -59,6 +59,11 @@ ROW_BY_ROW = 16  # smaller batches run row by row on one thread: a tile of 64 wo
 # 20 %, 2.5x at 10 %; batch 10,000 0.9x at 50 %, 1.2x at 30 %, 1.9x at 20 %, 3x at 10 %. Each threshold
 # keeps a margin over break-even, so "auto" is never slower than dense.
 SPARSE_MAX_DENSITY = {1: 0.2, 8: 0.1, ROW_BY_ROW: 0.04, LANES: 0.2, 4 * LANES: 0.3}
+# Below this many weights (after shrinking) the dense matmuls are so small that the tile kernel's fixed costs
+# weigh more: on the tiny preset (784-128-64-10, 110k weights) sparse vs dense measured 0.67x at 20 % kept and
+# 1.0x at 10 % (batch 100), 1.5x at 5 %. Batches of tiles there go sparse only at SMALL_NET_MAX_DENSITY.
+SMALL_NET_WEIGHTS = 1_000_000
+SMALL_NET_MAX_DENSITY = 0.05
 
 
 def _alive_units(net: Network) -> list[np.ndarray]:
@@ -321,6 +326,8 @@ def choose_kind(net: Network, batch_size: int) -> str:
     """
     threshold = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= max(batch_size, 1))]
     small = shrink(net)
+    if small.n_weights < SMALL_NET_WEIGHTS and batch_size >= ROW_BY_ROW:
+        threshold = min(threshold, SMALL_NET_MAX_DENSITY)
     if _count_nonzero(small) <= threshold * small.n_weights:
         return "sparse"
     return "shrunk" if small.sizes != net.sizes else "dense"
@@ -379,6 +386,44 @@ def time_engines(engines: Sequence[Engine], x: np.ndarray, repeats: int = 5) -> 
 def time_engine(engine: Engine, x: np.ndarray, repeats: int = 5) -> float:
     """Median wall time of `engine.logits(x)` in milliseconds, after one untimed warm-up call."""
     return time_engines([engine], x, repeats)[0]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One measured latency of a network: dense against the engine "auto" runs, in the same run."""
+
+    dense_ms: float
+    engine: str  # the kind that ran: "dense", "shrunk" or "sparse"
+    engine_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.dense_ms / self.engine_ms
+
+
+def latency(net: Network, x: np.ndarray, repeats: int = 3) -> Latency:
+    """Time `net` on the batch `x` with the dense engine and the one "auto" picks for that batch size.
+
+    The thresholds behind "auto" were measured on one machine; another machine, or one busy with other work,
+    can move the break-even. So the pick is checked here: if it measures slower than dense, dense is what
+    auto runs and what is reported, and the number shown is never a slow-down that auto chose.
+
+    Args:
+        net: the (pruned) network.
+        x: (n, inputs) the batch to time.
+        repeats: timed calls per engine (medians).
+
+    Returns:
+        A Latency; `engine` is "dense" when nothing faster applies or the pick measured slower.
+    """
+    engine = build_engine(net, "auto", len(x))
+    if engine.name == "dense":  # nothing faster applies: one timing serves both
+        ms = time_engine(engine, x, repeats)
+        return Latency(ms, "dense", ms)
+    dense_ms, engine_ms = time_engines([build_engine(net, "dense"), engine], x, repeats)
+    if engine_ms > dense_ms:
+        return Latency(dense_ms, "dense", dense_ms)
+    return Latency(dense_ms, engine.name, engine_ms)
 
 
 MODE_ENGINES = {"weight": ("dense", "sparse"), "unit": ("dense", "shrunk")}  # what each pruning can use

@@ -22,6 +22,7 @@ from obd.engines import (
     build_engine,
     choose_kind,
     ideal_speedup,
+    latency,
     nonzero_weights,
     save_shrunk,
     save_sparse,
@@ -149,8 +150,21 @@ def test_auto_picks_a_valid_engine_by_sparsity_and_batch(nobias_net):
     assert choose_kind(prune(nobias_net, 0.99, "weight").net, 10_000) == "sparse"
     assert choose_kind(prune(nobias_net, 0.99, "weight").net, 1) == "sparse"
     assert build_engine(prune(nobias_net, 0.5, "unit").net).name == "shrunk"
+    # a small net (40k weights) goes sparse for batches of tiles only when very sparse; row by row earlier
+    assert choose_kind(prune(nobias_net, 0.8, "weight").net, 100) == "dense"
+    assert choose_kind(prune(nobias_net, 0.85, "weight").net, 1) == "sparse"
+    assert choose_kind(prune(nobias_net, 0.97, "weight").net, 100) == "sparse"
     with pytest.raises(ValueError, match="engine kind must be one of auto, dense, sparse, shrunk"):
         build_engine(nobias_net, "gpu")
+
+
+@pytest.mark.parametrize("mode, sparsity", [("weight", 0.0), ("weight", 0.97), ("unit", 0.5)])
+def test_latency_never_reports_a_slow_down_chosen_by_auto(nobias_net, x_test, mode, sparsity):
+    lat = latency(prune(nobias_net, sparsity, mode).net, x_test[:100])
+    assert lat.engine in ("dense", "shrunk" if mode == "unit" else "sparse")
+    assert 0 < lat.engine_ms <= lat.dense_ms and lat.speedup >= 1
+    if lat.engine == "dense":
+        assert lat.engine_ms == lat.dense_ms
 
 
 @pytest.fixture(scope="module")
