@@ -17,7 +17,7 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
 
     Args:
         records: `obd.sweep.SweepRecord`s (or anything with method, mode, sparsity, accuracy and
-            finetune_epochs attributes). Colour = method, dash = mode, dotted with markers = fine-tuned.
+            finetune_epochs attributes). Colour = method, dash = mode, dotted = fine-tuned; markers at measured points.
         current: (method, mode, sparsity) to mark: a star on that one-shot curve, linearly interpolated
             between the swept sparsities.
         metric: "accuracy" (in percent) or "loss" (test cross-entropy).
@@ -37,7 +37,9 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
         name = f"{method}, {mode}" + (f", fine-tuned {epochs:g} ep" if epochs else "")
         fig.add_trace(go.Scatter(
             x=[100 * r.sparsity for r in rs], y=[scale * getattr(r, metric) for r in rs], name=name,
-            mode="lines+markers" if epochs else "lines",
+            # markers on the measured points: the lines between them are interpolation, and a click (which
+            # moves the app there) selects markers only
+            mode="lines+markers", marker=dict(size=9 if epochs else 7),
             line=dict(color=METHOD_COLORS.get(method), dash="dot" if epochs else MODE_DASH.get(mode, "solid")),
             hovertemplate="%{x:.0f} % sparsity: %{y:.4g}" + (" %" if metric == "accuracy" else "")
                           + "<extra>" + name + "</extra>"))
