@@ -1,8 +1,9 @@
 """obd's dashboard: prune a Keras MLP on MNIST with a slider and see accuracy, latency, weights and curves at once.
 
 Run: streamlit run app.py. This file only draws; every number comes from the obd package. Shared state
-(the data, each model's read-only numpy network, pruning plans, evaluations) is cached per process;
-TensorFlow objects are never shared between sessions.
+(the data, each model's read-only numpy network, pruning plans, evaluations, curves) is cached per process
+in caches of bounded size; TensorFlow objects are never shared between sessions, and what one user makes
+(fine-tuned points) stays in their session. benchmarks/load.py drives 8 concurrent sessions against it.
 """
 
 from __future__ import annotations
@@ -89,13 +90,15 @@ def pruning_plan(key: ModelKey, method: str, mode: str, prune_output: bool):
     return plan(network(key), method, mode, "layer", prune_output, calib)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+# A pruned default net is 19 MB (kernels and masks); it is only needed within one run (the metrics, latency and
+# heatmap of a state; revisits come from the caches below), so one per session running at once is enough.
+@st.cache_resource(max_entries=8, show_spinner=False)
 def pruned(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int):
     """The pruned network of one state (read-only arrays), shared by the metrics, latency and heatmap."""
     return pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@st.cache_data(max_entries=2048, show_spinner=False)  # ~11 KB each (the predictions): 22 MB when full
 def point(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
     """Everything the page shows for one state, cached so that a revisited state is instant."""
     d = data()
@@ -118,7 +121,7 @@ def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_
     return {"dense_ms": dense_ms, "engine_ms": engine_ms, "engine": engine.name}
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)  # up to 340 KB each for the default net: 22 MB when full
 def kernel_chart(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int, layer: int,
                  colour_by: str):
     """The heatmap of one layer for one state (a few hundred KB; cached so revisits cost nothing)."""
@@ -132,8 +135,11 @@ def kernel_chart(key: ModelKey, method: str, mode: str, prune_output: bool, spar
 
 
 @st.cache_resource(max_entries=8)
-def curve_store(key: ModelKey, prune_output: bool) -> dict:
-    return {}  # (method, mode) -> list of SweepRecord, filled on demand with a progress bar
+def curve_store(key: ModelKey, prune_output: bool) -> tuple[dict, threading.Lock]:
+    """A model's curves, (method, mode) -> list of SweepRecord, shared by every session and filled on demand,
+    with the lock a session holds while it computes missing ones (so that sessions opening at once wait for one
+    computation instead of each repeating it)."""
+    return {}, threading.Lock()
 
 
 def curve_file(key: ModelKey, method: str, mode: str, prune_output: bool) -> Path:
@@ -141,9 +147,12 @@ def curve_file(key: ModelKey, method: str, mode: str, prune_output: bool) -> Pat
     return cache_dir() / "curves" / f"{network(key).fingerprint()}-{method}-{mode}-{int(prune_output)}.json"
 
 
-@st.cache_resource(max_entries=8)
-def finetuned_store(key: ModelKey, prune_output: bool) -> dict:
-    return {}  # (method, mode, sparsity_pct, epochs) -> SweepRecord
+def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
+    """This session's fine-tuned curve points of a model, (method, mode, sparsity_pct, epochs) -> SweepRecord.
+
+    Kept in the session, not shared: one user's retraining is not another's curve, and the points go when the
+    session does."""
+    return st.session_state.setdefault("finetuned", {}).setdefault((key, prune_output), {})
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring latency across sparsities…")
@@ -304,28 +313,43 @@ def _on_curve_click() -> None:
         st.session_state.sparsity = int(round(points[0]["x"]))
 
 
+def _fill_curves(key: ModelKey, store: dict, wanted: list[tuple[str, str]], prune_output: bool) -> None:
+    """Put every wanted (method, mode) curve in the shared store: from disk if saved, else computed with a
+    progress bar and saved. The caller holds the store's lock."""
+    for m, md in wanted:
+        if (m, md) not in store and (saved := load_records(curve_file(key, m, md, prune_output))) is not None:
+            store[(m, md)] = saved
+    missing = [w for w in wanted if w not in store]
+    if not missing:
+        return
+    bar = st.progress(0.0, text="Computing accuracy-vs-sparsity curves (once per model)…")
+    for i, (m, md) in enumerate(missing):
+        def show(step, i=i, m=m, md=md) -> None:
+            bar.progress((i + step.done / step.total) / len(missing),
+                         text=f"Curves: {m}, {md} pruning at {100 * step.sparsity:g} %")
+        calib = calibration(data()) if m in ("obd", "obs") else None
+        store[(m, md)] = sweep(network(key), data().x_test, data().y_test, DEFAULT_SPARSITIES, [md],
+                               prune_output, show, methods=[m], calib=calib, engine="auto")
+        save_records(store[(m, md)], curve_file(key, m, md, prune_output))
+    bar.empty()
+
+
 def curves_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> None:
-    store = curve_store(key, prune_output)
+    store, lock = curve_store(key, prune_output)
     wanted = [("magnitude", "weight"), ("magnitude", "unit")]
     for m in (method,) + tuple(st.session_state.get("extra_methods", ())):
         wanted += [(m, "weight"), (m, "unit")]
-    for m, md in dict.fromkeys(wanted):
-        if (m, md) not in store and (saved := load_records(curve_file(key, m, md, prune_output))) is not None:
-            store[(m, md)] = saved
-    missing = [w for w in dict.fromkeys(wanted) if w not in store]
-    if missing:
-        bar = st.progress(0.0, text="Computing accuracy-vs-sparsity curves (once per model)…")
-        for i, (m, md) in enumerate(missing):
-            def show(step, i=i, m=m, md=md) -> None:
-                bar.progress((i + step.done / step.total) / len(missing),
-                             text=f"Curves: {m}, {md} pruning at {100 * step.sparsity:g} %")
-            calib = calibration(data()) if m in ("obd", "obs") else None
-            store[(m, md)] = sweep(network(key), data().x_test, data().y_test, DEFAULT_SPARSITIES, [md],
-                                   prune_output, show, methods=[m], calib=calib, engine="auto")
-            save_records(store[(m, md)], curve_file(key, m, md, prune_output))
-        bar.empty()
-    records = [r for w in dict.fromkeys(wanted) for r in store[w]]
-    records += list(finetuned_store(key, prune_output).values())
+    wanted = list(dict.fromkeys(wanted))
+    if any(w not in store for w in wanted):
+        if not lock.acquire(blocking=False):  # another session is computing them: wait for its results
+            with st.spinner("Another session is computing the curves…"):
+                lock.acquire()
+        try:
+            _fill_curves(key, store, wanted, prune_output)
+        finally:
+            lock.release()
+    records = [r for w in wanted for r in store[w]]
+    records += list(finetuned_points(key, prune_output).values())
     metric = st.segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
                                   required=True)
     fig = plots.methods_figure(records, current=(method, mode, k / 100), metric=metric)
@@ -355,7 +379,7 @@ def finetune_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: boo
     ev = evaluate(tuned.net, d.x_test, d.y_test)
     from obd.sweep import SweepRecord
 
-    finetuned_store(key, prune_output)[(method, mode, k, float(epochs))] = SweepRecord(
+    finetuned_points(key, prune_output)[(method, mode, k, float(epochs))] = SweepRecord(
         mode, k / 100, ev.accuracy, ev.loss, int(sum(m.sum() for m in tuned.masks)), method,
         finetune_epochs=float(epochs))
     st.success(f"Fine-tuned for {epochs:g} epochs: test accuracy {100 * ev.accuracy:.2f} % "

@@ -9,75 +9,27 @@ Measures, with the model already in the disk cache ($OBD_CACHE_DIR):
 - slider change -> page idle (every tab redrawn), for honesty: the heatmap and digits keep drawing after the
   metrics are up.
 
-Usage: OBD_MNIST_PATH=/path/mnist.npz python benchmarks/app_browser.py [--preset challenge] [--mode weight]
+Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.app_browser [--preset challenge] [--mode weight]
            [--start 50] [--steps 6] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"  # Debian's package: Playwright never downloads a browser here
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, IDLE, serve
+
 TARGETS = {"cold_start_s": 10.0, "new_metrics_s": 0.6, "seen_metrics_s": 0.2}
 WEIGHTS_KEPT_JS = """() => {
   const m = [...document.querySelectorAll("[data-testid='stMetric']")].find(e => e.innerText.includes("Weights kept"));
   return m ? m.querySelector("[data-testid='stMetricValue']").innerText : null;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-            return r.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def serve(preset: str, log: Path):
-    """A headless `streamlit run app.py` on a free port; yields (url, launch time)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]  # a watcher over the repository only adds load
-    launched = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OBD_PRESET": preset}, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        while not healthy(url):
-            if proc.poll() is not None or time.perf_counter() - launched > 120:
-                raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
-        yield url, launched
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def nudge(page, key: str) -> tuple[float, float]:
@@ -95,8 +47,9 @@ def measure(preset: str, mode: str, start: int, steps: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     log = Path(tempfile.mkdtemp(prefix="obd-bench-")) / "streamlit.log"
-    with serve(preset, log) as (url, launched), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with serve(preset, log) as server, sync_playwright() as p:
+        url, launched = server.url, server.launched
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/?mode={mode}&sparsity={start}&preset={preset}", timeout=120_000)
         page.locator("[data-testid='stMetric']").filter(has_text="Weights kept").wait_for(timeout=300_000)

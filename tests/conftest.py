@@ -1,4 +1,5 @@
-"""Shared fixtures: real MNIST (via OBD_MNIST_PATH, the Keras cache, or one download) and small real models.
+"""Shared fixtures: real MNIST (via OBD_MNIST_PATH, the Keras cache, or one download), small real models, and
+for the browser tests a real dashboard server (benchmarks/live_app.py) with Debian's chromium.
 
 Every test runs with OBD_CACHE_DIR pointing at a temporary folder, so the user's cache is never touched.
 """
@@ -10,8 +11,10 @@ import os
 import numpy as np
 import pytest
 
+from benchmarks.live_app import CHROMIUM, Server, serve
+from obd.config import preset_spec
 from obd.data import load_mnist
-from obd.model import ModelSpec, TrainConfig, build_model, train
+from obd.model import ModelSpec, TrainConfig, build_model, train, trained_model
 from obd.network import Network, from_keras
 
 SMALL_SPEC = ModelSpec((128, 64), use_bias=True)  # small enough to train in seconds on 2 cores
@@ -46,6 +49,33 @@ def small_model(mnist):
 @pytest.fixture(scope="session")
 def small_net(small_model) -> Network:
     return from_keras(small_model)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, for Playwright; skips, saying what is missing, without it or the playwright package.
+    CI (.ci/run) installs both; `playwright install` is never needed."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    pytest.importorskip("playwright", reason="the playwright package is not installed (pip install -r requirements.txt)")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def tiny(mnist) -> Network:
+    """The tiny preset, trained into the test session's cache before the server starts, so the app loads it."""
+    return from_keras(trained_model(preset_spec("tiny"), TrainConfig(), mnist)[0])
+
+
+@pytest.fixture(scope="session")
+def server(tiny, tmp_path_factory) -> Server:
+    """One `streamlit run app.py` (tiny preset, the session's temporary cache) for every browser test."""
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    try:
+        with serve("tiny", log, start_timeout=90) as running:  # 90 s: a busy 2-core machine
+            yield running
+    except RuntimeError as e:  # the server did not start: the log says why
+        pytest.fail(str(e))
 
 
 @pytest.fixture
