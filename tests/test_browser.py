@@ -1,6 +1,7 @@
 """End to end in a real browser: `streamlit run app.py` on a free local port, driven by Playwright in Debian's
 chromium. Opens a shared address (?mode=unit&sparsity=90), waits for the run to finish, checks the accuracy
-against obd and that no exception box is shown, and saves a screenshot under test-output/ (git-ignored).
+against obd and that no exception box is shown, and saves a screenshot under test-output/ (git-ignored); and
+clicks a point of the accuracy-vs-sparsity curves, which must move the mode, slider, URL and metrics there.
 
 The server and chromium come from tests/conftest.py; the test skips, saying why, only when chromium or the
 playwright package is missing (CI installs both).
@@ -40,5 +41,40 @@ def test_a_shared_address_opens_that_state_in_chromium(server, chromium, tiny, m
             exceptions = page.locator("[data-testid='stException']").count()
         finally:
             browser.close()
+    assert value.strip() == f"{100 * want:.2f} %"
+    assert exceptions == 0
+
+
+POINT_XY = """([name, x]) => {  // page coordinates of the curve point (name, x), from plotly's own axes
+    const gd = document.querySelector('.js-plotly-plot'), fl = gd._fullLayout, box = gd.getBoundingClientRect();
+    const t = gd._fullData.find(t => t.name === name), j = t.x.indexOf(x);
+    return [box.left + fl._size.l + fl.xaxis.l2p(t.x[j]), box.top + fl._size.t + fl.yaxis.l2p(t.y[j])];
+}"""
+
+
+def test_clicking_a_curve_point_moves_the_controls_there(server, chromium, tiny, mnist):
+    from playwright.sync_api import sync_playwright
+
+    want = evaluate(prune(tiny, 0.5, "unit").net, mnist.x_test, mnist.y_test).accuracy
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{server.url}/?mode=weight&sparsity=90", timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=RUN_TIMEOUT_MS)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            x, y = page.evaluate(POINT_XY, ["magnitude, unit", 50])
+            page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then the click selects it
+            page.mouse.click(x, y)
+            page.wait_for_url("**sparsity=50**", timeout=30_000)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
+            value = accuracy.locator("[data-testid='stMetricValue']").inner_text()
+            slider = page.locator("[data-testid='stSlider'] input[type='range']").first.input_value()
+            exceptions = page.locator("[data-testid='stException']").count()
+        finally:
+            browser.close()
+    assert "mode=unit" in page.url
+    assert slider == "50"
     assert value.strip() == f"{100 * want:.2f} %"
     assert exceptions == 0
