@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +86,14 @@ def _to_mnist(arrays: dict[str, np.ndarray], source: str) -> Mnist:
 @functools.lru_cache(maxsize=4)
 def _read_npz(path: Path, mtime_ns: int, size: int) -> Mnist:
     # mtime and size are part of the cache key so that a replaced file is read again.
+    if not zipfile.is_zipfile(path):  # np.load would try other formats (and say "pickled data" for any)
+        raise _fail(path, "not a readable npz file (it is empty)" if size == 0 else
+                    "not a readable npz file (an npz is a zip archive of .npy arrays; this file is not one, or it "
+                    "is truncated)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, KeyError) as e:
         raise _fail(path, f"not a readable npz file ({type(e).__name__}: {e})") from None
     _check_arrays(path, arrays)
     return _to_mnist(arrays, str(path))
@@ -101,6 +106,8 @@ def read_npz(path: str | os.PathLike) -> Mnist:
         DataError: the file is missing, unreadable, or not MNIST-shaped; the message names the file.
     """
     p = Path(path).expanduser().resolve()
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory; expected the mnist.npz file. {FIX}")
     if not p.is_file():
         raise DataError(f"{p}: no such file. {FIX}")
     st = p.stat()

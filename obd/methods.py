@@ -30,7 +30,7 @@ CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X,
 
 def check_method(method: object) -> str:
     """Validate a method name; raises ValueError naming the valid ones."""
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return method  # type: ignore[return-value]
 

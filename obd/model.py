@@ -29,6 +29,13 @@ class ModelFileError(ValueError):
     """A model file could not be used; the message says why and what is supported."""
 
 
+SUPPORTED = ("obd loads Keras 3 .keras files (model.save('m.keras')) of Dense layers: 784 inputs, ReLU hidden "
+             "layers, 10 outputs, no Lambda layers or custom objects")
+MAX_MODEL_BYTES = 256 * 2**20  # file and unpacked size: 67 M float32 weights; the challenge net is 15 MB
+_ZIP_MAGIC, _HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
+STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (a 15 MB save takes a second)
+
+
 def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
     """A fresh, untrained Keras MLP: 784 inputs, ReLU hidden layers, 10 logits.
 
@@ -150,6 +157,93 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
+def _refuse(path: Path, what: str) -> ModelFileError:
+    return ModelFileError(f"{path.name}: {what}. {SUPPORTED}")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before Keras reads it, a file that is not a small Keras zip or whose config asks for code.
+
+    Keras' own safe_mode stops Lambda layers too, but with advice to turn it off; this check names the
+    layer instead, refuses custom (registered or importable) classes, and bounds the memory a hostile
+    archive can make Keras unpack.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise _refuse(path, "the file is empty")
+    if size > MAX_MODEL_BYTES:
+        raise _refuse(path, f"the file is {_megabytes(size)}, over obd's limit of {_megabytes(MAX_MODEL_BYTES)}")
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as f:
+            head = f.read(8)
+        if head.startswith(_ZIP_MAGIC):
+            raise _refuse(path, "the archive is truncated or damaged (it starts like a .keras zip but cannot be read)")
+        if head.startswith(_HDF5_MAGIC):
+            raise _refuse(path, "this is an HDF5 file (the legacy .h5 format), not a Keras 3 .keras file; load it "
+                                "in Keras and save it again with model.save('m.keras')")
+        raise _refuse(path, "not a Keras 3 .keras file (a .keras file is a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            # The sizes zipfile reads are capped at the declared ones, so this bounds what Keras unpacks.
+            unpacked = sum(info.file_size for info in z.infolist())
+            config = json.loads(z.read("config.json")) if unpacked <= MAX_MODEL_BYTES else None
+    except KeyError:
+        raise _refuse(path, "not a Keras 3 .keras file (the zip archive holds no config.json)") from None
+    except (zipfile.BadZipFile, ValueError, RecursionError) as e:  # bad CRC, bad JSON, absurd nesting
+        raise _refuse(path, f"the archive is damaged ({type(e).__name__})") from None
+    if unpacked > MAX_MODEL_BYTES:
+        raise _refuse(path, f"its contents unpack to {_megabytes(unpacked)}, over obd's limit of "
+                            f"{_megabytes(MAX_MODEL_BYTES)}")
+    _check_config(path, config)
+
+
+def _check_config(path: Path, config: object) -> None:
+    """Refuse Lambda layers and objects from outside Keras anywhere in a model's config.json.
+
+    Every serialized object is a dict with a "class_name"; Keras' own carry a "module" under keras and no
+    registered (custom) name; Keras-internal values (tensors, tuples) have dunder names, and "__lambda__"
+    is Python bytecode. compile_config is skipped: obd loads with compile=False, so Keras never reads it.
+    """
+    stack: list[tuple[object, str]] = [(config, "")]  # (node, the layer it belongs to; "" for the model)
+    while stack:  # iterative: a hostile file can nest deeper than Python's recursion limit
+        node, layer = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, layer) for item in node)
+        elif isinstance(node, dict):
+            _check_object(path, node, layer)
+            for key, value in node.items():
+                if key == "layers" and isinstance(value, list):  # a model's layers: blame each by its name
+                    stack.extend((item, _layer_name(item)) for item in value)
+                elif key != "compile_config":
+                    stack.append((value, layer))
+
+
+def _layer_name(node: object) -> str:
+    config = node.get("config") if isinstance(node, dict) else None
+    return str(config.get("name", "?")) if isinstance(config, dict) else "?"
+
+
+def _check_object(path: Path, node: dict, layer: str) -> None:
+    """Raise ModelFileError if one serialized object is a Lambda or a class from outside Keras."""
+    name = node.get("class_name")
+    if not isinstance(name, str):
+        return
+    where = f"layer {layer!r}" if layer else "the model"
+    if name in ("Lambda", "__lambda__"):
+        raise _refuse(path, f"{where} is a Lambda layer (Python code, which obd never runs from a file)")
+    if name.startswith("__") and name.endswith("__"):
+        return  # Keras-internal values: tensors, tuples, arrays
+    module, registered = node.get("module"), node.get("registered_name")
+    if not (isinstance(module, str) and module.split(".")[0] == "keras") or registered not in (None, name):
+        custom = registered if isinstance(registered, str) else f"{module}.{name}"
+        raise _refuse(path, f"{where} uses the custom object {custom!r} (code from outside Keras, which obd "
+                            "never runs)")
+
+
 def _check_supported(model, path: Path) -> None:
     """Raise ModelFileError unless the model is a Dense MLP from 784 inputs to 10 logits."""
     try:
@@ -164,35 +258,64 @@ def _check_supported(model, path: Path) -> None:
 
 
 def load_model(path: str | os.PathLike):
-    """Load a `.keras` model safely (safe_mode=True: no code from the file is ever run) and check it.
+    """Load a `.keras` model safely and check that obd supports it.
+
+    The archive is checked before Keras reads it (size, zip structure, no Lambda layers or custom objects
+    in its config) and then loaded with safe_mode=True: no code from the file is ever run.
 
     Args:
-        path: a Keras 3 `.keras` file holding an MLP of Dense layers, 784 inputs and 10 outputs.
+        path: a Keras 3 `.keras` file holding an MLP of Dense layers, 784 inputs and 10 outputs, at most
+            MAX_MODEL_BYTES on disk and unpacked.
 
     Returns:
         The Keras model (not compiled).
 
     Raises:
-        ModelFileError: missing, empty, corrupt, unsafe (Lambda/custom objects) or unsupported models; the
-            message says what was wrong and what is supported.
+        ModelFileError: missing, empty, too large, corrupt, unsafe (Lambda/custom objects) or unsupported
+            models; the message says what was wrong and what is supported.
     """
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise ModelFileError(f"{p}: is a directory, not a model file. {SUPPORTED}")
     if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file")
-    if p.stat().st_size == 0:
-        raise ModelFileError(f"{p.name}: the file is empty; expected a Keras 3 .keras model")
-    if not zipfile.is_zipfile(p):
-        raise ModelFileError(f"{p.name}: not a Keras 3 .keras file (a zip archive saved by model.save('x.keras'))")
+        raise ModelFileError(f"{p}: no such model file. {SUPPORTED}")
+    _check_archive(p)
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for bad archives; all mean the same to a user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(
-            f"{p.name}: could not load it as a Keras model ({first[:300]}). Supported: .keras files of Dense "
-            "layers, saved by Keras 3, without Lambda layers or custom objects"
-        ) from None
+        raise _refuse(p, f"could not load it as a Keras model ({first[:300]})") from None
     _check_supported(model, p)
     return model
+
+
+def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """Write a file through a temp file in the same folder and os.replace, so readers and crashes never see
+    a partial file; leftovers of killed writers (older than STALE_TEMP_SECONDS) are removed on the way.
+
+    Args:
+        path: the destination.
+        write: called with the temp file's path (it keeps the destination's suffix, as Keras requires).
+    """
+    prefix = f".{path.name}."
+    now = time.time()
+    for old in path.parent.glob(prefix + "*.tmp" + path.suffix):
+        try:
+            if now - old.stat().st_mtime > STALE_TEMP_SECONDS:
+                old.unlink()
+        except FileNotFoundError:  # another process cleaned or finished it first
+            pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp" + path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a saved model is an ordinary file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
@@ -216,17 +339,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
     # clone_model would copy the optimizer along.
     clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".tmp.keras")
-    os.close(fd)
-    try:
-        clone.save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a saved model is an ordinary file
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _atomic_write(p, clone.save)
     return p
 
 
@@ -273,9 +386,7 @@ def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConf
 
 def _write_meta(path: Path, spec: ModelSpec, config: TrainConfig, seconds: float) -> None:
     meta = {"spec": asdict(spec), "train": asdict(config), "train_seconds": round(seconds, 1)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path.with_suffix(".json"))
+    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
 
 
 def default_model(preset: str = DEFAULT_PRESET, progress: ProgressFn | None = None, data: Mnist | None = None):

@@ -46,14 +46,14 @@ def check_sparsity(sparsity: object) -> float:
 
 def check_mode(mode: object) -> str:
     """Validate a pruning mode ("weight" or "unit"); raises ValueError naming the valid ones."""
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     return mode  # type: ignore[return-value]
 
 
 def check_budget(budget: object) -> str:
     """Validate a budget ("layer" or "global"); raises ValueError naming the valid ones."""
-    if budget not in BUDGETS:
+    if not isinstance(budget, str) or budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
     return budget  # type: ignore[return-value]
 
