@@ -280,6 +280,9 @@ def load_model(path: str | os.PathLike):
     if not p.is_file():
         raise ModelFileError(f"{p}: no such model file. {SUPPORTED}")
     _check_archive(p)
+    if p.suffix != ".keras":  # Keras picks its reader by the name and would fail with an unrelated message
+        raise _refuse(p, f"a Keras archive whose name ends in {p.suffix or 'no suffix'!r}; Keras reads .keras "
+                         "archives only from files named *.keras, so rename it")
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for bad archives; all mean the same to a user

@@ -166,6 +166,9 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
     for m in markers.values():  # building the models above ran their code once; loading must not
         m.unlink(missing_ok=True)
 
+    for name, suffix in (("named_bin", ".bin"), ("named_h5", ".h5")):
+        add(name, raw, f"a Keras archive whose name ends in {suffix!r}; Keras reads .keras archives only from "
+                       "files named *.keras, so rename it", path=d / f"good{suffix}", uploadable=False)
     add("missing", None, "no such model file", path=d / "missing.keras", uploadable=False)
     add("directory", None, "is a directory, not a model file", path=d, uploadable=False)
     big = d / "over_size_limit.keras"
@@ -200,7 +203,7 @@ def empty_cache(tmp_path, monkeypatch):
 
 BAD_FILE_NAMES = ["truncated_half", "truncated_tail", "bad_crc", "png", "text", "legacy_h5", "plain_zip", "bad_json",
                   "empty", "conv", "dropout", "tanh", "inputs_100", "outputs_5", "lambda", "custom_layer",
-                  "foreign_module", "missing", "directory", "over_size_limit", "zip_bomb"]
+                  "foreign_module", "named_bin", "named_h5", "missing", "directory", "over_size_limit", "zip_bomb"]
 
 
 def test_every_bad_file_kind_is_covered(bad_files):
@@ -317,7 +320,14 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("name", [n for n in BAD_FILE_NAMES if n not in ("missing", "directory", "over_size_limit")])
+UPLOADS = [n for n in BAD_FILE_NAMES if n not in ("named_bin", "named_h5", "missing", "directory", "over_size_limit")]
+
+
+def test_every_uploadable_kind_is_uploaded(bad_files):
+    assert UPLOADS == [n for n in BAD_FILE_NAMES if bad_files[n].uploadable]
+
+
+@pytest.mark.parametrize("name", UPLOADS)
 def test_a_bad_upload_shows_the_message_and_keeps_the_uploaded_model(name, bad_files, app_session, markers):
     at, cache = app_session
     bad = bad_files[name]
