@@ -275,11 +275,14 @@ def load_model(path: str | os.PathLike):
             models; the message says what was wrong and what is supported.
     """
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise ModelFileError(f"{p}: is a directory, not a model file. {SUPPORTED}")
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file. {SUPPORTED}")
-    _check_archive(p)
+    if not p.is_file():  # never open a pipe or device: reading /dev/stdin or a FIFO would block
+        what = ("is a directory, not a model file" if p.is_dir() else "no such model file" if not p.exists() else
+                "not a regular file")
+        raise ModelFileError(f"{p}: {what}. {SUPPORTED}")
+    try:
+        _check_archive(p)
+    except OSError as e:  # unreadable (permissions), or removed while we looked
+        raise _refuse(p, f"the file cannot be read ({e.strerror or type(e).__name__})") from None
     if p.suffix != ".keras":  # Keras picks its reader by the name and would fail with an unrelated message
         raise _refuse(p, f"a Keras archive whose name ends in {p.suffix or 'no suffix'!r}; Keras reads .keras "
                          "archives only from files named *.keras, so rename it")

@@ -171,6 +171,8 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
                        "files named *.keras, so rename it", path=d / f"good{suffix}", uploadable=False)
     add("missing", None, "no such model file", path=d / "missing.keras", uploadable=False)
     add("directory", None, "is a directory, not a model file", path=d, uploadable=False)
+    os.mkfifo(d / "fifo.keras")  # `--model /dev/stdin` and the like: opening it would block
+    add("fifo", None, "fifo.keras: not a regular file", uploadable=False)
     big = d / "over_size_limit.keras"
     with big.open("wb") as f:
         f.truncate(MAX_MODEL_BYTES + 44 * 2**20)  # sparse: no disk used, and obd must not read it
@@ -203,7 +205,8 @@ def empty_cache(tmp_path, monkeypatch):
 
 BAD_FILE_NAMES = ["truncated_half", "truncated_tail", "bad_crc", "png", "text", "legacy_h5", "plain_zip", "bad_json",
                   "empty", "conv", "dropout", "tanh", "inputs_100", "outputs_5", "lambda", "custom_layer",
-                  "foreign_module", "named_bin", "named_h5", "missing", "directory", "over_size_limit", "zip_bomb"]
+                  "foreign_module", "named_bin", "named_h5", "missing", "directory", "fifo", "over_size_limit",
+                  "zip_bomb"]
 
 
 def test_every_bad_file_kind_is_covered(bad_files):
@@ -320,7 +323,8 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-UPLOADS = [n for n in BAD_FILE_NAMES if n not in ("named_bin", "named_h5", "missing", "directory", "over_size_limit")]
+UPLOADS = [n for n in BAD_FILE_NAMES
+           if n not in ("named_bin", "named_h5", "missing", "directory", "fifo", "over_size_limit")]
 
 
 def test_every_uploadable_kind_is_uploaded(bad_files):
