@@ -109,10 +109,36 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(name)", which may hold spaces
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far, from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(name)", which may hold spaces
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15 of stat
+
+
+def descendants_cpu_s(root: int, skip: int | None = None) -> float:
+    """CPU seconds used so far by every living descendant of process `root` (not `root` itself), leaving out
+    process `skip` and its descendants: e.g. the browser a benchmark drives, without the server it measures."""
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):  # a process may exit while we read
+                parent[int(entry.name)] = int(_stat(int(entry.name))[1])  # ppid: field 4 of stat
+
+    def under(pid: int) -> bool:
+        while pid in parent and pid not in (root, skip):
+            pid = parent[pid]
+        return pid == root
+
+    total = 0.0
+    for pid in parent:
+        if pid not in (root, skip) and under(pid):
+            with contextlib.suppress(OSError):
+                total += cpu_s(pid)
+    return total
 
 
 def app_constant(name: str) -> object:

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from benchmarks.live_app import (CHROMIUM, CHROMIUM_ARGS, METRICS, Expected, app_constant, cpu_s, rss_mb, serve,
-                                 state_caption)
+from benchmarks.live_app import (CHROMIUM, CHROMIUM_ARGS, METRICS, Expected, app_constant, cpu_s, descendants_cpu_s,
+                                 rss_mb, serve, state_caption)
 from obd.pruning import MODES
 
 OUT = Path(__file__).resolve().parent / "out" / "load.json"
@@ -51,34 +51,31 @@ SIDEBAR = "[data-testid='stSidebar']"
 # the user acted, without Playwright's action overhead (scrolling, actionability checks) in it.
 MARK_INPUT_JS = """for (const t of ["keydown", "pointerdown"])
   addEventListener(t, () => { window.__obdInput = performance.now(); }, true);"""
-# Done = the run is over, its caption names the expected state and the metrics are drawn; with `want`, they also
-# (exact) show those values. Returns ms since the last input event. The metrics can be drawn seconds after the script
-# state says notRunning when the machine is busy (React renders the element tree after the status), and until
-# then the previous state's numbers may still be on screen: only numbers that stay wrong are cross-talk.
-DONE_JS = """({suffix, want, exact}) => {
-  const app = document.querySelector("[data-testid='stApp']");
-  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
-  const cap = [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-    .find(c => c.innerText.startsWith("Model:"));
-  if (!cap || !cap.innerText.endsWith(suffix)) return false;
-  const shown = {};
+# What the page shows: the script state, the "Model: …" caption, the metrics {label: value}, and how many
+# exception and st.error boxes.
+SHOWN_JS = """() => {
+  const app = document.querySelector("[data-testid='stApp']"), metrics = {};
+  const errors = document.querySelectorAll("[data-testid='stException'], [data-testid='stAlertContentError']");
   for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
-    const label = m.querySelector("[data-testid='stMetricLabel']"), value = m.querySelector("[data-testid='stMetricValue']");
-    if (label && value) shown[label.innerText.trim()] = value.innerText.trim();
-  }
-  const ok = Object.entries(want).every(([l, v]) => exact ? shown[l] === v : shown[l] !== undefined);
-  return ok ? {ms: performance.now() - (window.__obdInput ?? 0)} : false;
-}"""
-READ_JS = """() => {
-  const metrics = {};
-  for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
-    const label = m.querySelector("[data-testid='stMetricLabel']"), value = m.querySelector("[data-testid='stMetricValue']");
+    const label = m.querySelector("[data-testid='stMetricLabel']");
+    const value = m.querySelector("[data-testid='stMetricValue']");
     if (label && value) metrics[label.innerText.trim()] = value.innerText.trim();
   }
-  const cap = [...document.querySelectorAll("[data-testid='stCaptionContainer']")].find(c => c.innerText.startsWith("Model:"));
-  return {metrics, caption: cap ? cap.innerText : null,
-          errors: document.querySelectorAll("[data-testid='stException'], [data-testid='stAlertContentError']").length};
+  const cap = [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
+    .find(c => c.innerText.startsWith("Model:"));
+  return {state: app ? app.getAttribute("data-test-script-state") : null, caption: cap ? cap.innerText : null,
+          metrics, errors: errors.length};
 }"""
+# Done = the run is over, its caption names the expected state and the metrics are drawn; with `exact`, they
+# also show the wanted values. Returns ms since the last input event. The metrics can be drawn seconds after the
+# script state says notRunning when the machine is busy (React renders the element tree after the status), and
+# until then the previous state's numbers may still be on screen: only numbers that stay wrong are cross-talk.
+DONE_JS = f"""({{suffix, want, exact}}) => {{
+  const shown = ({SHOWN_JS})();
+  if (shown.state !== "notRunning" || !shown.caption || !shown.caption.endsWith(suffix)) return false;
+  const ok = Object.entries(want).every(([l, v]) => exact ? shown.metrics[l] === v : shown.metrics[l] !== undefined);
+  return ok ? {{ms: performance.now() - (window.__obdInput ?? 0)}} : false;
+}}"""
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ async def _settle(page, mode: str, k: int, expected: Expected, timeout_s: float)
 
 
 async def _read(page) -> dict:
-    shown = await page.evaluate(READ_JS)
+    shown = await page.evaluate(SHOWN_JS)
     q = parse_qs(urlsplit(page.url).query)
     shown["address"] = (q.get("mode", [None])[0], q.get("sparsity", [None])[0])
     return shown
@@ -178,7 +175,8 @@ async def _open(browser, url: str, preset: str, session: int, start: tuple[str, 
     mode, k = start
     await page.goto(f"{url}/?mode={mode}&sparsity={k}&preset={preset}", timeout=timeout_s * 1000)
     shown = await _settle(page, mode, k, expected, timeout_s)
-    return page, {"session": session, "move": -1, "kind": "open", "mode": mode, "sparsity": k, **_outcome(shown, mode, k, expected)}
+    return page, {"session": session, "move": -1, "kind": "open", "mode": mode, "sparsity": k,
+                  **_outcome(shown, mode, k, expected)}
 
 
 def _outcome(shown: dict, mode: str, k: int, expected: Expected) -> dict:
@@ -197,7 +195,8 @@ async def _play(page, session: int, moves: list[Move], first: int, expected: Exp
                 await page.locator(SLIDER).focus()  # a click elsewhere (pill, mode) took the keyboard focus
                 await page.keyboard.press(move.arg)
             else:  # Streamlit draws pills and segmented controls as radio buttons
-                await page.locator(SIDEBAR).get_by_role("radio", name=move.arg, exact=True).click(timeout=timeout_s * 1000)
+                button = page.locator(SIDEBAR).get_by_role("radio", name=move.arg, exact=True)
+                await button.click(timeout=timeout_s * 1000)
         except Exception as e:  # noqa: BLE001 -- an input the page would not take is a failed move
             shown = {"latency_s": None, "failure": f"input: {type(e).__name__}: {str(e).splitlines()[0]}",
                      **await _read(page)}
@@ -237,13 +236,14 @@ async def drive(url: str, preset: str, scripts: list[tuple[tuple[str, int], list
         {"warmup": records, "measured": records, "server": {...} or None}; a record per open or move with
         latency_s (None if it never finished), failure, error_boxes and mismatches; the server's VmRSS in MB at
         start, before and after the measured moves, at its peak, once a second (series) and after the sessions
-        closed, and its CPU seconds over the measured moves.
+        closed, and its CPU seconds over the measured moves, with those of the browser (chromium and
+        Playwright's driver: the rest of this process's children) beside them.
     """
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        rss = {"server_started": rss_mb(pid)} if pid else None
+        stats = {"server_started": rss_mb(pid)} if pid else None
         opened = await asyncio.gather(*(_open(browser, url, preset, s, start, expected, timeout_s)
                                         for s, (start, _) in enumerate(scripts)))
         clock0 = time.perf_counter()
@@ -252,20 +252,22 @@ async def drive(url: str, preset: str, scripts: list[tuple[tuple[str, int], list
         series: list[tuple[float, float]] = []
         clock0 = time.perf_counter()
         if pid:
-            rss.update(before=rss_mb(pid), cpu_start=cpu_s(pid))
+            stats.update(before=rss_mb(pid), cpu_start=cpu_s(pid), client_start=descendants_cpu_s(os.getpid(), pid))
             sampler = asyncio.create_task(_sample_rss(pid, clock0, series))
         measured = await asyncio.gather(*(_play(page, s, moves[warmup:], warmup, expected, timeout_s, clock0)
                                           for s, ((page, _), (_, moves)) in enumerate(zip(opened, scripts))))
         if pid:
             sampler.cancel()
-            rss.update(after=rss_mb(pid), cpu_s=cpu_s(pid) - rss.pop("cpu_start"), wall_s=time.perf_counter() - clock0)
-            rss.update(peak=max([rss["after"]] + [m for _, m in series]), series=series)
+            stats.update(after=rss_mb(pid), cpu_s=cpu_s(pid) - stats.pop("cpu_start"),
+                         client_cpu_s=descendants_cpu_s(os.getpid(), pid) - stats.pop("client_start"),
+                         wall_s=time.perf_counter() - clock0)
+            stats.update(peak=max([stats["after"]] + [m for _, m in series]), series=series)
         await browser.close()
     if pid:
         await asyncio.sleep(5)  # let the server notice the closed websockets and drop the sessions
-        rss["after_close"] = rss_mb(pid)
+        stats["after_close"] = rss_mb(pid)
     return {"warmup": [r for _, r in opened] + [r for rs in warm for r in rs],
-            "measured": [r for rs in measured for r in rs], "server": rss}
+            "measured": [r for rs in measured for r in rs], "server": stats}
 
 
 def summarize(result: dict, preset: str, sessions: int, moves: int, log: Path | None = None) -> dict:
@@ -297,9 +299,9 @@ def summarize(result: dict, preset: str, sessions: int, moves: int, log: Path | 
               "unfinished": sum(r["failure"] is not None for r in everything),
               "moves_not_made": sessions * moves - len(measured),
               "server_tracebacks": log.read_text(errors="replace").count("Traceback") if log else None}
-    rss = result["server"]
-    if rss:
-        rss["growth"] = rss["after"] - rss["before"]
+    stats = result["server"]
+    if stats:
+        stats["growth"] = stats["after"] - stats["before"]
     return {"preset": preset, "sessions": sessions, "moves_per_session": moves, "reruns": len(measured),
             "cpu_count": os.cpu_count(), "latency": pct(measured),
             "latency_new_state": pct([r for r in measured if r["new_state"]]),
@@ -311,7 +313,7 @@ def summarize(result: dict, preset: str, sessions: int, moves: int, log: Path | 
                                   for m in r["mismatches"]][:10],
             "failure_examples": [f"session {r['session']} move {r['move']}: {r['failure']}" for r in everything
                                  if r["failure"]][:10],
-            "server": rss, "targets": TARGETS, "records": everything}
+            "server": stats, "targets": TARGETS, "records": everything}
 
 
 def table(s: dict) -> str:
@@ -319,7 +321,7 @@ def table(s: dict) -> str:
     def ms(p: dict) -> str:
         return "n/a" if p["p50_s"] is None else f"{1000 * p['p50_s']:.0f} / {1000 * p['p95_s']:.0f} ms (n={p['n']})"
 
-    rss = s["server"]
+    stats = s["server"]
     rows = [("sessions x moves (preset)", f"{s['sessions']} x {s['moves_per_session']} = {s['reruns']} reruns "
                                           f"({s['preset']}, {s['cpu_count']} cores)"),
             ("moves: nudge / pick / mode", " / ".join(str(v) for v in s["moves_by_kind"].values())),
@@ -328,13 +330,14 @@ def table(s: dict) -> str:
             ("  state seen before", ms(s["latency_seen_state"])),
             ("errors (target 0)", f"{s['errors_total']}  " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())),
             ("cross-talk mismatches (target 0)", str(s["cross_talk"]))]
-    if rss:
-        rows += [("server RSS at start / after warm-up", f"{rss['server_started']:.0f} / {rss['before']:.0f} MB"),
+    if stats:
+        rows += [("server RSS at start / after warm-up", f"{stats['server_started']:.0f} / {stats['before']:.0f} MB"),
                  ("server RSS after moves / peak / sessions closed",
-                  f"{rss['after']:.0f} / {rss['peak']:.0f} / {rss['after_close']:.0f} MB"),
-                 ("RSS growth over the moves (target < 50)", f"{rss['growth']:+.1f} MB"),
-                 ("server CPU over the moves", f"{rss['cpu_s']:.0f} s in {rss['wall_s']:.0f} s "
-                                               f"({1000 * rss['cpu_s'] / max(s['reruns'], 1):.0f} ms per rerun)")]
+                  f"{stats['after']:.0f} / {stats['peak']:.0f} / {stats['after_close']:.0f} MB"),
+                 ("RSS growth over the moves (target < 50)", f"{stats['growth']:+.1f} MB"),
+                 ("server CPU over the moves", f"{stats['cpu_s']:.0f} s in {stats['wall_s']:.0f} s "
+                                               f"({1000 * stats['cpu_s'] / max(s['reruns'], 1):.0f} ms per rerun)"),
+                 ("browser CPU over the moves (same machine)", f"{stats['client_cpu_s']:.0f} s")]
     return "\n".join(f"{label:48}{value}" for label, value in rows)
 
 

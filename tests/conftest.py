@@ -57,7 +57,8 @@ def chromium() -> str:
     CI (.ci/run) installs both; `playwright install` is never needed."""
     if not CHROMIUM.is_file():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    pytest.importorskip("playwright", reason="the playwright package is not installed (pip install -r requirements.txt)")
+    pytest.importorskip("playwright", reason="the playwright package is not installed "
+                                             "(pip install -r requirements.txt)")
     return str(CHROMIUM)
 
 
