@@ -32,6 +32,7 @@ class ModelFileError(ValueError):
 SUPPORTED = ("obd loads Keras 3 .keras files (model.save('m.keras')) of Dense layers: 784 inputs, ReLU hidden "
              "layers, 10 outputs, no Lambda layers or custom objects")
 MAX_MODEL_BYTES = 256 * 2**20  # file and unpacked size: 67 M float32 weights; the challenge net is 15 MB
+MAX_CONFIG_BYTES = 2**20  # config.json, parsed in full before anything else: an MLP's is about 1 KB per layer
 _ZIP_MAGIC, _HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
 STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (a 15 MB save takes a second)
 
@@ -161,6 +162,12 @@ def _refuse(path: Path, what: str) -> ModelFileError:
     return ModelFileError(f"{path.name}: {what}. {SUPPORTED}")
 
 
+def _reason(e: Exception) -> str:
+    """An exception's first line, short enough for a one-line message (its type when it has no text)."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
 def _megabytes(n: int) -> str:
     return f"{n / 2**20:.1f} MB"
 
@@ -188,16 +195,21 @@ def _check_archive(path: Path) -> None:
         raise _refuse(path, "not a Keras 3 .keras file (a .keras file is a zip archive)")
     try:
         with zipfile.ZipFile(path) as z:
-            # The sizes zipfile reads are capped at the declared ones, so this bounds what Keras unpacks.
+            # zipfile never returns more than the declared sizes, so these bound what gets unpacked.
             unpacked = sum(info.file_size for info in z.infolist())
-            config = json.loads(z.read("config.json")) if unpacked <= MAX_MODEL_BYTES else None
+            config_size = z.getinfo("config.json").file_size
+            small = unpacked <= MAX_MODEL_BYTES and config_size <= MAX_CONFIG_BYTES
+            config = json.loads(z.read("config.json")) if small else None
     except KeyError:
         raise _refuse(path, "not a Keras 3 .keras file (the zip archive holds no config.json)") from None
-    except (zipfile.BadZipFile, ValueError, RecursionError) as e:  # bad CRC, bad JSON, absurd nesting
-        raise _refuse(path, f"the archive is damaged ({type(e).__name__})") from None
+    except Exception as e:  # bad CRC, zlib errors, unknown compression, bad JSON, absurd nesting: all damage
+        raise _refuse(path, f"the archive is damaged ({_reason(e)})") from None
     if unpacked > MAX_MODEL_BYTES:
         raise _refuse(path, f"its contents unpack to {_megabytes(unpacked)}, over obd's limit of "
                             f"{_megabytes(MAX_MODEL_BYTES)}")
+    if config_size > MAX_CONFIG_BYTES:
+        raise _refuse(path, f"its config.json unpacks to {_megabytes(config_size)}; a Dense model's takes a few KB "
+                            f"(obd's limit is {_megabytes(MAX_CONFIG_BYTES)})")
     _check_config(path, config)
 
 
@@ -289,8 +301,7 @@ def load_model(path: str | os.PathLike):
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for bad archives; all mean the same to a user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise _refuse(p, f"could not load it as a Keras model ({first[:300]})") from None
+        raise _refuse(p, f"could not load it as a Keras model ({_reason(e)})") from None
     _check_supported(model, p)
     return model
 

@@ -128,7 +128,14 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
     add("plain_zip", None, "the zip archive holds no config.json")
     with zipfile.ZipFile(d / "bad_json.keras", "w") as z:
         z.writestr("config.json", "{not json")
-    add("bad_json", None, "the archive is damaged (JSONDecodeError)")
+    add("bad_json", None, "the archive is damaged (Expecting property name enclosed in double quotes")
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(d / "bad_deflate.keras", "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info))
+    deflated = bytearray((d / "bad_deflate.keras").read_bytes())
+    start = _member_data_offset(d / "bad_deflate.keras", "config.json")
+    deflated[start: start + 8] = b"\xff" * 8
+    add("bad_deflate", bytes(deflated), "the archive is damaged (Error -3 while decompressing data")
     add("empty", b"", "the file is empty")
 
     conv = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
@@ -185,6 +192,8 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
             for _ in range(MAX_MODEL_BYTES // len(chunk) + 1):
                 w.write(chunk)
     add("zip_bomb", None, "its contents unpack to 272.0 MB, over obd's limit of 256.0 MB")
+    _rewrite_config(good, d / "config_bomb.keras", lambda c: c.update(padding=[0] * 2**20))
+    add("config_bomb", None, "its config.json unpacks to 3.0 MB; a Dense model's takes a few KB")
     return files
 
 
@@ -204,9 +213,9 @@ def empty_cache(tmp_path, monkeypatch):
 
 
 BAD_FILE_NAMES = ["truncated_half", "truncated_tail", "bad_crc", "png", "text", "legacy_h5", "plain_zip", "bad_json",
-                  "empty", "conv", "dropout", "tanh", "inputs_100", "outputs_5", "lambda", "custom_layer",
+                  "bad_deflate", "empty", "conv", "dropout", "tanh", "inputs_100", "outputs_5", "lambda", "custom_layer",
                   "foreign_module", "named_bin", "named_h5", "missing", "directory", "fifo", "over_size_limit",
-                  "zip_bomb"]
+                  "zip_bomb", "config_bomb"]
 
 
 def test_every_bad_file_kind_is_covered(bad_files):
@@ -226,6 +235,28 @@ def test_load_model_refuses_bad_files_with_one_clear_message(name, bad_files, lo
     assert not empty_cache.exists(), "nothing written to the cache"
     model, digest = loaded_before
     assert weights_hash(model) == digest, "the model loaded before is unchanged"
+
+
+def test_damage_anywhere_in_a_model_file_is_a_model_file_error(tmp_path, empty_cache):
+    """A real .keras with 16 bytes inverted every 512 bytes, one file each: a clear ModelFileError, never
+    another exception (a byte nothing reads may leave a loadable model, which must then be whole)."""
+    model = build_model(ModelSpec((8,), True), seed=4)
+    good = save_model(model, tmp_path / "good.keras").read_bytes()
+    refused = 0
+    for offset in range(0, len(good), 512):
+        damaged = bytearray(good)
+        damaged[offset: offset + 16] = bytes(b ^ 0xFF for b in damaged[offset: offset + 16])
+        path = tmp_path / f"damaged-{offset}.keras"
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = load_model(path)
+        except ModelFileError as e:
+            assert str(e).startswith(f"{path.name}: ") and "obd loads Keras 3 .keras files" in str(e), e
+            refused += 1
+        else:
+            assert weights_hash(loaded) == weights_hash(model)
+    assert refused > len(good) // 512 // 2, "most damage is caught (the rest hit fields nothing reads)"
+    assert not empty_cache.exists()
 
 
 def test_the_markers_would_catch_code_that_ran(bad_files, markers):
@@ -566,6 +597,21 @@ def real_mnist_bytes(mnist) -> bytes:
     return Path(mnist.source).read_bytes()
 
 
+def _compressed_npz(path: Path) -> Path:
+    """A small MNIST-shaped npz written by np.savez_compressed (deflate streams, unlike Keras' file)."""
+    x = np.tile(np.arange(28, dtype=np.uint8), (50, 28, 1))
+    np.savez_compressed(path, x_train=x, y_train=np.zeros(50, np.uint8), x_test=x[:5], y_test=np.zeros(5, np.uint8))
+    return path
+
+
+def _member_data_offset(path: Path, name: str) -> int:
+    """Where a zip member's (compressed) data starts: after its local header, name and extra field."""
+    with zipfile.ZipFile(path) as z:
+        offset = z.getinfo(name).header_offset
+    header = path.read_bytes()[offset: offset + 30]
+    return offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+
+
 def _mnist_variants(d: Path, real: bytes) -> dict[str, tuple[Path, str]]:
     import gzip
     import pickle
@@ -582,12 +628,10 @@ def _mnist_variants(d: Path, real: bytes) -> dict[str, tuple[Path, str]]:
     corrupt = bytearray(real)
     corrupt[len(real) // 3: len(real) // 3 + 4096] = b"\xff" * 4096  # stored pixels: mostly 0
     add("bad_crc", bytes(corrupt), "not a readable npz file (BadZipFile: Bad CRC-32")
-    rng = np.random.default_rng(0)
-    np.savez_compressed(d / "compressed.npz", x_train=rng.integers(0, 256, (200, 28, 28), np.uint8),
-                        y_train=np.zeros(200, np.uint8), x_test=np.zeros((5, 28, 28), np.uint8), y_test=np.zeros(5, np.uint8))
-    deflated = bytearray((d / "compressed.npz").read_bytes())
-    deflated[len(deflated) // 2: len(deflated) // 2 + 256] = bytes(256)
-    add("bad_deflate", bytes(deflated), "not a readable npz file (")
+    deflated = bytearray(_compressed_npz(d / "compressed.npz").read_bytes())
+    start = _member_data_offset(d / "compressed.npz", "x_train.npy")
+    deflated[start: start + 8] = b"\xff" * 8
+    add("bad_deflate", bytes(deflated), "not a readable npz file (error: Error -3 while decompressing data")
     add("gzip", gzip.compress(real[:10000]), "not a readable npz file (an npz is a zip archive")
     add("pickle", pickle.dumps({"x_train": [1, 2, 3]}), "not a readable npz file (an npz is a zip archive")
     np.save(d / "array.npy", np.zeros((3, 28, 28), np.uint8))
@@ -617,6 +661,26 @@ def test_broken_mnist_files_are_named_through_the_env_var(name, bad_mnist, monke
     text = str(e.value)
     assert text.startswith(f"{path.resolve()}: ") and message in text, text
     assert "OBD_MNIST_PATH" in text and "allow_pickle" not in text, "says how to fix it, never to unpickle"
+
+
+def test_damage_anywhere_in_a_compressed_npz_is_a_data_error(tmp_path):
+    """Every 8th byte of a savez_compressed file overwritten, one file each: numpy's reader fails with zlib,
+    CRC, tokenize or header errors depending on where; each must come out as the same DataError."""
+    good = _compressed_npz(tmp_path / "good.npz").read_bytes()
+    refused = 0
+    for offset in range(0, len(good), 8):
+        damaged = bytearray(good)
+        damaged[offset: offset + 8] = bytes(b ^ 0xFF for b in damaged[offset: offset + 8])
+        path = tmp_path / f"damaged-{offset}.npz"
+        path.write_bytes(bytes(damaged))
+        try:
+            data = load_mnist(path)
+        except DataError as e:
+            assert str(e).startswith(f"{path.resolve()}: "), e
+            refused += 1
+        else:  # a byte nothing reads (a zip field numpy ignores): the data must still be intact
+            assert data.x_train.shape == (50, 784) and data.y_test.shape == (5,)
+    assert refused > len(good) // 8 // 2, "most damage is caught (the rest hit fields nothing reads)"
 
 
 @pytest.mark.parametrize("name", ["truncated_tail", "pickle"])
