@@ -143,12 +143,12 @@ def test_killed_in_the_middle_of_a_save_the_previous_cache_file_stays(previous, 
 
 
 def test_killed_at_random_moments_of_repeated_saves_the_file_is_always_a_whole_model(cache, tmp_path):
-    """Three children overwrite a file in a loop with two models and die at random moments; each file
-    is whole every time: one of the two models, never a mix or a partial file."""
+    """Two children overwrite a file in a loop with two models and die at random moments; each file is
+    whole every time: one of the two models, never a mix or a partial file."""
     expected = {weights_hash(build_model(SPEC, seed=s)) for s in (1, 2)}
     rng = np.random.default_rng()
     runs = []
-    for i in range(3):
+    for i in range(2):
         path, log = cache / f"m{i}.keras", tmp_path / f"child{i}.log"
         runs.append((start(SAVE_LOOP, path, cache=cache, log=log), path, log))
     for proc, path, log in runs:
@@ -159,8 +159,8 @@ def test_killed_at_random_moments_of_repeated_saves_the_file_is_always_a_whole_m
     for _, path, _ in runs:
         assert weights_hash(load_model(path)) in expected
     names = sorted(p.name for p in cache.iterdir())
-    assert [n for n in names if not n.startswith(".")] == ["m0.keras", "m1.keras", "m2.keras"]
-    assert len(names) <= 6 and all(n.endswith(".tmp.keras") for n in names if n.startswith(".")), \
+    assert [n for n in names if not n.startswith(".")] == ["m0.keras", "m1.keras"]
+    assert len(names) <= 4 and all(n.endswith(".tmp.keras") for n in names if n.startswith(".")), \
         "at most one hidden temp file per killed writer"
 
 
