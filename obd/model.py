@@ -3,6 +3,8 @@
 The default model is trained once and kept in a cache directory (OBD_CACHE_DIR, default ~/.cache/obd),
 under a file name keyed by the architecture and training settings; writes are atomic (temp file + rename)
 so a crash never leaves a half-written cache, and a corrupt cache file is retrained, never a crash.
+Model files from users are checked before Keras reads them (size, archive structure, no Lambda layers or
+classes from outside Keras): every refusal is one ModelFileError saying what was wrong and what is supported.
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
 
 
 def _refuse(path: Path, what: str) -> ModelFileError:
+    """The error for a file obd will not load: its name, what was wrong, and what obd supports."""
     return ModelFileError(f"{path.name}: {what}. {SUPPORTED}")
 
 
@@ -169,6 +172,7 @@ def _reason(e: Exception) -> str:
 
 
 def _megabytes(n: int) -> str:
+    """Bytes as "12.3 MB" (MiB, as file managers show them)."""
     return f"{n / 2**20:.1f} MB"
 
 
@@ -235,6 +239,7 @@ def _check_config(path: Path, config: object) -> None:
 
 
 def _layer_name(node: object) -> str:
+    """A serialized layer's name ("?" when the config has none), for messages."""
     config = node.get("config") if isinstance(node, dict) else None
     return str(config.get("name", "?")) if isinstance(config, dict) else "?"
 
