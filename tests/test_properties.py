@@ -18,20 +18,21 @@ import hashlib
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from obd.methods import plan
 from obd.network import Layer, Network, from_keras
 from obd.pruning import MODES, column_norms, prune, prune_model, rank, unit_mask, weight_mask
 
-SETTINGS = settings(max_examples=150, deadline=None)
+# too_slow: generation time on 2 busy shared cores says nothing about obd
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Many ties and zeros (including -0.0) next to ordinary values, subnormals and large ones: the cases where
 # a sloppy tie-break or a count off by one would show.
 values = st.one_of(
     st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5]),
-    st.floats(-2.0**100, 2.0**100, allow_nan=False, allow_infinity=False, allow_subnormal=True, width=32),
+    st.floats(-2.0**100, 2.0**100, allow_nan=False, allow_infinity=False, width=32),  # subnormals too
 )
 sparsities = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 0.001, 0.999]),
                        st.floats(0.0, 1.0, allow_nan=False))
