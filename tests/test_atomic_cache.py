@@ -23,10 +23,10 @@ from obd.model import STALE_TEMP_SECONDS, build_model, cache_path, load_model, s
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ModelSpec((64,), True)
-CONFIG = TrainConfig(epochs=1, batch_size=32, train_limit=20_000)  # 625 steps: long enough to be killed in
+CONFIG = TrainConfig(epochs=5, batch_size=32, train_limit=20_000)  # 3,125 steps: it is killed long before the end
 
 # Child processes. Each prints a line when it reaches the point where the parent kills it.
-SLOW_SAVE = """
+SLOW_SAVE = f"""
 import sys, time, zipfile
 from obd.model import build_model, save_model
 from obd.config import ModelSpec
@@ -37,25 +37,25 @@ def stalled_close(self):  # the archive is half written: entries on disk, no cen
         time.sleep(600)
     close(self)
 zipfile.ZipFile.close = stalled_close
-save_model(build_model(ModelSpec((64,), True), seed=1), sys.argv[1])
+save_model(build_model({SPEC!r}, seed=1), sys.argv[1])
 """
-SAVE_LOOP = """
+SAVE_LOOP = f"""
 import sys
 from obd.model import build_model, save_model
 from obd.config import ModelSpec
-models = [build_model(ModelSpec((64,), True), seed=s) for s in (1, 2)]
+models = [build_model({SPEC!r}, seed=s) for s in (1, 2)]
 i = 0
 while True:
     save_model(models[i % 2], sys.argv[1])
     print("saved", i, flush=True)
     i += 1
 """
-TRAIN = """
+TRAIN = f"""
 from obd.model import trained_model
 from obd.config import ModelSpec, TrainConfig
 def show(p):
     print("step", p.step, flush=True)
-trained_model(ModelSpec((64,), True), TrainConfig(epochs=1, batch_size=32, train_limit=20_000), progress=show)
+trained_model({SPEC!r}, {CONFIG!r}, progress=show)
 """
 
 
