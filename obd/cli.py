@@ -70,6 +70,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def report_file(text: str) -> str:
+    """argparse type: a file written at the end of a run; its folder must exist, checked before the run."""
+    folder = Path(text).expanduser().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {str(folder)!r} does not exist")
+    return text
+
+
+def model_file(text: str) -> str:
+    """argparse type: where `train --out` saves a model; checked before training, not after it."""
+    if Path(text).suffix != ".keras":
+        raise argparse.ArgumentTypeError(f"{text!r}: model files must end in .keras")
+    return text
+
+
 def say(message: str) -> None:
     """Progress and status go to stderr, so stdout stays clean for tables."""
     print(message, file=sys.stderr, flush=True)
@@ -216,7 +231,7 @@ def _add_bench(sub) -> None:
                    help="batch sizes (default 1 10000)")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed calls per engine, median kept (default 5)")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
-    p.add_argument("--json", metavar="PATH", help="write the records as a JSON list (sparsity as a fraction)")
+    p.add_argument("--json", metavar="PATH", type=report_file, help="write the records as a JSON list (sparsity as a fraction)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -236,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=positive_int, help="train on the first N training images only")
-    p.add_argument("--out", metavar="PATH", help="save the model here (.keras) instead of the cache")
+    p.add_argument("--out", metavar="PATH", type=model_file, help="save the model here (.keras) instead of the cache")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sweep", help="accuracy and loss at many sparsities, per pruning mode")
@@ -245,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsities", nargs="+", type=percent, metavar="PCT",
                    default=list(DEFAULT_SPARSITIES), help="sparsities in percent (default 0 25 50 ... 99)")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
-    p.add_argument("--csv", metavar="PATH", help="write the records as CSV (sparsity as a fraction)")
+    p.add_argument("--csv", metavar="PATH", type=report_file, help="write the records as CSV (sparsity as a fraction)")
     p.add_argument("--methods", nargs="+", default=["magnitude"], choices=list(METHODS),
                    help="pruning criteria (default: magnitude)")
     p.add_argument("--budget", default="layer", choices=list(BUDGETS),

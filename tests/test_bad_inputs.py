@@ -544,6 +544,7 @@ def cli_model(tmp_path_factory):
     (["--calib", "1.5"], "'1.5': expected a whole number of at least 1"),
     (["--calib", "70000"], "'70000': MNIST has 60000 training images; give at most 60000"),
     (["--preset", "huge"], "invalid choice: 'huge'"),
+    (["--csv", "/nonexistent/out.csv"], "'/nonexistent/out.csv': the folder '/nonexistent' does not exist"),
 ])
 def test_bad_sweep_arguments(args, message, cli_model, empty_cache, capfd):
     code, err = _cli(["sweep", "--model", cli_model, "--sparsities", "50", "--modes", "weight", *args], capfd)
@@ -559,6 +560,7 @@ def test_bad_sweep_arguments(args, message, cli_model, empty_cache, capfd):
     (["--batch", "20000"], "'20000': batch sizes go up to 10000 (the MNIST test set)"),
     (["--batch", "1e3"], "'1e3': expected a whole number of at least 1"),
     (["--repeats", "0"], "'0': expected a whole number of at least 1"),
+    (["--json", "/nonexistent/b.json"], "'/nonexistent/b.json': the folder '/nonexistent' does not exist"),
 ])
 def test_bad_bench_arguments(args, message, cli_model, empty_cache, capfd):
     code, err = _cli(["bench", "--model", cli_model, "--sparsities", "50", "--modes", "weight", "--batch", "1",
@@ -582,6 +584,7 @@ def test_bad_bench_arguments(args, message, cli_model, empty_cache, capfd):
     (["--limit", "0"], "'0': expected a whole number of at least 1"),
     (["--seed", "abc"], "invalid int value: 'abc'"),
     (["--seed=-1"], "seed must be a whole number in [0, 2**32), got -1"),
+    (["--out", "model.h5"], "argument --out: 'model.h5': model files must end in .keras"),
 ])
 def test_bad_train_arguments(args, message, tmp_path, empty_cache, capfd):
     out = tmp_path / "out.keras"
