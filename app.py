@@ -152,7 +152,8 @@ def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
 
     Kept in the session, not shared: one user's retraining is not another's curve, and the points go when the
     session does."""
-    return st.session_state.setdefault("finetuned", {}).setdefault((key, prune_output), {})
+    # keyed by plain values: app.py runs afresh on every rerun, so each run's ModelKey is another class
+    return st.session_state.setdefault("finetuned", {}).setdefault((key.kind, key.name, prune_output), {})
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring latency across sparsities…")
