@@ -73,7 +73,7 @@ def network(key: ModelKey) -> Network:
     if key.kind == "preset":
         model, _, _ = trained_model(preset_spec(key.name), TrainConfig(), data())
     else:
-        model = load_model(Path(tempfile.gettempdir()) / f"obd-upload-{key.name}.keras")
+        model = load_model(upload_path(key.name))
     net = from_keras(model)  # the Keras model is dropped here: only read-only arrays are shared
     del model
     # After every run Streamlit calls keras.backend.clear_session() and gc.collect(2); with TensorFlow loaded
@@ -109,16 +109,10 @@ def point(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pc
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
+def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> engines.Latency:
     """Dense vs "auto" engine latency on LATENCY_BATCH test images, measured once per state."""
     net = pruned(key, method, mode, prune_output, sparsity_pct).net
-    x = data().x_test[:LATENCY_BATCH]
-    engine = engines.build_engine(net, "auto", LATENCY_BATCH)
-    if engine.name == "dense":  # nothing faster applies: one timing serves both
-        dense_ms = engine_ms = engines.time_engine(engine, x, repeats=3)
-    else:
-        dense_ms, engine_ms = engines.time_engines([engines.build_engine(net, "dense"), engine], x, repeats=3)
-    return {"dense_ms": dense_ms, "engine_ms": engine_ms, "engine": engine.name}
+    return engines.latency(net, data().x_test[:LATENCY_BATCH], repeats=3)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)  # up to 340 KB each for the default net: 22 MB when full
@@ -212,23 +206,30 @@ def _pick_sparsity() -> None:
         st.session_state.sparsity = int(st.session_state.quick)
 
 
+def upload_path(digest: str) -> Path:
+    """Where a checked upload lives, named by its content so that every session shares one copy."""
+    return Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
+
+
 def _upload_key(upload) -> ModelKey | None:
     """Validate an upload; on success remember it, on failure show why and keep the previous model."""
     raw = upload.getvalue()
     digest = hashlib.sha256(raw).hexdigest()
     if st.session_state.get("upload_digest") == digest:
         return ModelKey("upload", digest)
-    path = Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
-    if not path.exists():
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+    path = upload_path(digest)
+    # Each session checks its own copy: two sessions uploading the same file at once must not read (or delete)
+    # a copy the other is still writing. Only a checked file takes the shared name, atomically.
+    fd, mine = tempfile.mkstemp(prefix=f".obd-upload-{digest}.", suffix=".keras")
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
     try:
-        load_model(path)
+        load_model(mine)
     except ModelFileError as e:
-        path.unlink(missing_ok=True)
+        os.unlink(mine)
         st.sidebar.error(f"{upload.name}: {str(e).split(': ', 1)[-1]}")
         return None
+    os.replace(mine, path)
     st.session_state.upload_digest = digest
     return ModelKey("upload", digest)
 
@@ -295,10 +296,15 @@ def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool
     c[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
                 delta_arrow="off")
     lat = latency(key, method, mode, prune_output, k)  # timed after the others are on screen
-    c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", f"{lat['engine_ms']:.1f} ms",
-                speedup_text(lat["dense_ms"] / lat["engine_ms"], lat["engine"]), delta_color="off", delta_arrow="off",
-                help=f"dense: {lat['dense_ms']:.1f} ms; the engine is the one obd.engines picks (auto)")
+    c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", ms_text(lat.engine_ms),
+                speedup_text(lat.speedup, lat.engine), delta_color="off", delta_arrow="off",
+                help=f"dense: {ms_text(lat.dense_ms)}; the engine is the one obd.engines picks (auto)")
     return cur
+
+
+def ms_text(ms: float) -> str:
+    """A duration with three significant digits, in µs below a millisecond: "0.412 ms" would read as zero at .1f."""
+    return f"{ms * 1000:.0f} µs" if ms < 1 else f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
 def speedup_text(ratio: float, engine: str) -> str:

@@ -2,27 +2,22 @@
 hostile addresses and bad uploads give messages instead of tracebacks. Uses the `tiny` preset (trains in
 seconds into the test session's temporary cache)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from obd.config import TrainConfig, preset_spec
+from obd.config import preset_spec
 from obd.evaluate import evaluate
 from obd.methods import plan
-from obd.model import build_model, save_model, trained_model
+from obd.model import build_model, save_model
 from obd.network import from_keras
 from obd.pruning import report
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300  # the first run trains the tiny preset
-
-
-@pytest.fixture(scope="module")
-def tiny_net(mnist):
-    model, _, _ = trained_model(preset_spec("tiny"), TrainConfig(), mnist)
-    return from_keras(model)
 
 
 def open_app(**params) -> AppTest:
@@ -53,22 +48,25 @@ def assert_metrics_match(at, net, mnist, method, mode, pct):
     assert metric(at, "Units kept").delta == f"of {rep.total_units:,} hidden"
 
 
-def test_app_starts_from_a_url_and_shows_obds_numbers(tiny_net, mnist):
+def test_app_starts_from_a_url_and_shows_obds_numbers(tiny, mnist):
     at = open_app(mode="unit", sparsity="90")
     assert at.slider(key="sparsity").value == 90 and at.segmented_control(key="mode").value == "unit"
-    assert_metrics_match(at, tiny_net, mnist, "magnitude", "unit", 90)
+    assert_metrics_match(at, tiny, mnist, "magnitude", "unit", 90)
     assert not at.warning and not at.error
+    lat = metric(at, "Latency, batch 100")  # the tiny net runs in microseconds: never shown as "0.0 ms"
+    assert re.fullmatch(r"[1-9]\d* µs|[1-9][\d.]* ms", lat.value), lat.value
+    assert re.fullmatch(r"\d+\.\d× (faster|slower) · (dense|shrunk|sparse)", lat.delta), lat.delta
 
 
-def test_moving_the_slider_and_the_mode_updates_the_metrics(tiny_net, mnist):
+def test_moving_the_slider_and_the_mode_updates_the_metrics(tiny, mnist):
     at = open_app(mode="weight", sparsity="50")
-    assert_metrics_match(at, tiny_net, mnist, "magnitude", "weight", 50)
+    assert_metrics_match(at, tiny, mnist, "magnitude", "weight", 50)
     at.slider(key="sparsity").set_value(95).run()
-    assert_metrics_match(at, tiny_net, mnist, "magnitude", "weight", 95)
+    assert_metrics_match(at, tiny, mnist, "magnitude", "weight", 95)
     at.segmented_control(key="mode").set_value("unit").run()
-    assert_metrics_match(at, tiny_net, mnist, "magnitude", "unit", 95)
+    assert_metrics_match(at, tiny, mnist, "magnitude", "unit", 95)
     at.selectbox(key="method").set_value("random").run()
-    assert_metrics_match(at, tiny_net, mnist, "random", "unit", 95)
+    assert_metrics_match(at, tiny, mnist, "random", "unit", 95)
 
 
 def test_quick_picks_move_the_slider():
@@ -111,7 +109,7 @@ def test_a_bad_preset_in_the_url_is_refused(monkeypatch):
     assert "preset tiny" in at.caption[0].value
 
 
-def test_a_corrupt_upload_shows_an_error_and_keeps_the_model(tiny_net, mnist, tmp_path):
+def test_a_corrupt_upload_shows_an_error_and_keeps_the_model(tiny, mnist, tmp_path):
     at = open_app(mode="weight", sparsity="60")
     before = metric(at, "Test accuracy").value
     at.sidebar.file_uploader[0].set_value(("broken.keras", b"PK\x03\x04 this is not a model", "application/octet-stream"))
