@@ -1,7 +1,8 @@
 """End to end in a real browser: `streamlit run app.py` on a free local port, driven by Playwright in Debian's
 chromium. Opens a shared address (?mode=unit&sparsity=90), waits for the run to finish, checks the accuracy
 against obd and that no exception box is shown, and saves a screenshot under test-output/ (git-ignored); and
-clicks a point of the accuracy-vs-sparsity curves, which must move the mode, slider, URL and metrics there.
+clicks a point of the accuracy-vs-sparsity curves, which must move the mode, slider, URL and metrics there;
+and uploads a file over the server's 50 MB limit, which the page refuses while the loaded model stays.
 
 The server and chromium come from tests/conftest.py; the test skips, saying why, only when chromium or the
 playwright package is missing (CI installs both).
@@ -73,6 +74,30 @@ def test_clicking_a_curve_point_moves_the_controls_there(server, chromium, tiny,
             expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(f"{100 * want:.2f} %")
             expect(page.locator("[data-testid='stSlider'] input[type='range']").first).to_have_value("50")
             assert "mode=unit" in page.url
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()
+
+
+def test_an_upload_over_the_limit_is_refused_and_the_model_stays(server, chromium, tiny, mnist, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    big = tmp_path / "big.keras"
+    with open(big, "wb") as f:  # one byte over .streamlit/config.toml's maxUploadSize of 50 MB
+        f.truncate(50 * 2**20 + 1)
+    want = f"{100 * evaluate(prune(tiny, 0.9, 'unit').net, mnist.x_test, mnist.y_test).accuracy:.2f} %"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{server.url}/?mode=unit&sparsity=90", timeout=60_000)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
+            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(want)
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(big))
+            expect(page.get_by_text("File must be 50.0MB or smaller")).to_be_visible()
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(want)  # the tiny net stays
             assert page.locator("[data-testid='stException']").count() == 0
         finally:
             browser.close()
