@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 
 from obd.data import load_mnist

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 
 from benchmarks.live_app import (CHROMIUM, CHROMIUM_ARGS, METRICS, Expected, app_constant, cpu_s, descendants_cpu_s,

@@ -21,6 +21,9 @@ at install time); `cache=True` keeps its ~5 s compile to the first run on a mach
   activations, so it would load and store it for every weight and vectorize nothing (0.6x dense at 90 %
   instead of 3-4x); 64 scalars live in four registers. The tile kernel's source is therefore generated
   from a template (one line per lane) and compiled under this file's name, so numba's cache works for it.
+- A second core that is free: OpenBLAS's workers spin for ~80 ms after each dense matmul by default, so
+  a sparse call right after a dense one ran on one core (4x instead of 7x dense at 95 %). obd/__init__.py
+  sets OPENBLAS_THREAD_TIMEOUT before numpy loads; import obd before numpy to get it.
 - Unsigned indices and slices counted from 0, so numba emits no negative-index checks in the inner loops,
   and branch-free lists of nonzero inputs in the row kernel (an `if x != 0` mispredicts half the time).
 

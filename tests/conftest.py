@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 import pytest
 
