@@ -6,16 +6,15 @@ the ideal (FLOP-proportional) speed-up and the fraction of it reached, the targe
 picks, and the model file sizes; writes the `bench` records to benchmarks/out/speed.json. Ratios are
 measured within one run with interleaved calls (other processes share the 2 cores, so absolute times drift).
 
-Measured 2026-11-25 00:42 UTC on the idle 2-core machine, default model (dense: ~390 ms at batch 10,000,
-~0.15-0.26 ms at batch 1), speed-up over dense [target]:
-  weight/sparse, batch 10,000: 80 % 1.55x, 90 % 2.63x [2], 95 % 4.84x [4], 99 % 14.5x [15, missed by 3 %]
-  weight/sparse, batch 1:      90 % 1.98x, 95 % 3.89x, 99 % 7.27x [5]
-  unit/shrunk,   batch 10,000: 50 % 3.14x [3], 80 % 11.2x, 90 % 23.9x [25], 95 % 44.5x, 99 % 94.6x [100]
-  unit/shrunk,   batch 1:      50 % 1.47x, 90 % 7.0x, 99 % 10.7x
-Earlier runs the same evening: weight 99 % batch 10,000 14.8-15.6x, unit 90 % 25.4x, unit 99 % 99.9-124x;
-the three misses are within run-to-run noise of their targets. Files: dense .keras 15.2 MB at every sparsity;
-shrunk .keras 4.61 / 1.14 / 0.46 / 0.21 / 0.06 MB and CSR .npz 8.41 / 3.66 / 1.91 / 0.99 / 0.23 MB at
-50 / 80 / 90 / 95 / 99 %.
+Measured 2026-11-25 ~09:00 UTC, two runs on the idle 2-core machine, default model (dense: ~390 ms at batch
+10,000, ~0.15-0.28 ms at batch 1), speed-up over dense [target], run 1 / run 2:
+  weight/sparse, batch 10,000: 80 % 1.85/2.42x, 90 % 3.68/5.03x [2], 95 % 9.75/7.14x [4], 99 % 24.9/24.5x [15]
+  weight/sparse, batch 1:      90 % 2.27/2.78x, 95 % 3.48/3.73x, 99 % 7.69/7.74x [5]
+  unit/shrunk,   batch 10,000: 50 % 3.06/3.09x [3], 80 % 10.8/11.5x, 90 % 23.1/25.1x [25], 95 % 45.2/46.0x,
+                               99 % 105.5/94.2x [100]
+The two unit misses are within run-to-run noise of their targets (README, Speed). Files: dense .keras 15.2 MB
+at every sparsity; shrunk .keras 4.61 / 1.14 / 0.46 / 0.21 / 0.06 MB and CSR .npz 8.41 / 3.66 / 1.91 / 0.99 /
+0.23 MB at 50 / 80 / 90 / 95 / 99 %.
 """
 
 from __future__ import annotations
