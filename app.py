@@ -336,8 +336,8 @@ def _fill_curves(key: ModelKey, store: dict, wanted: list[tuple[str, str]], prun
             bar.progress((i + step.done / step.total) / len(missing),
                          text=f"Curves: {m}, {md} pruning at {100 * step.sparsity:g} %")
         calib = calibration(data()) if m in ("obd", "obs") else None
-        store[(m, md)] = sweep(network(key), data().x_test, data().y_test, DEFAULT_SPARSITIES, [md],
-                               prune_output, show, methods=[m], calib=calib, engine="auto")
+        store[(m, md)] = sweep(network(key), DEFAULT_SPARSITIES, [md], x=data().x_test, y=data().y_test,
+                               prune_output=prune_output, progress=show, methods=[m], calib=calib, engine="auto")
         save_records(store[(m, md)], curve_file(key, m, md, prune_output))
     bar.empty()
 

@@ -67,7 +67,7 @@ def main() -> int:
         print(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} {100 * step.sparsity:g} %",
               file=sys.stderr, flush=True)
 
-    records = sweep(net, data.x_test, data.y_test, DEFAULT_SPARSITIES, ("weight", "unit"), progress=show,
+    records = sweep(net, DEFAULT_SPARSITIES, ("weight", "unit"), x=data.x_test, y=data.y_test, progress=show,
                     methods=args.methods, budget=args.budget, calib=calib)
 
     tuned = []

@@ -178,8 +178,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         tuned = f", fine-tuned {step.finetune_epochs:g} epochs" if step.finetune_epochs else ""
         say(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} pruning at {100 * step.sparsity:g} %{tuned}")
 
-    records = sweep(model, data.x_test, data.y_test, args.sparsities, args.modes, args.prune_output, show,
-                    args.methods, args.budget, calib, args.finetune_epochs, data)
+    records = sweep(model, args.sparsities, args.modes, x=data.x_test, y=data.y_test, prune_output=args.prune_output,
+                    progress=show, methods=args.methods, budget=args.budget, calib=calib,
+                    finetune_epochs=args.finetune_epochs, train_data=data)
     detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
     print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
           + (f"{'method':>11}{'ft epochs':>11}{'seconds':>9}" if detail else ""))

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .data import Mnist
+from .data import Mnist, load_mnist
 from .evaluate import evaluate
 from .finetune import check_epochs, finetune
 from .methods import Calibration, calibration, check_method, plan
@@ -50,8 +50,8 @@ class SweepStep:
     finetune_epochs: float = 0.0
 
 
-def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEFAULT_SPARSITIES,
-          modes: Iterable[str] = ("weight", "unit"), prune_output: bool = False,
+def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterable[str] = ("weight", "unit"),
+          *, x: np.ndarray | None = None, y: np.ndarray | None = None, prune_output: bool = False,
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
           budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
           train_data: Mnist | None = None, seed: int = 0, engine: str = "dense") -> list[SweepRecord]:
@@ -59,9 +59,9 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
 
     Args:
         model: a Network or a Keras model of Dense layers (not changed).
-        x, y: evaluation inputs (n, 784) and labels (n,), usually the MNIST test set.
         sparsities: fractions in [0, 1].
         modes: "weight" and/or "unit".
+        x, y: evaluation inputs (n, 784) and labels (n,); by default the MNIST test set (`load_mnist()`).
         prune_output: prune the logits layer too.
         progress: called before each point with a SweepStep.
         methods: criteria from obd.methods.METHODS ("magnitude", "random", "obd", "obs").
@@ -91,6 +91,11 @@ def sweep(model, x: np.ndarray, y: np.ndarray, sparsities: Iterable[float] = DEF
         check_epochs(finetune_epochs)
     if finetune_epochs > 0 and train_data is None:
         raise ValueError("fine-tuning needs the training data (train_data)")
+    if x is None or y is None:
+        if x is not None or y is not None:
+            raise ValueError("give both x and y, or neither (the MNIST test set)")
+        test = load_mnist()
+        x, y = test.x_test, test.y_test
     if calib is None and {"obd", "obs"} & set(methods):
         calib = calibration(train_data)
     epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])

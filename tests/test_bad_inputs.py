@@ -399,7 +399,7 @@ def test_bad_sparsities_are_refused_everywhere(entry, bad, small_net, small_mode
         "ranking": lambda: rank(small_net).masks(bad),
         "plan": lambda: plan(small_net).prune(bad),
         "prune_with": lambda: prune_with(small_net, bad),
-        "sweep": lambda: sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5, bad]),
+        "sweep": lambda: sweep(small_net, [0.5, bad], x=mnist.x_test[:10], y=mnist.y_test[:10]),
         "bench": lambda: bench(small_net, mnist.x_test[:10], ["weight"], [bad], [1], 1),
         "gradual": lambda: gradual(small_net, bad, mnist),
     }
@@ -415,7 +415,7 @@ def test_bad_modes_are_refused_everywhere(entry, bad, small_net, small_model, mn
         "rank": lambda: rank(small_net, bad),
         "prune_model": lambda: prune_model(small_model, 0.5, bad),
         "plan": lambda: plan(small_net, "magnitude", bad),
-        "sweep": lambda: sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5], ["weight", bad]),
+        "sweep": lambda: sweep(small_net, [0.5], ["weight", bad], x=mnist.x_test[:10], y=mnist.y_test[:10]),
         "bench": lambda: bench(small_net, mnist.x_test[:10], [bad], [0.5], [1], 1),
     }
     with pytest.raises(ValueError, match="mode must be one of weight, unit; got"):
@@ -428,7 +428,7 @@ def test_bad_methods_are_refused_everywhere(entry, bad, small_net, mnist):
     calls = {
         "plan": lambda: plan(small_net, bad),
         "prune_with": lambda: prune_with(small_net, 0.5, "weight", bad),
-        "sweep": lambda: sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5], ["weight"], methods=[bad]),
+        "sweep": lambda: sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], methods=[bad]),
         "gradual": lambda: gradual(small_net, 0.5, mnist, method=bad),
     }
     with pytest.raises(ValueError, match="method must be one of magnitude, random, obd, obs; got"):
@@ -441,7 +441,7 @@ def test_bad_budgets_are_refused_everywhere(entry, bad, small_net, mnist):
     calls = {
         "rank": lambda: rank(small_net, "weight", budget=bad),
         "plan": lambda: plan(small_net, "magnitude", "weight", bad),
-        "sweep": lambda: sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5], ["weight"], budget=bad),
+        "sweep": lambda: sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], budget=bad),
     }
     with pytest.raises(ValueError, match="budget must be one of layer, global; got"):
         calls[entry]()
@@ -458,8 +458,7 @@ def test_bad_epochs_are_refused_for_training_and_fine_tuning(bad, small_net, mni
         finetune(prune(small_net, 0.5), mnist, bad)
     if bad != 0:  # a sweep's finetune_epochs=0 means one-shot
         with pytest.raises(ValueError, match=r"fine-tuning epochs must be a number in \(0, 100\]"):
-            sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5], ["weight"], finetune_epochs=bad,
-                  train_data=mnist)
+            sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], finetune_epochs=bad, train_data=mnist)
     with pytest.raises(ValueError, match=r"fine-tuning epochs must be a number in \(0, 100\]"):
         gradual(small_net, 0.5, mnist, epochs=bad)
 

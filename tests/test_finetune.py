@@ -49,10 +49,10 @@ def test_gradual_masks_only_grow_and_end_exact(small_net, mnist):
 
 def test_sweep_adds_a_fine_tuned_record_per_point(small_net, mnist):
     x, y = mnist.x_test[:1000], mnist.y_test[:1000]
-    records = sweep(small_net, x, y, [0.95], ["weight"], finetune_epochs=0.05, train_data=mnist)
+    records = sweep(small_net, [0.95], ["weight"], x=x, y=y, finetune_epochs=0.05, train_data=mnist)
     assert [r.finetune_epochs for r in records] == [0.0, 0.05]
     assert records[0].kept_weights == records[1].kept_weights
     with pytest.raises(ValueError, match="training data"):
-        sweep(small_net, x, y, [0.5], finetune_epochs=1)
+        sweep(small_net, [0.5], x=x, y=y, finetune_epochs=1)
     with pytest.raises(ValueError, match=r"\(0, 100\]"):
-        sweep(small_net, x, y, [0.5], finetune_epochs=-1, train_data=mnist)
+        sweep(small_net, [0.5], x=x, y=y, finetune_epochs=-1, train_data=mnist)

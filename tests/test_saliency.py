@@ -135,7 +135,7 @@ def test_methods_figure_has_a_curve_per_method_and_mode_and_marks_the_current_po
     from obd.sweep import sweep
 
     x, y = mnist.x_test[:500], mnist.y_test[:500]
-    records = sweep(small_net, x, y, [0.0, 0.5, 0.9], ["weight", "unit"], methods=["magnitude", "random"])
+    records = sweep(small_net, [0.0, 0.5, 0.9], ["weight", "unit"], x=x, y=y, methods=["magnitude", "random"])
     fig = methods_figure(records, current=("random", "unit", 0.7))
     assert len(fig.data) == 5
     star = fig.data[-1]

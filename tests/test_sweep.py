@@ -17,7 +17,7 @@ def test_default_sparsities():
 def test_sweep_matches_direct_pruning(small_net, small_model, mnist):
     steps = []
     x, y = mnist.x_test[:2000], mnist.y_test[:2000]
-    records = sweep(small_model, x, y, [0.0, 0.5, 0.9], ["weight", "unit"], progress=steps.append)
+    records = sweep(small_model, [0.0, 0.5, 0.9], ["weight", "unit"], x=x, y=y, progress=steps.append)
     assert [(r.mode, r.sparsity) for r in records] == [(m, k) for m in ("weight", "unit") for k in (0, 0.5, 0.9)]
     assert [s.done for s in steps] == list(range(6)) and steps[0].total == 6
     for r in records:
@@ -31,13 +31,13 @@ def test_sweep_matches_direct_pruning(small_net, small_model, mnist):
 
 def test_sweep_validates_before_working(small_net, mnist):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5, 1.5])
+        sweep(small_net, [0.5, 1.5], x=mnist.x_test[:10], y=mnist.y_test[:10])
     with pytest.raises(ValueError, match="mode must be one of"):
-        sweep(small_net, mnist.x_test[:10], mnist.y_test[:10], [0.5], ["filter"])
+        sweep(small_net, [0.5], ["filter"], x=mnist.x_test[:10], y=mnist.y_test[:10])
 
 
 def test_csv_columns(small_net, mnist):
-    records = sweep(small_net, mnist.x_test[:500], mnist.y_test[:500], [0.25], ["unit"])
+    records = sweep(small_net, [0.25], ["unit"], x=mnist.x_test[:500], y=mnist.y_test[:500])
     rows = list(csv.DictReader(io.StringIO(to_csv(records))))
     assert tuple(rows[0])[:5] == CSV_COLUMNS
     assert rows[0]["mode"] == "unit" and float(rows[0]["sparsity"]) == 0.25
@@ -46,7 +46,7 @@ def test_csv_columns(small_net, mnist):
 def test_records_round_trip_through_json_and_bad_files_read_as_none(small_net, mnist, tmp_path):
     from obd.sweep import load_records, save_records
 
-    records = sweep(small_net, mnist.x_test[:300], mnist.y_test[:300], [0.0, 0.9], ["weight"])
+    records = sweep(small_net, [0.0, 0.9], ["weight"], x=mnist.x_test[:300], y=mnist.y_test[:300])
     path = save_records(records, tmp_path / "curves" / "r.json")
     assert load_records(path) == records
     path.write_text("{broken")
@@ -61,3 +61,12 @@ def test_auto_engine_evaluation_agrees_with_dense(small_net, mnist):
         dense, auto = evaluate(net, mnist.x_test, mnist.y_test), evaluate(net, mnist.x_test, mnist.y_test, engine="auto")
         assert abs(dense.accuracy - auto.accuracy) <= 2e-4  # at most two of 10,000 argmax ties may flip
         assert auto.loss == pytest.approx(dense.loss, rel=1e-4)
+
+
+def test_sweep_in_the_issues_form_evaluates_on_the_mnist_test_set(small_net, mnist):
+    """sweep(model, sparsities, modes): without x and y it loads the test set (OBD_MNIST_PATH here)."""
+    (default,) = sweep(small_net, [0.5], ["weight"])
+    (explicit,) = sweep(small_net, [0.5], ["weight"], x=mnist.x_test, y=mnist.y_test)
+    assert default.accuracy == explicit.accuracy and default.loss == explicit.loss
+    with pytest.raises(ValueError, match="both x and y"):
+        sweep(small_net, [0.5], ["weight"], x=mnist.x_test)
