@@ -458,7 +458,8 @@ def test_bad_epochs_are_refused_for_training_and_fine_tuning(bad, small_net, mni
         finetune(prune(small_net, 0.5), mnist, bad)
     if bad != 0:  # a sweep's finetune_epochs=0 means one-shot
         with pytest.raises(ValueError, match=r"fine-tuning epochs must be a number in \(0, 100\]"):
-            sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], finetune_epochs=bad, train_data=mnist)
+            sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], finetune_epochs=bad,
+                  train_data=mnist)
     with pytest.raises(ValueError, match=r"fine-tuning epochs must be a number in \(0, 100\]"):
         gradual(small_net, 0.5, mnist, epochs=bad)
 
