@@ -167,26 +167,38 @@ def calib_size(text: str) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .data import load_mnist
-    from .methods import calibration
+    from .finetune import check_gradual
+    from .methods import NEEDS_CALIBRATION, calibration, supports
     from .sweep import sweep, to_csv
 
+    # checked here too (sweep checks them again) so that a mistake is reported before a model is trained
+    pairs = [(m, md) for m in args.methods for md in args.modes if supports(m, md)]
+    if not pairs:
+        raise ValueError(f"none of the methods {', '.join(args.methods)} prunes in mode {', '.join(args.modes)}")
+    if args.gradual_steps > 1:
+        if not args.finetune_epochs > 0:
+            raise ValueError("--gradual-steps fine-tunes between its steps: give --finetune-epochs too")
+        for m, md in pairs:
+            check_gradual(m, md)
+
     data = load_mnist()
-    calib = calibration(data, args.calib) if {"obd", "obs"} & set(args.methods) else None
+    calib = calibration(data, args.calib) if set(NEEDS_CALIBRATION) & set(args.methods) else None
     model = load_or_default(args.model, args.preset)
 
     def show(step) -> None:
         tuned = f", fine-tuned {step.finetune_epochs:g} epochs" if step.finetune_epochs else ""
+        tuned += f" in {step.gradual_steps} pruning steps" if step.gradual_steps > 1 else ""
         say(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} pruning at {100 * step.sparsity:g} %{tuned}")
 
     records = sweep(model, args.sparsities, args.modes, x=data.x_test, y=data.y_test, prune_output=args.prune_output,
                     progress=show, methods=args.methods, budget=args.budget, calib=calib,
-                    finetune_epochs=args.finetune_epochs, train_data=data)
+                    finetune_epochs=args.finetune_epochs, train_data=data, gradual_steps=args.gradual_steps)
     detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
     print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
-          + (f"{'method':>11}{'ft epochs':>11}{'seconds':>9}" if detail else ""))
+          + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else ""))
     for r in records:
         print(f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}"
-              + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.seconds:>9.2f}" if detail else ""))
+              + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.gradual_steps:>7}{r.seconds:>9.2f}" if detail else ""))
     if args.csv:
         Path(args.csv).write_text(to_csv(records))
         say(f"wrote {args.csv}")
@@ -263,11 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
     p.add_argument("--csv", metavar="PATH", type=report_file, help="write the records as CSV (sparsity as a fraction)")
     p.add_argument("--methods", nargs="+", default=["magnitude"], choices=list(METHODS),
-                   help="pruning criteria (default: magnitude)")
+                   help="pruning criteria (default: magnitude; sparsegpt prunes weights only, its unit runs are "
+                        "skipped)")
     p.add_argument("--budget", default="layer", choices=list(BUDGETS),
                    help="sparsity per layer, or one threshold across layers (default: layer)")
     p.add_argument("--finetune-epochs", type=non_negative_float, default=0.0, metavar="E",
                    help="also fine-tune every point for E epochs with its masks fixed (default 0: one-shot)")
+    p.add_argument("--gradual-steps", type=positive_int, default=1, metavar="S",
+                   help="with --finetune-epochs: prune in S steps towards each sparsity (tfmot's PolynomialDecay), "
+                        "fine-tuning E/S epochs between them (magnitude, random, obd; default 1: prune once)")
     p.add_argument("--calib", type=calib_size, default=CALIBRATION_SIZE, metavar="N",
                    help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})")
     p.set_defaults(func=_cmd_sweep)

@@ -16,9 +16,10 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Mnist
-from .methods import Calibration, check_method, method_scores
+from .methods import Calibration, check_method_mode, method_scores
+from .reconstruct import ALGORITHMS
 from .network import Network, as_network, from_keras, to_keras
-from .pruning import Pruned, apply_masks, check_budget, check_mode, check_sparsity, prune, rank
+from .pruning import Pruned, apply_masks, check_budget, check_sparsity, prune, rank
 
 # Adam's peak rate, cosine-decayed: of 3e-4, 1e-3, 3e-3 and 5e-3, 3e-3 recovered most in 2 epochs on the
 # default net (OBS 99 % weights: 94.8 / 96.8 / 97.4 / 97.4 %; OBS 90 % units: 97.8 % at 3e-4, 98.1 % at 3e-3)
@@ -79,6 +80,14 @@ def finetune(pruned: Pruned, data: Mnist, epochs: float = 1.0, progress: Progres
     return Pruned(net, pruned.masks, pruned.mode, pruned.sparsity)
 
 
+def check_gradual(method: object, mode: object) -> None:
+    """Raise ValueError unless `method` can prune gradually in `mode` (not the reconstruction methods)."""
+    check_method_mode(method, mode)
+    if method in ALGORITHMS:
+        raise ValueError(f"gradual pruning supports magnitude, random and obd; for {method} prune one-shot, "
+                         "then fine-tune")
+
+
 def schedule(sparsity: float, steps: int) -> list[float]:
     """tfmot PolynomialDecay from 0 to `sparsity` (power 3) at `steps` evenly spaced stages; ends at the target."""
     k = check_sparsity(sparsity)
@@ -94,8 +103,8 @@ def gradual(model, sparsity: float, data: Mnist, epochs: float = 2.0, steps: int
     """Gradual pruning: prune to each stage of `schedule(sparsity, steps)` and fine-tune epochs/steps in between.
 
     At each stage the method re-scores the current (fine-tuned) network; what earlier stages pruned scores
-    -inf, so masks only grow and counts stay exact. obs is not offered here: its reconstruction rewrites the
-    kept weights, which fine-tuning does better; use obs one-shot, then `finetune`.
+    -inf, so masks only grow and counts stay exact. obs and sparsegpt are not offered here: their
+    reconstruction rewrites the kept weights, which fine-tuning does better; use them one-shot, then `finetune`.
 
     Args:
         model: a Network or Keras model (not changed).
@@ -112,13 +121,11 @@ def gradual(model, sparsity: float, data: Mnist, epochs: float = 2.0, steps: int
         Pruned at the target sparsity, fine-tuned.
 
     Raises:
-        ValueError: for invalid arguments, or method "obs".
+        ValueError: for invalid arguments, or method "obs" or "sparsegpt".
     """
     stages = schedule(sparsity, steps)
-    check_mode(mode)
+    check_gradual(method, mode)
     check_budget(budget)
-    if check_method(method) == "obs":
-        raise ValueError("gradual pruning supports magnitude, random and obd; for obs prune one-shot, then finetune")
     check_epochs(epochs)
     net: Network = as_network(model)
     kept: list[np.ndarray] | None = None  # (units,) or kernel-shaped: what earlier stages kept

@@ -4,8 +4,9 @@ Methods:
 - "magnitude": |w| (weight mode) or column L2 norm (unit mode), the original obd pruning.
 - "random": seeded uniform scores, a control.
 - "obd": Optimal Brain Damage saliency 1/2 h_kk w^2 from the loss Hessian's diagonal (obd.saliency).
-- "obs": one-shot Optimal Brain Surgeon reconstruction layer by layer (obd.reconstruct): the pruned network
-  holds refit weights.
+- "obs": one-shot Optimal Brain Surgeon reconstruction layer by layer (obd.reconstruct): mask by OBS score,
+  then a least-squares refit of the kept weights; the pruned network holds refit weights.
+- "sparsegpt": SparseGPT's sequential OBS (obd.reconstruct.sparsegpt), weight mode only.
 A `Plan` holds everything that does not depend on the sparsity (Hessian diagonal, calibration activations,
 greedy orders, rankings), so re-pruning at a new sparsity is fast: magnitude/random/obd cost one mask and
 copy (well under a second); obs re-runs the least-squares refits (seconds).
@@ -21,10 +22,12 @@ import numpy as np
 from .data import Mnist, load_mnist
 from .network import Network, as_network
 from .pruning import Pruned, Ranking, check_budget, check_mode, check_sparsity, magnitude_scores, prune, rank
-from .reconstruct import ObsPlan, ReconstructConfig, gram, inverse, obs_scores, plan_obs
+from .reconstruct import ALGORITHMS, ObsPlan, ReconstructConfig, gram, inverse, obs_scores, plan_obs
 from .saliency import hessian_diagonal, obd_saliency, random_scores
 
-METHODS = ("magnitude", "random", "obd", "obs")
+METHODS = ("magnitude", "random", "obd", "obs", "sparsegpt")
+WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
+NEEDS_CALIBRATION = ("obd", "obs", "sparsegpt")  # methods that read a sample of training images
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass
 
 
@@ -33,6 +36,20 @@ def check_method(method: object) -> str:
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return method  # type: ignore[return-value]
+
+
+def supports(method: str, mode: str) -> bool:
+    """Whether `method` can prune in `mode` (sparsegpt removes single weights only)."""
+    return mode == "weight" or check_method(method) not in WEIGHT_ONLY
+
+
+def check_method_mode(method: object, mode: object) -> tuple[str, str]:
+    """Validate a (method, mode) pair; raises ValueError saying what to use instead."""
+    check_method(method)
+    check_mode(mode)
+    if not supports(method, mode):  # type: ignore[arg-type]
+        raise ValueError(f"{method} prunes single weights only (mode weight); for units use obs")
+    return method, mode  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,7 @@ def calibration(data: Mnist | None = None, size: int = CALIBRATION_SIZE, seed: i
 class Plan:
     """A method's sparsity-independent state for one network and mode; `prune(k)` is cheap to repeat.
 
-    ranking: for magnitude, random and obd; obs: for obs. seconds: time taken to build the plan.
+    ranking: for magnitude, random and obd; obs: for obs and sparsegpt. seconds: time taken to build the plan.
     """
 
     net: Network
@@ -88,15 +105,14 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
                   hessian: str = "gauss-newton", budget: str = "layer") -> list[np.ndarray]:
     """Per-layer importance (higher = keep) of a criterion: kernel-shaped (weight) or (units,) (unit).
 
-    For "obs" these are the dense network's single-weight OBS costs w^2 / [H^-1]_qq per layer (what the
-    heatmap shows; the reconstruction itself re-scores layer by layer). Unit-mode obs scores are the
+    For "obs" and "sparsegpt" these are the dense network's single-weight OBS costs w^2 / [H^-1]_qq per layer
+    (what the heatmap shows; the reconstruction itself re-scores layer by layer). Unit-mode obs scores are the
     column sums.
 
     Raises:
-        ValueError: for an unknown method, mode or budget.
+        ValueError: for an unknown method, mode or budget, or a method the mode does not support.
     """
-    check_method(method)
-    check_mode(mode)
+    check_method_mode(method, mode)
     if method == "magnitude":
         return magnitude_scores(net, mode, budget)
     if method == "random":
@@ -106,8 +122,10 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
         return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, hessian), mode)
     acts = net.activations(calib.x)
     out = []
+    config = ReconstructConfig()
+    damping = config.sparsegpt_damping if method == "sparsegpt" else config.damping(mode)
     for layer, a in zip(net.layers, acts):
-        s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, ReconstructConfig().damping(mode))))
+        s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, damping)))
         out.append(s if mode == "weight" else s.sum(axis=0))
     return out
 
@@ -135,13 +153,13 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
 
     Args:
         model: a Network or Keras model (not changed).
-        method: "magnitude", "random", "obd" or "obs".
+        method: one of METHODS ("sparsegpt": weight mode only).
         mode: "weight" or "unit".
         budget: "layer" (round(k*n) per pruned layer) or "global" (round(k*N) over all pruned layers by one
             threshold). Comparable scores: magnitude raw |w| / column RMS (see `pruning.rank`), random as is,
             obd saliency in loss units, obs relative output error (see `reconstruct.plan_obs`).
         prune_output: prune the logits layer too.
-        calib: calibration sample for obd and obs (default: `calibration()`, 4,096 training images).
+        calib: calibration sample for obd, obs and sparsegpt (default: `calibration()`, 4,096 training images).
         seed: random's seed.
         hessian: obd's Hessian diagonal: "gauss-newton" (exact for ReLU nets) or "fisher" (empirical).
         config: obs settings (damping).
@@ -150,17 +168,17 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
         A Plan; `plan.prune(k)` gives the Pruned network at sparsity k.
 
     Raises:
-        ValueError: for an unknown method, mode or budget (before any work).
+        ValueError: for an unknown method, mode or budget, or a method the mode does not support (before any
+            work).
     """
-    check_method(method)
-    check_mode(mode)
+    check_method_mode(method, mode)
     check_budget(budget)
     net = as_network(model)
     start = time.perf_counter()
     ranking = obs = None
-    if method == "obs":
+    if method in ALGORITHMS:
         calib = calib if calib is not None else calibration()
-        obs = plan_obs(net, calib.x, mode, budget, prune_output, config)
+        obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method)
     else:
         ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, hessian, budget), budget)
     return Plan(net, method, mode, budget, prune_output, ranking, obs, time.perf_counter() - start)

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-METHOD_COLORS = {"magnitude": "#1f77b4", "random": "#7f7f7f", "obd": "#d62728", "obs": "#2ca02c"}
+METHOD_COLORS = {"magnitude": "#1f77b4", "random": "#7f7f7f", "obd": "#d62728", "obs": "#2ca02c",
+                 "sparsegpt": "#9467bd"}
 MODE_DASH = {"weight": "solid", "unit": "dash"}
 
 
@@ -17,7 +18,8 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
 
     Args:
         records: `obd.sweep.SweepRecord`s (or anything with method, mode, sparsity, accuracy and
-            finetune_epochs attributes). Colour = method, dash = mode, dotted = fine-tuned; markers at measured points.
+            finetune_epochs attributes; gradual_steps optional). Colour = method, dash = mode, dotted = fine-tuned;
+            markers at measured points.
         current: (method, mode, sparsity) to mark: a star on that one-shot curve, linearly interpolated
             between the swept sparsities.
         metric: "accuracy" (in percent) or "loss" (test cross-entropy).
@@ -29,12 +31,14 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
         raise ValueError(f"metric must be accuracy or loss, got {metric!r}")
     scale = 100.0 if metric == "accuracy" else 1.0
     fig = go.Figure()
-    curves: dict[tuple[str, str, float], list] = {}
+    curves: dict[tuple[str, str, float, int], list] = {}
     for r in records:
-        curves.setdefault((r.method, r.mode, float(getattr(r, "finetune_epochs", 0.0))), []).append(r)
-    for (method, mode, epochs), rs in curves.items():
+        key = (r.method, r.mode, float(getattr(r, "finetune_epochs", 0.0)), int(getattr(r, "gradual_steps", 1)))
+        curves.setdefault(key, []).append(r)
+    for (method, mode, epochs, steps), rs in curves.items():
         rs = sorted(rs, key=lambda r: r.sparsity)
-        name = f"{method}, {mode}" + (f", fine-tuned {epochs:g} ep" if epochs else "")
+        name = (f"{method}, {mode}" + (f", fine-tuned {epochs:g} ep" if epochs else "")
+                + (f" in {steps} steps" if steps > 1 else ""))
         fig.add_trace(go.Scatter(
             x=[100 * r.sparsity for r in rs], y=[scale * getattr(r, metric) for r in rs], name=name,
             # markers on the measured points: the lines between them are interpolation, and a click (which
@@ -45,7 +49,7 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
                           + "<extra>" + name + "</extra>"))
     if current is not None:
         method, mode, sparsity = current
-        rs = sorted(curves.get((method, mode, 0.0), []), key=lambda r: r.sparsity)
+        rs = sorted(curves.get((method, mode, 0.0, 1), []), key=lambda r: r.sparsity)
         if rs:
             value = np.interp(sparsity, [r.sparsity for r in rs], [getattr(r, metric) for r in rs])
             fig.add_trace(go.Scatter(

@@ -15,8 +15,8 @@ import numpy as np
 
 from .data import Mnist, load_mnist
 from .evaluate import evaluate
-from .finetune import check_epochs, finetune
-from .methods import Calibration, calibration, check_method, plan
+from .finetune import check_epochs, check_gradual, finetune, gradual
+from .methods import NEEDS_CALIBRATION, Calibration, calibration, check_method, plan, supports
 from .network import Network, as_network
 from .pruning import check_budget, check_mode, check_sparsity
 
@@ -35,6 +35,7 @@ class SweepRecord:
     seconds: float = 0.0  # time to prune (and reconstruct or fine-tune) and evaluate this point
     budget: str = "layer"  # "layer" or "global"
     finetune_epochs: float = 0.0  # epochs of fine-tuning with fixed masks; 0 = one-shot
+    gradual_steps: int = 1  # pruning stages of a fine-tuned point (1: prune once, then fine-tune)
     setup_seconds: float = 0.0  # one-off time of the method's plan for this mode (Hessian, calibration, orders)
 
 
@@ -48,13 +49,15 @@ class SweepStep:
     sparsity: float
     method: str = "magnitude"
     finetune_epochs: float = 0.0
+    gradual_steps: int = 1
 
 
 def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterable[str] = ("weight", "unit"),
           *, x: np.ndarray | None = None, y: np.ndarray | None = None, prune_output: bool = False,
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
           budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
-          train_data: Mnist | None = None, seed: int = 0, engine: str = "dense") -> list[SweepRecord]:
+          train_data: Mnist | None = None, gradual_steps: int = 1, seed: int = 0,
+          engine: str = "dense") -> list[SweepRecord]:
     """Prune `model` at every (method, mode, sparsity) and evaluate each pruned copy.
 
     Args:
@@ -64,12 +67,16 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
         x, y: evaluation inputs (n, 784) and labels (n,); by default the MNIST test set (`load_mnist()`).
         prune_output: prune the logits layer too.
         progress: called before each point with a SweepStep.
-        methods: criteria from obd.methods.METHODS ("magnitude", "random", "obd", "obs").
+        methods: criteria from obd.methods.METHODS; a (method, mode) the method does not support
+            (sparsegpt x unit) is skipped.
         budget: "layer" or "global" (see obd.methods.plan).
         calib: calibration sample for obd/obs (default: obd.methods.calibration(), training images).
         finetune_epochs: when > 0, every point is also fine-tuned for this many epochs with its masks fixed,
             giving a second record (finetune_epochs > 0) after the one-shot one.
         train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
+        gradual_steps: with fine-tuning, prune in this many stages towards each sparsity, fine-tuning
+            finetune_epochs / gradual_steps between them (`obd.finetune.gradual`; magnitude, random and obd
+            only); 1 = prune once, then fine-tune.
         seed: random's seed.
         engine: how each point is evaluated (`obd.evaluate.evaluate`); "auto" is faster at high sparsity.
 
@@ -77,8 +84,8 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
         SweepRecords, methods outer, then modes, then sparsities in the given order.
 
     Raises:
-        ValueError: for an invalid sparsity, mode, method, budget or fine-tuning setting (checked before any
-            work starts).
+        ValueError: for an invalid sparsity, mode, method, budget or fine-tuning setting, or when no method
+            supports any of the modes (checked before any work starts).
     """
     net: Network = as_network(model)
     ks = [check_sparsity(k) for k in sparsities]
@@ -91,30 +98,43 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
         check_epochs(finetune_epochs)
     if finetune_epochs > 0 and train_data is None:
         raise ValueError("fine-tuning needs the training data (train_data)")
+    if isinstance(gradual_steps, bool) or not isinstance(gradual_steps, int) or gradual_steps < 1:
+        raise ValueError(f"gradual_steps must be a whole number of at least 1, got {gradual_steps!r}")
+    if gradual_steps > 1 and not finetune_epochs > 0:
+        raise ValueError("gradual pruning fine-tunes between its steps: give finetune_epochs > 0 too")
+    pairs = [(method, mode) for method in methods for mode in modes if supports(method, mode)]
+    if not pairs:
+        raise ValueError(f"none of the methods {', '.join(methods)} prunes in mode {', '.join(modes)}")
+    if gradual_steps > 1:
+        for method, mode in pairs:
+            check_gradual(method, mode)
     if x is None or y is None:
         if x is not None or y is not None:
             raise ValueError("give both x and y, or neither (the MNIST test set)")
         test = load_mnist()
         x, y = test.x_test, test.y_test
-    if calib is None and {"obd", "obs"} & set(methods):
+    if calib is None and set(NEEDS_CALIBRATION) & set(methods):
         calib = calibration(train_data)
     epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])
-    records, total = [], len(ks) * len(modes) * len(methods) * len(epochs)
-    for method in methods:
-        for mode in modes:
-            p = plan(net, method, mode, budget, prune_output, calib, seed)  # once per method and mode
-            for k in ks:
-                for e in epochs:
-                    if progress is not None:
-                        progress(SweepStep(len(records), total, mode, k, method, e))
-                    start = time.perf_counter()
+    records, total = [], len(ks) * len(pairs) * len(epochs)
+    for method, mode in pairs:
+        p = plan(net, method, mode, budget, prune_output, calib, seed)  # once per method and mode
+        for k in ks:
+            for e in epochs:
+                steps = gradual_steps if e > 0 else 1
+                if progress is not None:
+                    progress(SweepStep(len(records), total, mode, k, method, e, steps))
+                start = time.perf_counter()
+                if steps > 1:
+                    pruned = gradual(net, k, train_data, e, steps, mode, method, budget, prune_output, calib, seed)
+                else:
                     pruned = p.prune(k)
                     if e > 0:
                         pruned = finetune(pruned, train_data, e)
-                    ev = evaluate(pruned.net, x, y, engine=engine)
-                    kept = int(sum(m.sum() for m in pruned.masks))
-                    records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, method,
-                                               time.perf_counter() - start, budget, e, p.seconds))
+                ev = evaluate(pruned.net, x, y, engine=engine)
+                kept = int(sum(m.sum() for m in pruned.masks))
+                records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, method,
+                                           time.perf_counter() - start, budget, e, steps, p.seconds))
     return records
 
 

@@ -54,6 +54,21 @@ def test_sweep_prints_a_table_and_writes_csv_matching_obd(cli_model, tmp_path, m
         assert float(row["loss"]) == pytest.approx(ev.loss, rel=1e-5)
 
 
+def test_sweep_methods_and_gradual_fine_tuning(cli_model, tmp_path):
+    out = tmp_path / "gradual.csv"
+    r = run_cli("sweep", "--model", cli_model, "--modes", "weight", "unit", "--sparsities", "90",
+                "--methods", "magnitude", "obd", "--finetune-epochs", "0.05", "--gradual-steps", "2", "--csv", out)
+    assert r.returncode == 0, r.stderr
+    assert "in 2 pruning steps" in r.stderr, "progress names the gradual steps"
+    rows = list(csv.DictReader(out.open()))
+    assert [(row["method"], row["mode"], float(row["finetune_epochs"]), int(row["gradual_steps"])) for row in rows] == [
+        (m, md, e, s) for m in ("magnitude", "obd") for md in ("weight", "unit") for e, s in ((0, 1), (0.05, 2))]
+    assert len(r.stdout.splitlines()) == 1 + len(rows) and "steps" in r.stdout.splitlines()[0]
+    r = run_cli("sweep", "--model", cli_model, "--sparsities", "50", "--methods", "sparsegpt", "--calib", "256")
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()[1:]] == ["weight"], "unit is skipped for sparsegpt"
+
+
 @pytest.mark.parametrize("args, message", [
     (["sweep", "--sparsities", "150"], "out of range; give sparsities in percent, 0-100"),
     (["sweep", "--sparsities", "nan"], "out of range"),
@@ -65,6 +80,10 @@ def test_sweep_prints_a_table_and_writes_csv_matching_obd(cli_model, tmp_path, m
     (["train", "--preset", "huge"], "invalid choice: 'huge'"),
     (["fly"], "invalid choice: 'fly'"),
     (["sweep", "--model", "/nonexistent/model.keras"], "no such model file"),
+    (["sweep", "--gradual-steps", "0", "--finetune-epochs", "1"], "expected a whole number of at least 1"),
+    (["sweep", "--gradual-steps", "3"], "give --finetune-epochs too"),
+    (["sweep", "--methods", "obs", "--finetune-epochs", "1", "--gradual-steps", "2"], "for obs prune one-shot"),
+    (["sweep", "--methods", "sparsegpt", "--modes", "unit"], "none of the methods sparsegpt prunes in mode unit"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     r = run_cli(*args, cache=tmp_path)

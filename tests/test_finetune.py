@@ -43,8 +43,9 @@ def test_gradual_masks_only_grow_and_end_exact(small_net, mnist):
     assert sorted({s.stage for s in seen}) == [1, 2] and seen[0].sparsity == pytest.approx(schedule(0.9, 2)[0])
     for layer, m in zip(p.net.layers, p.masks):
         assert (layer.kernel[~m] == 0).all()
-    with pytest.raises(ValueError, match="obs"):
-        gradual(small_net, 0.9, mnist, method="obs")
+    for method in ("obs", "sparsegpt"):
+        with pytest.raises(ValueError, match=f"for {method} prune one-shot"):
+            gradual(small_net, 0.9, mnist, method=method)
 
 
 def test_sweep_adds_a_fine_tuned_record_per_point(small_net, mnist):
@@ -56,3 +57,28 @@ def test_sweep_adds_a_fine_tuned_record_per_point(small_net, mnist):
         sweep(small_net, [0.5], x=x, y=y, finetune_epochs=1)
     with pytest.raises(ValueError, match=r"\(0, 100\]"):
         sweep(small_net, [0.5], x=x, y=y, finetune_epochs=-1, train_data=mnist)
+
+
+def test_sweep_prunes_gradually_when_asked(small_net, mnist):
+    x, y = mnist.x_test[:1000], mnist.y_test[:1000]
+    seen = []
+    records = sweep(small_net, [0.9], ["weight", "unit"], x=x, y=y, finetune_epochs=0.05, gradual_steps=2,
+                    train_data=mnist, progress=seen.append)
+    assert [(r.mode, r.finetune_epochs, r.gradual_steps) for r in records] == [
+        ("weight", 0.0, 1), ("weight", 0.05, 2), ("unit", 0.0, 1), ("unit", 0.05, 2)]
+    assert [s.gradual_steps for s in seen] == [1, 2, 1, 2]
+    assert records[0].kept_weights == records[1].kept_weights, "the gradual masks end at the same count"
+    assert records[1].accuracy > records[0].accuracy, "fine-tuning recovers from one-shot pruning at 90 %"
+
+
+def test_sweep_checks_gradual_settings_before_working(small_net, mnist):
+    x, y = mnist.x_test[:10], mnist.y_test[:10]
+    with pytest.raises(ValueError, match="give finetune_epochs > 0"):
+        sweep(small_net, [0.5], x=x, y=y, gradual_steps=3, train_data=mnist)
+    with pytest.raises(ValueError, match="at least 1"):
+        sweep(small_net, [0.5], x=x, y=y, finetune_epochs=1, gradual_steps=0, train_data=mnist)
+    seen = []
+    with pytest.raises(ValueError, match="for obs prune one-shot"):
+        sweep(small_net, [0.5], x=x, y=y, methods=["magnitude", "obs"], finetune_epochs=1, gradual_steps=2,
+              train_data=mnist, progress=seen.append)
+    assert seen == [], "nothing ran before the error"

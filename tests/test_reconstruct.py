@@ -6,7 +6,7 @@ import pytest
 from obd.evaluate import evaluate
 from obd.methods import calibration, plan
 from obd.pruning import prune, prune_count
-from obd.reconstruct import gram, greedy_unit_order, inverse, obs_scores, plan_obs, refit
+from obd.reconstruct import gram, greedy_unit_order, inverse, obs_scores, plan_obs, refit, sparsegpt
 
 
 @pytest.fixture
@@ -65,6 +65,50 @@ def test_greedy_unit_removal_starts_with_the_cheapest_unit(rng):
     assert costs[0] == pytest.approx(min(brute), rel=1e-6)
 
 
+def naive_sparsegpt(h, w, count, block):
+    """SparseGPT spelled out with explicit inverses: input i's removed weights are dropped by OBS over the
+    inputs i.. not yet processed (H^-1 of H[i:, i:]); masks are chosen per block by w^2 / [H[i:, i:]^-1]_00."""
+    w, d = w.copy(), len(h)
+    mask = np.ones(w.shape, dtype=bool)
+    for s in range(0, d, block):
+        e = min(s + block, d)
+        diag = np.array([np.linalg.inv(h[i:, i:])[0, 0] for i in range(s, e)])
+        scores = w[s:e] ** 2 / diag[:, None]
+        drop = np.argsort(scores, axis=None, kind="stable")[: count * e // d - count * s // d]
+        mask[s:e].flat[drop] = False
+        for i in range(s, e):
+            hinv = np.linalg.inv(h[i:, i:])
+            for j in np.flatnonzero(~mask[i]):
+                w[i:, j] -= w[i, j] / hinv[0, 0] * hinv[:, 0]
+    return np.where(mask, w, 0.0), mask
+
+
+@pytest.mark.parametrize("block", [4, 5, 12])  # several blocks (one ragged), and one block for all inputs
+@pytest.mark.parametrize("count", [0, 7, 20])
+def test_sparsegpt_matches_the_explicit_reference(problem, block, count):
+    x, w = problem
+    h = gram(x, 0.01)
+    out, mask = sparsegpt(h, w, count, block)
+    ref, ref_mask = naive_sparsegpt(h, w, count, block)
+    np.testing.assert_array_equal(mask, ref_mask)
+    np.testing.assert_allclose(out, ref, rtol=1e-8, atol=1e-10)
+    assert int((~mask).sum()) == count and (out[~mask] == 0).all()
+    if count == 0:
+        np.testing.assert_array_equal(out, w)
+
+
+def test_sparsegpt_first_removal_is_the_obs_update(problem):
+    """Removing one weight of the first input is single-weight OBS: the output error is w^2 / [H^-1]_qq."""
+    x, w = problem
+    h = gram(x, 0.0)
+    w = w.copy()
+    w[0, 0] = 1e-6  # the cheapest entry by far, in the first block
+    out, mask = sparsegpt(h, w, 1, 12)
+    assert not mask[0, 0] and mask.sum() == w.size - 1
+    err = np.sum((x @ (out[:, 0] - w[:, 0])) ** 2)
+    assert err == pytest.approx(w[0, 0] ** 2 / np.linalg.inv(h)[0, 0], rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def calib(mnist):
     return calibration(mnist, 1024)
@@ -96,12 +140,33 @@ def test_obs_masks_have_exact_counts_and_zeros(small_net, calib, mode, budget):
         assert p.net.sizes == small_net.sizes
 
 
-def test_obs_beats_magnitude_without_retraining(small_net, calib, mnist):
+@pytest.mark.parametrize("method, mode, k", [("obs", "weight", 0.9), ("obs", "unit", 0.6),
+                                             ("sparsegpt", "weight", 0.9)])
+def test_reconstruction_beats_magnitude_without_retraining(small_net, calib, mnist, method, mode, k):
     x, y = mnist.x_test[:2000], mnist.y_test[:2000]
-    for mode, k in (("weight", 0.9), ("unit", 0.6)):
-        obs = evaluate(plan(small_net, "obs", mode, calib=calib).prune(k).net, x, y).accuracy
-        magnitude = evaluate(prune(small_net, k, mode).net, x, y).accuracy
-        assert obs >= magnitude + 0.01, (mode, obs, magnitude)
+    reconstructed = evaluate(plan(small_net, method, mode, calib=calib).prune(k).net, x, y).accuracy
+    magnitude = evaluate(prune(small_net, k, mode).net, x, y).accuracy
+    assert reconstructed >= magnitude + 0.01, (method, mode, reconstructed, magnitude)
+
+
+@pytest.mark.parametrize("budget", ["layer", "global"])
+def test_sparsegpt_counts_zeros_and_untouched_output_layer(small_net, calib, budget):
+    p = plan(small_net, "sparsegpt", "weight", budget, calib=calib).prune(0.8)
+    removed = [int((~m).sum()) for m in p.masks]
+    sizes = [l.kernel.size for l in small_net.layers[:-1]]
+    if budget == "layer":
+        assert removed[:-1] == [prune_count(0.8, n) for n in sizes]
+    else:
+        assert sum(removed) == prune_count(0.8, sum(sizes))
+    assert removed[-1] == 0
+    np.testing.assert_array_equal(p.net.layers[-1].kernel, small_net.layers[-1].kernel)  # nothing to spread
+    for layer, m in zip(p.net.layers, p.masks):
+        assert (layer.kernel[~m] == 0).all()
+
+
+def test_sparsegpt_refuses_units(small_net, calib):
+    with pytest.raises(ValueError, match="single weights only.*for units use obs"):
+        plan(small_net, "sparsegpt", "unit", calib=calib)
 
 
 def test_layer_refit_lowers_the_output_error(small_net, calib):

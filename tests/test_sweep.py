@@ -6,6 +6,7 @@ import io
 import pytest
 
 from obd.evaluate import evaluate
+from obd.methods import calibration
 from obd.pruning import prune
 from obd.sweep import CSV_COLUMNS, DEFAULT_SPARSITIES, sweep, to_csv
 
@@ -70,3 +71,13 @@ def test_sweep_in_the_issues_form_evaluates_on_the_mnist_test_set(small_net, mni
     assert default.accuracy == explicit.accuracy and default.loss == explicit.loss
     with pytest.raises(ValueError, match="both x and y"):
         sweep(small_net, [0.5], ["weight"], x=mnist.x_test)
+
+
+def test_sweep_skips_the_modes_a_method_does_not_support(small_net, mnist):
+    x, y = mnist.x_test[:500], mnist.y_test[:500]
+    calib = calibration(mnist, 256)
+    records = sweep(small_net, [0.5], ["weight", "unit"], x=x, y=y, methods=["magnitude", "sparsegpt"], calib=calib)
+    assert [(r.method, r.mode) for r in records] == [("magnitude", "weight"), ("magnitude", "unit"),
+                                                     ("sparsegpt", "weight")]
+    with pytest.raises(ValueError, match="none of the methods sparsegpt prunes in mode unit"):
+        sweep(small_net, [0.5], ["unit"], x=x, y=y, methods=["sparsegpt"], calib=calib)
