@@ -25,11 +25,12 @@ from obd import engines, plots
 from obd.config import DEFAULT_PRESET, PRESETS, TrainConfig, preset_spec
 from obd.data import DataError, load_mnist
 from obd.evaluate import evaluate
+from obd.finetune import check_gradual
 from obd.images import digit_tile
-from obd.methods import METHODS, calibration, plan, saliency_map
+from obd.methods import METHODS, NEEDS_CALIBRATION, calibration, plan, saliency_map, supports
 from obd.model import ModelFileError, cache_dir, cache_path, load_model, trained_model
 from obd.network import Network, from_keras
-from obd.pruning import MODES, report
+from obd.pruning import BUDGETS, MODES, report
 from obd.sweep import DEFAULT_SPARSITIES, load_records, save_records, sweep
 
 QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)
@@ -40,9 +41,11 @@ METHOD_HELP = {
     "random": "a seeded random choice: the control every method must beat",
     "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal",
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
+    "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
 }
+BUDGET_HELP = {"layer": "the same share of every pruned layer", "global": "one threshold across all pruned layers"}
 PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow laptops may want "tiny")
-DEFAULTS = {"mode": "weight", "method": "magnitude", "sparsity": 90,
+DEFAULTS = {"mode": "weight", "method": "magnitude", "budget": "layer", "sparsity": 90,
             "preset": os.environ.get(PRESET_ENV) if os.environ.get(PRESET_ENV) in PRESETS else DEFAULT_PRESET}
 
 
@@ -55,6 +58,20 @@ class ModelKey:
 
     def label(self) -> str:
         return f"preset {self.name}" if self.kind == "preset" else f"upload {self.name[:8]}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How the model is pruned, apart from the sparsity: what every cached result is keyed by."""
+
+    method: str  # one of obd.methods.METHODS
+    mode: str  # "weight" or "unit"
+    budget: str  # "layer" or "global"
+    prune_output: bool  # prune the logits layer too
+
+    def dense(self) -> "Choice":
+        """The reference the metrics compare against (at sparsity 0 every choice is the dense model)."""
+        return Choice("magnitude", self.mode, "layer", self.prune_output)
 
 
 # ---------------------------------------------------------------- cached, shared, read-only state
@@ -85,65 +102,70 @@ def network(key: ModelKey) -> Network:
     return net
 
 
+def calib_for(method: str):
+    """The shared calibration sample for the methods that read one, else None."""
+    return calibration(data()) if method in NEEDS_CALIBRATION else None
+
+
 @st.cache_resource(max_entries=32, show_spinner="Preparing the pruning method…")
-def pruning_plan(key: ModelKey, method: str, mode: str, prune_output: bool):
-    calib = calibration(data()) if method in ("obd", "obs") else None
-    return plan(network(key), method, mode, "layer", prune_output, calib)
+def pruning_plan(key: ModelKey, c: Choice):
+    return plan(network(key), c.method, c.mode, c.budget, c.prune_output, calib_for(c.method))
 
 
 # A pruned default net is 19 MB (kernels and masks); it is only needed within one run (the metrics, latency and
 # heatmap of a state; revisits come from the caches below), so one per session running at once is enough.
 @st.cache_resource(max_entries=8, show_spinner=False)
-def pruned(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int):
+def pruned(key: ModelKey, c: Choice, sparsity_pct: int):
     """The pruned network of one state (read-only arrays), shared by the metrics, latency and heatmap."""
-    return pruning_plan(key, method, mode, prune_output).prune(sparsity_pct / 100)
+    return pruning_plan(key, c).prune(sparsity_pct / 100)
 
 
 @st.cache_data(max_entries=2048, show_spinner=False)  # ~11 KB each (the predictions): 22 MB when full
-def point(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> dict:
+def point(key: ModelKey, c: Choice, sparsity_pct: int) -> dict:
     """Everything the page shows for one state, cached so that a revisited state is instant."""
     d = data()
-    p = pruned(key, method, mode, prune_output, sparsity_pct)
+    p = pruned(key, c, sparsity_pct)
     ev = evaluate(p.net, d.x_test, d.y_test, engine="auto")  # shrunk or sparse when that is faster
     return {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
             "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(p)}
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def latency(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int) -> engines.Latency:
+def latency(key: ModelKey, c: Choice, sparsity_pct: int) -> engines.Latency:
     """Dense vs "auto" engine latency on LATENCY_BATCH test images, measured once per state."""
-    net = pruned(key, method, mode, prune_output, sparsity_pct).net
+    net = pruned(key, c, sparsity_pct).net
     return engines.latency(net, data().x_test[:LATENCY_BATCH], repeats=3)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)  # up to 340 KB each for the default net: 22 MB when full
-def kernel_chart(key: ModelKey, method: str, mode: str, prune_output: bool, sparsity_pct: int, layer: int,
-                 colour_by: str):
+def kernel_chart(key: ModelKey, c: Choice, sparsity_pct: int, layer: int, colour_by: str):
     """The heatmap of one layer for one state (a few hundred KB; cached so revisits cost nothing)."""
     net = network(key)
-    p = pruned(key, method, mode, prune_output, sparsity_pct)
+    p = pruned(key, c, sparsity_pct)
     name = f"{layer}: {net.layers[layer].name} ({net.layers[layer].inputs}×{net.layers[layer].units})"
     if colour_by == "weight":
         return plots.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
-    scores = saliency_map(net, method, calibration(data()) if method in ("obd", "obs") else None)
-    return plots.kernel_figure(scores[layer], p.masks[layer], f"{method} saliency, layer {name}", signed=False)
+    scores = saliency_map(net, c.method, calib_for(c.method))
+    return plots.kernel_figure(scores[layer], p.masks[layer], f"{c.method} saliency, layer {name}", signed=False)
 
 
 @st.cache_resource(max_entries=8)
 def curve_store(key: ModelKey, prune_output: bool) -> tuple[dict, threading.Lock]:
-    """A model's curves, (method, mode) -> list of SweepRecord, shared by every session and filled on demand,
+    """A model's curves, (method, mode, budget) -> list of SweepRecord, shared by every session and filled on demand,
     with the lock a session holds while it computes missing ones (so that sessions opening at once wait for one
     computation instead of each repeating it)."""
     return {}, threading.Lock()
 
 
-def curve_file(key: ModelKey, method: str, mode: str, prune_output: bool) -> Path:
+def curve_file(key: ModelKey, c: Choice) -> Path:
     """Where a curve is kept on disk: named by the network's weights, so a retrained model gets new curves."""
-    return cache_dir() / "curves" / f"{network(key).fingerprint()}-{method}-{mode}-{int(prune_output)}.json"
+    budget = "" if c.budget == "layer" else f"-{c.budget}"  # layer-budget curves keep their earlier names
+    return cache_dir() / "curves" / f"{network(key).fingerprint()}-{c.method}-{c.mode}{budget}-{int(c.prune_output)}.json"
 
 
 def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
-    """This session's fine-tuned curve points of a model, (method, mode, sparsity_pct, epochs) -> SweepRecord.
+    """This session's fine-tuned curve points of a model, (method, mode, budget, sparsity_pct, epochs, steps) ->
+    SweepRecord.
 
     Kept in the session, not shared: one user's retraining is not another's curve, and the points go when the
     session does."""
@@ -172,7 +194,7 @@ def _url_int(value: str | None, default: int) -> int | None:
 
 
 def init_state_from_url() -> list[str]:
-    """Seed the widgets from ?mode=&method=&sparsity=&preset= once per session; returns problems to show."""
+    """Seed the widgets from ?mode=&method=&budget=&sparsity=&preset= once per session; returns problems to show."""
     if "url_read" in st.session_state:
         return []
     st.session_state.url_read = True
@@ -180,13 +202,16 @@ def init_state_from_url() -> list[str]:
     if os.environ.get(PRESET_ENV, DEFAULT_PRESET) not in PRESETS:
         problems.append(f"{PRESET_ENV}={os.environ[PRESET_ENV]!r} is not one of {', '.join(PRESETS)}; "
                         f"opening {DEFAULT_PRESET}.")
-    checks = {"mode": MODES, "method": METHODS, "preset": tuple(PRESETS)}
+    checks = {"mode": MODES, "method": METHODS, "budget": BUDGETS, "preset": tuple(PRESETS)}
     for name, valid in checks.items():
         value = q.get(name, DEFAULTS[name])
         if value not in valid:
             problems.append(f"{name}={value!r} in the address is not one of {', '.join(valid)}; using {DEFAULTS[name]}.")
             value = DEFAULTS[name]
         st.session_state[name] = value
+    if not supports(st.session_state.method, st.session_state.mode):
+        problems.append(f"{st.session_state.method} prunes single weights only; showing weight pruning.")
+        st.session_state.mode = "weight"
     k = _url_int(q.get("sparsity"), DEFAULTS["sparsity"])
     if k is None:
         problems.append(f"sparsity={q.get('sparsity')!r} in the address is not a percent from 0 to 99; "
@@ -198,7 +223,7 @@ def init_state_from_url() -> list[str]:
 
 def write_url(preset: str) -> None:
     st.query_params.update(mode=st.session_state.mode, method=st.session_state.method,
-                           sparsity=str(st.session_state.sparsity), preset=preset)
+                           budget=st.session_state.budget, sparsity=str(st.session_state.sparsity), preset=preset)
 
 
 # ---------------------------------------------------------------- sidebar
@@ -249,17 +274,29 @@ def model_ui() -> ModelKey:
     return key
 
 
-def controls_ui() -> tuple[str, str, int, bool]:
-    """Mode, method, sparsity (percent) and whether the output layer is pruned."""
+def _on_mode() -> None:
+    if not supports(st.session_state.method, st.session_state.mode):
+        st.session_state.method = "obs"  # the reconstruction method that also removes units
+        st.session_state.method_note = "sparsegpt prunes single weights only: switched to obs for units."
+
+
+def controls_ui() -> tuple[Choice, int]:
+    """Mode, method, budget, sparsity (percent) and whether the output layer is pruned."""
     st.sidebar.header("Pruning")
-    mode = st.sidebar.segmented_control("Mode", MODES, key="mode", required=True,
+    mode = st.sidebar.segmented_control("Mode", MODES, key="mode", required=True, on_change=_on_mode,
                                         help="weight: single weights · unit: whole neurons (columns)")
-    method = st.sidebar.selectbox("Method", METHODS, key="method", format_func=lambda m: f"{m} — {METHOD_HELP[m]}")
+    methods = [m for m in METHODS if supports(m, mode)]
+    method = st.sidebar.selectbox("Method", methods, key="method", format_func=lambda m: f"{m} — {METHOD_HELP[m]}")
+    if note := st.session_state.pop("method_note", None):
+        st.sidebar.info(note)
+    budget = st.sidebar.segmented_control("Budget", BUDGETS, key="budget", required=True,
+                                          help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()))
     sparsity = st.sidebar.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
-                                 help="the share of each hidden layer's weights (or units) removed")
+                                 help="the share of the hidden layers' weights (or units) removed: in each layer "
+                                      "(layer budget) or in all of them together (global)")
     st.sidebar.pills("Quick picks (%)", QUICK_PICKS, key="quick", on_change=_pick_sparsity)
     prune_output = st.sidebar.checkbox("Prune the output layer too", value=False, key="prune_output")
-    return mode, method, sparsity, prune_output
+    return Choice(method, mode, budget, prune_output), sparsity
 
 
 # ---------------------------------------------------------------- model loading with first-time training
@@ -281,25 +318,26 @@ def ensure_trained(key: ModelKey) -> None:
 
 
 # ---------------------------------------------------------------- page sections
-def metrics_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> dict:
+def metrics_ui(key: ModelKey, c: Choice, k: int) -> dict:
     """The top row: accuracy and loss against the dense model, weights and units kept, latency; returns the
     state's cached results for the tabs below."""
-    dense = point(key, "magnitude", mode, prune_output, 0)
-    cur = point(key, method, mode, prune_output, k)
+    dense = point(key, c.dense(), 0)
+    cur = point(key, c, k)
     r = cur["report"]
-    c = st.columns(5)
-    c[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
-                f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
-    c[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense", delta_color="inverse")
-    c[2].metric("Weights kept", f"{r.kept_weights:,}",
-                f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept", delta_color="off",
-                delta_arrow="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
-    c[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
-                delta_arrow="off")
-    lat = latency(key, method, mode, prune_output, k)  # timed after the others are on screen
-    c[4].metric(f"Latency, batch {LATENCY_BATCH:,}", ms_text(lat.engine_ms),
-                speedup_text(lat.speedup, lat.engine), delta_color="off", delta_arrow="off",
-                help=f"dense: {ms_text(lat.dense_ms)}; the engine is the one obd.engines picks (auto)")
+    col = st.columns(5)
+    col[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
+                  f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
+    col[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense",
+                  delta_color="inverse")
+    col[2].metric("Weights kept", f"{r.kept_weights:,}",
+                  f"{r.compression:.1f}× smaller" if r.kept_weights else "none kept", delta_color="off",
+                  delta_arrow="off", help=f"of {r.total_weights:,}; {r.effective_weights:,} still fed by a live unit")
+    col[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
+                  delta_arrow="off")
+    lat = latency(key, c, k)  # timed after the others are on screen
+    col[4].metric(f"Latency, batch {LATENCY_BATCH:,}", ms_text(lat.engine_ms),
+                  speedup_text(lat.speedup, lat.engine), delta_color="off", delta_arrow="off",
+                  help=f"dense: {ms_text(lat.dense_ms)}; the engine is the one obd.engines picks (auto)")
     return cur
 
 
@@ -321,94 +359,125 @@ def _on_curve_click() -> None:
         st.session_state.sparsity = int(round(points[0]["x"]))
 
 
-def _fill_curves(key: ModelKey, store: dict, wanted: list[tuple[str, str]], prune_output: bool) -> None:
-    """Put every wanted (method, mode) curve in the shared store: from disk if saved, else computed with a
-    progress bar and saved. The caller holds the store's lock."""
-    for m, md in wanted:
-        if (m, md) not in store and (saved := load_records(curve_file(key, m, md, prune_output))) is not None:
-            store[(m, md)] = saved
-    missing = [w for w in wanted if w not in store]
+def _fill_curves(key: ModelKey, store: dict, wanted: list[Choice]) -> None:
+    """Put every wanted curve in the shared store, keyed (method, mode, budget): from disk if saved, else computed
+    with a progress bar and saved. The caller holds the store's lock."""
+    for c in wanted:
+        if curve_id(c) not in store and (saved := load_records(curve_file(key, c))) is not None:
+            store[curve_id(c)] = saved
+    missing = [c for c in wanted if curve_id(c) not in store]
     if not missing:
         return
     bar = st.progress(0.0, text="Computing accuracy-vs-sparsity curves (once per model)…")
-    for i, (m, md) in enumerate(missing):
-        def show(step, i=i, m=m, md=md) -> None:
+    for i, c in enumerate(missing):
+        def show(step, i=i, c=c) -> None:
             bar.progress((i + step.done / step.total) / len(missing),
-                         text=f"Curves: {m}, {md} pruning at {100 * step.sparsity:g} %")
-        calib = calibration(data()) if m in ("obd", "obs") else None
-        store[(m, md)] = sweep(network(key), DEFAULT_SPARSITIES, [md], x=data().x_test, y=data().y_test,
-                               prune_output=prune_output, progress=show, methods=[m], calib=calib, engine="auto")
-        save_records(store[(m, md)], curve_file(key, m, md, prune_output))
+                         text=f"Curves: {c.method}, {c.mode} pruning ({c.budget} budget) at {100 * step.sparsity:g} %")
+        store[curve_id(c)] = sweep(network(key), DEFAULT_SPARSITIES, [c.mode], x=data().x_test, y=data().y_test,
+                                   prune_output=c.prune_output, progress=show, methods=[c.method], budget=c.budget,
+                                   calib=calib_for(c.method), engine="auto")
+        save_records(store[curve_id(c)], curve_file(key, c))
     bar.empty()
 
 
-def curves_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> None:
-    store, lock = curve_store(key, prune_output)
-    wanted = [("magnitude", "weight"), ("magnitude", "unit")]
-    for m in (method,) + tuple(st.session_state.get("extra_methods", ())):
-        wanted += [(m, "weight"), (m, "unit")]
-    wanted = list(dict.fromkeys(wanted))
-    if any(w not in store for w in wanted):
+def curve_id(c: Choice) -> tuple[str, str, str]:
+    """A curve's key in the shared store: plain values, since each rerun of app.py defines Choice anew."""
+    return c.method, c.mode, c.budget
+
+
+def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
+    store, lock = curve_store(key, c.prune_output)
+    shown = dict.fromkeys(("magnitude", c.method) + tuple(st.session_state.get("extra_methods", ())))
+    wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown for md in MODES if supports(m, md)]
+    if any(curve_id(w) not in store for w in wanted):
         if not lock.acquire(blocking=False):  # another session is computing them: wait for its results
             with st.spinner("Another session is computing the curves…"):
                 lock.acquire()
         try:
-            _fill_curves(key, store, wanted, prune_output)
+            _fill_curves(key, store, wanted)
         finally:
             lock.release()
-    records = [r for w in wanted for r in store[w]]
-    records += list(finetuned_points(key, prune_output).values())
+    records = [r for w in wanted for r in store[curve_id(w)]]
+    records += [r for r in finetuned_points(key, c.prune_output).values() if r.budget == c.budget]
     metric = st.segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
                                   required=True)
-    fig = plots.methods_figure(records, current=(method, mode, k / 100), metric=metric)
+    fig = plots.methods_figure(records, current=(c.method, c.mode, k / 100), metric=metric)
     for trace in fig.data:  # let a click on a curve move the controls there
         meta = trace.name.split(", ")
         if len(meta) >= 2 and meta[0] in METHODS and meta[1] in MODES:
             trace.customdata = [[meta[0], meta[1]]] * len(trace.x)
     st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
-    st.caption("Click a point to jump there. Colour = method, dashed = unit pruning, dotted = fine-tuned.")
-    others = [m for m in METHODS if m != method]
-    st.multiselect("Add curves for other methods", others, key="extra_methods",
-                   help="obs recomputes a least-squares refit per point: expect tens of seconds for the default net")
+    st.caption(f"{c.budget.capitalize()} budget. Click a point to jump there. Colour = method, dashed = unit pruning, "
+               "dotted = fine-tuned.")
+    st.multiselect("Add curves for other methods", [m for m in METHODS if m != c.method], key="extra_methods",
+                   help="obs recomputes a least-squares refit per point: expect a minute or two for the default net")
 
 
-def finetune_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool) -> None:
-    from obd.finetune import finetune  # imports TensorFlow only when asked
-
-    cols = st.columns([1, 3])
-    epochs = cols[0].number_input("Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs")
-    if not cols[1].button(f"Fine-tune this point ({method}, {mode}, {k} %) with the mask fixed"):
+def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:
+    """Fine-tune this point or the whole curve with the masks fixed, optionally pruning gradually; the results
+    join the curves chart as dotted lines (this session only)."""
+    try:
+        check_gradual(c.method, c.mode)
+        gradual_ok = True
+    except ValueError:
+        gradual_ok = False
+    cols = st.columns([1, 1, 2, 2])
+    epochs = cols[0].number_input("Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs",
+                                  help="fine-tuning epochs per point, fractions allowed (~18 s an epoch for the "
+                                       "default net on 2 cores; seconds for tiny)")
+    steps = cols[1].number_input("Pruning steps", 1, 10, 1, key="ft_steps", disabled=not gradual_ok,
+                                 help="1: prune once, then fine-tune · more: prune gradually (tfmot's "
+                                      "PolynomialDecay), fine-tuning between the steps (magnitude, random, obd)")
+    steps = int(steps) if gradual_ok else 1
+    curve = [x for x in DEFAULT_SPARSITIES if x > 0]
+    this_point = cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)")
+    whole_curve = cols[3].button(f"Fine-tune the whole curve ({len(curve)} points)")
+    ks = curve if whole_curve else [k / 100] if this_point else None
+    if ks is None:
         return
     d = data()
     bar = st.progress(0.0, text="Fine-tuning…")
-    tuned = finetune(pruned(key, method, mode, prune_output, k), d, float(epochs), lambda p: bar.progress(
-        p.step / p.steps, text=f"Fine-tuning: batch {p.step}/{p.steps}, training accuracy {100 * p.accuracy:.2f} %"))
+    done = [0]
+
+    def point_started(step) -> None:
+        done[0] = step.done // 2  # each point gives a one-shot and a fine-tuned record
+
+    def batch_done(p) -> None:
+        part = (p.stage - 1 + p.step / p.steps) / p.stages
+        bar.progress((done[0] + part) / len(ks), text=f"Fine-tuning at {100 * p.sparsity:.3g} % (point "
+                     f"{done[0] + 1}/{len(ks)}, step {p.stage}/{p.stages}): batch {p.step}/{p.steps}, "
+                     f"training accuracy {100 * p.accuracy:.2f} %")
+
+    records = sweep(network(key), ks, [c.mode], x=d.x_test, y=d.y_test, prune_output=c.prune_output,
+                    progress=point_started, methods=[c.method], budget=c.budget, calib=calib_for(c.method),
+                    finetune_epochs=float(epochs), train_data=d, gradual_steps=steps, train_progress=batch_done)
     bar.empty()
-    ev = evaluate(tuned.net, d.x_test, d.y_test)
-    from obd.sweep import SweepRecord
+    mine = finetuned_points(key, c.prune_output)
+    for tuned in records[1::2]:
+        mine[(c.method, c.mode, c.budget, round(100 * tuned.sparsity), tuned.finetune_epochs, steps)] = tuned
+    how = f" in {steps} pruning steps" if steps > 1 else ""
+    if len(ks) == 1:
+        st.success(f"Fine-tuned for {epochs:g} epochs{how}: test accuracy {100 * records[1].accuracy:.2f} % "
+                   f"(one-shot: {100 * records[0].accuracy:.2f} %). Its point is on the curves chart.")
+    else:
+        st.success(f"Fine-tuned {len(ks)} points for {epochs:g} epochs each{how}; the dotted curve is on the chart.")
 
-    finetuned_points(key, prune_output)[(method, mode, k, float(epochs))] = SweepRecord(
-        mode, k / 100, ev.accuracy, ev.loss, int(sum(m.sum() for m in tuned.masks)), method,
-        finetune_epochs=float(epochs))
-    st.success(f"Fine-tuned for {epochs:g} epochs: test accuracy {100 * ev.accuracy:.2f} % "
-               f"(one-shot: {100 * point(key, method, mode, prune_output, k)['accuracy']:.2f} %). "
-               "Its point is on the curves chart.")
 
-
-def weights_ui(key: ModelKey, mode: str, method: str, k: int, prune_output: bool, cur: dict) -> None:
+def weights_ui(key: ModelKey, c: Choice, k: int, cur: dict) -> None:
     net = network(key)
     names = [f"{i}: {l.name} ({l.inputs}×{l.units})" for i, l in enumerate(net.layers)]
     cols = st.columns([2, 2])
     i = cols[0].selectbox("Layer", range(len(names)), format_func=lambda j: names[j], key="layer")
     show = cols[1].radio("Colour by", ["weight", "saliency"], horizontal=True, key="colour_by",
-                         help=f"saliency: the {method} score that decides what is pruned")
-    st.plotly_chart(kernel_chart(key, method, mode, prune_output, k, i, show), key="kernel_chart")
+                         help=f"saliency: the {c.method} score that decides what is pruned")
+    st.plotly_chart(kernel_chart(key, c, k, i, show), key="kernel_chart")
     st.plotly_chart(plots.layer_sparsity_figure(cur["report"]), key="layer_chart")
 
 
-def predictions_ui(key: ModelKey, mode: str, cur: dict, prune_output: bool) -> None:
+def predictions_ui(key: ModelKey, c: Choice, cur: dict) -> None:
     d = data()
-    dense_pred = point(key, "magnitude", mode, prune_output, 0)["predictions"]
+    dense = point(key, c.dense(), 0)
+    dense_pred = dense["predictions"]
     pred = cur["predictions"]
     changed = np.flatnonzero(dense_pred != pred)
     same = np.flatnonzero(dense_pred == pred)
@@ -421,8 +490,7 @@ def predictions_ui(key: ModelKey, mode: str, cur: dict, prune_output: bool) -> N
         frame = (220, 30, 30) if idx in set(changed) else ((40, 170, 60) if right else (150, 150, 150))
         cols[j % 8].image(digit_tile(d.x_test[idx], frame), caption=f"label {d.y_test[idx]} · dense {dense_pred[idx]} "
                           f"· pruned {pred[idx]}")
-    st.plotly_chart(plots.class_accuracy_figure(point(key, "magnitude", mode, prune_output, 0)["class_accuracy"],
-                                                cur["class_accuracy"]), key="class_chart")
+    st.plotly_chart(plots.class_accuracy_figure(dense["class_accuracy"], cur["class_accuracy"]), key="class_chart")
 
 
 def speed_ui(key: ModelKey, mode: str, k: int, prune_output: bool) -> None:
@@ -475,7 +543,7 @@ def main() -> None:
         st.error(f"MNIST could not be loaded. {e}")
         st.stop()
     key = model_ui()
-    mode, method, k, prune_output = controls_ui()
+    c, k = controls_ui()
     write_url(st.session_state.preset)
     try:
         ensure_trained(key)
@@ -483,19 +551,19 @@ def main() -> None:
     except (ModelFileError, ValueError) as e:
         st.error(f"The model could not be loaded: {e}")
         st.stop()
-    st.caption(f"Model: {key.label()} · {' → '.join(map(str, network(key).sizes))} · {method} {mode} pruning "
-               f"at {k} %")
-    cur = metrics_ui(key, mode, method, k, prune_output)
+    st.caption(f"Model: {key.label()} · {' → '.join(map(str, network(key).sizes))} · {c.method} {c.mode} pruning "
+               f"at {k} % ({c.budget} budget)")
+    cur = metrics_ui(key, c, k)
     tabs = st.tabs(["Curves", "Weights", "Predictions", "Speed", "About"])
     with tabs[0]:
-        curves_ui(key, mode, method, k, prune_output)
-        finetune_ui(key, mode, method, k, prune_output)
+        curves_ui(key, c, k)
+        finetune_ui(key, c, k)
     with tabs[1]:
-        weights_ui(key, mode, method, k, prune_output, cur)
+        weights_ui(key, c, k, cur)
     with tabs[2]:
-        predictions_ui(key, mode, cur, prune_output)
+        predictions_ui(key, c, cur)
     with tabs[3]:
-        speed_ui(key, mode, k, prune_output)
+        speed_ui(key, c.mode, k, c.prune_output)
     with tabs[4]:
         st.markdown(ABOUT)
 

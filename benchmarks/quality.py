@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from obd.data import load_mnist  # noqa: E402
 from obd.evaluate import evaluate  # noqa: E402
-from obd.finetune import finetune  # noqa: E402
+from obd.finetune import finetune, gradual  # noqa: E402
 from obd.methods import CALIBRATION_SIZE, METHODS, calibration, plan  # noqa: E402
 from obd.model import default_model  # noqa: E402
 from obd.network import from_keras  # noqa: E402
@@ -29,7 +29,8 @@ OUT = Path(__file__).resolve().parent / "out"
 ONE_SHOT_TARGETS = {("weight", 0.95): 0.970, ("weight", 0.97): 0.960, ("weight", 0.99): 0.90,
                     ("unit", 0.8): 0.975, ("unit", 0.9): 0.970}  # best method, no retraining
 FINETUNE_TARGETS = {("weight", 0.99): 0.975, ("unit", 0.9): 0.975}  # best method, <= 2 epochs
-FINETUNE_RUNS = (("obs", "layer"), ("obs", "global"), ("magnitude", "layer"))  # (method, budget) fine-tuned
+# (method, budget, pruning steps) fine-tuned at those points; steps > 1: obd.finetune.gradual
+FINETUNE_RUNS = (("obs", "layer", 1), ("obs", "global", 1), ("magnitude", "layer", 1), ("magnitude", "layer", 4))
 
 
 def table(records, value, fmt: str) -> str:
@@ -72,17 +73,19 @@ def main() -> int:
 
     tuned = []
     for (mode, k) in FINETUNE_TARGETS:
-        for method, budget in [run for run in FINETUNE_RUNS if run[0] in args.methods]:
+        for method, budget, steps in [run for run in FINETUNE_RUNS if run[0] in args.methods]:
             one_shot = plan(net, method, mode, budget, calib=calib).prune(k)
             before = evaluate(one_shot.net, data.x_test, data.y_test).accuracy
             for epochs in args.finetune_epochs:
                 start = time.perf_counter()
-                ev = evaluate(finetune(one_shot, data, epochs).net, data.x_test, data.y_test)
+                tuned_net = (gradual(net, k, data, epochs, steps, mode, method, budget).net if steps > 1
+                             else finetune(one_shot, data, epochs).net)
+                ev = evaluate(tuned_net, data.x_test, data.y_test)
                 tuned.append(dict(method=method, budget=budget, mode=mode, sparsity=k, finetune_epochs=epochs,
-                                  one_shot=before, accuracy=ev.accuracy, loss=ev.loss,
+                                  gradual_steps=steps, one_shot=before, accuracy=ev.accuracy, loss=ev.loss,
                                   seconds=time.perf_counter() - start))
-                print(f"  fine-tuned {method} ({budget}) {mode} {100 * k:g} % for {epochs:g} epochs: "
-                      f"{100 * before:.2f} -> {100 * ev.accuracy:.2f} %", file=sys.stderr, flush=True)
+                print(f"  fine-tuned {method} ({budget}, {steps} steps) {mode} {100 * k:g} % for {epochs:g} "
+                      f"epochs: {100 * before:.2f} -> {100 * ev.accuracy:.2f} %", file=sys.stderr, flush=True)
 
     print("\n### Test accuracy (%), one-shot, no retraining\n")
     print(table(records, lambda r: 100 * r.accuracy, "{:.2f}"))
@@ -90,12 +93,12 @@ def main() -> int:
     print(table(records, lambda r: r.seconds, "{:.2f}"))
     if tuned:
         print("\n### Fine-tuned with masks fixed (test accuracy %, seconds)\n")
-        print("| method | budget | mode | sparsity | one-shot | epochs | fine-tuned | seconds |\n"
-              "|---|---|---|---:|---:|---:|---:|---:|")
+        print("| method | budget | mode | sparsity | one-shot | epochs | pruning steps | fine-tuned | seconds |\n"
+              "|---|---|---|---:|---:|---:|---:|---:|---:|")
         for t in tuned:
             print(f"| {t['method']} | {t['budget']} | {t['mode']} | {100 * t['sparsity']:g} % | "
-                  f"{100 * t['one_shot']:.2f} | {t['finetune_epochs']:g} | {100 * t['accuracy']:.2f} | "
-                  f"{t['seconds']:.0f} |")
+                  f"{100 * t['one_shot']:.2f} | {t['finetune_epochs']:g} | {t['gradual_steps']} | "
+                  f"{100 * t['accuracy']:.2f} | {t['seconds']:.0f} |")
 
     print("\n### Targets (best method)\n")
     checks = []
@@ -106,8 +109,9 @@ def main() -> int:
         runs = [t for t in tuned if (t["mode"], t["sparsity"]) == (mode, k) and t["finetune_epochs"] <= 2]
         if runs:
             best = max(runs, key=lambda t: t["accuracy"])
+            how = f"{best['gradual_steps']} steps, " if best["gradual_steps"] > 1 else ""
             checks.append(("fine-tuned", mode, k, target, best["accuracy"],
-                           f"{best['method']} ({best['budget']}) + {best['finetune_epochs']:g} ep"))
+                           f"{best['method']} ({best['budget']}) + {how}{best['finetune_epochs']:g} ep"))
     print("| setting | mode | sparsity | target | measured | method | met |\n|---|---|---:|---:|---:|---|---|")
     for kind, mode, k, target, acc, method in checks:
         print(f"| {kind} | {mode} | {100 * k:g} % | ≥ {100 * target:.1f} | {100 * acc:.2f} | {method} | "

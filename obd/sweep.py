@@ -15,7 +15,7 @@ import numpy as np
 
 from .data import Mnist, load_mnist
 from .evaluate import evaluate
-from .finetune import check_epochs, check_gradual, finetune, gradual
+from .finetune import ProgressFn, check_epochs, check_gradual, finetune, gradual
 from .methods import NEEDS_CALIBRATION, Calibration, calibration, check_method, plan, supports
 from .network import Network, as_network
 from .pruning import check_budget, check_mode, check_sparsity
@@ -56,8 +56,8 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
           *, x: np.ndarray | None = None, y: np.ndarray | None = None, prune_output: bool = False,
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
           budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
-          train_data: Mnist | None = None, gradual_steps: int = 1, seed: int = 0,
-          engine: str = "dense") -> list[SweepRecord]:
+          train_data: Mnist | None = None, gradual_steps: int = 1, train_progress: ProgressFn | None = None,
+          seed: int = 0, engine: str = "dense") -> list[SweepRecord]:
     """Prune `model` at every (method, mode, sparsity) and evaluate each pruned copy.
 
     Args:
@@ -77,6 +77,7 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
         gradual_steps: with fine-tuning, prune in this many stages towards each sparsity, fine-tuning
             finetune_epochs / gradual_steps between them (`obd.finetune.gradual`; magnitude, random and obd
             only); 1 = prune once, then fine-tune.
+        train_progress: called after every fine-tuning batch with an `obd.finetune.FinetuneProgress`.
         seed: random's seed.
         engine: how each point is evaluated (`obd.evaluate.evaluate`); "auto" is faster at high sparsity.
 
@@ -126,11 +127,12 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
                     progress(SweepStep(len(records), total, mode, k, method, e, steps))
                 start = time.perf_counter()
                 if steps > 1:
-                    pruned = gradual(net, k, train_data, e, steps, mode, method, budget, prune_output, calib, seed)
+                    pruned = gradual(net, k, train_data, e, steps, mode, method, budget, prune_output, calib, seed,
+                                     train_progress)
                 else:
                     pruned = p.prune(k)
                     if e > 0:
-                        pruned = finetune(pruned, train_data, e)
+                        pruned = finetune(pruned, train_data, e, train_progress)
                 ev = evaluate(pruned.net, x, y, engine=engine)
                 kept = int(sum(m.sum() for m in pruned.masks))
                 records.append(SweepRecord(mode, k, ev.accuracy, ev.loss, kept, method,

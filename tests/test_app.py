@@ -2,6 +2,7 @@
 hostile addresses and bad uploads give messages instead of tracebacks. Uses the `tiny` preset (trains in
 seconds into the test session's temporary cache)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -31,13 +32,13 @@ def metric(at: AppTest, label: str):
     return next(m for m in at.metric if m.label == label)
 
 
-def expected(net, mnist, method, mode, pct):
-    pruned = plan(net, method, mode).prune(pct / 100)
+def expected(net, mnist, method, mode, pct, budget="layer"):
+    pruned = plan(net, method, mode, budget).prune(pct / 100)
     return evaluate(pruned.net, mnist.x_test, mnist.y_test, engine="auto"), report(pruned)
 
 
-def assert_metrics_match(at, net, mnist, method, mode, pct):
-    ev, rep = expected(net, mnist, method, mode, pct)
+def assert_metrics_match(at, net, mnist, method, mode, pct, budget="layer"):
+    ev, rep = expected(net, mnist, method, mode, pct, budget)
     dense = evaluate(net, mnist.x_test, mnist.y_test)
     assert not at.exception, at.exception
     assert metric(at, "Test accuracy").value == f"{100 * ev.accuracy:.2f} %"
@@ -79,10 +80,37 @@ def test_state_round_trips_through_the_url():
     at = open_app(mode="weight", sparsity="30")
     at.slider(key="sparsity").set_value(70).run()
     at.segmented_control(key="mode").set_value("unit").run()
-    params = {k: at.query_params[k] for k in ("mode", "sparsity", "preset", "method")}
-    assert params == {"mode": "unit", "sparsity": "70", "preset": "tiny", "method": "magnitude"}
+    at.segmented_control(key="budget").set_value("global").run()
+    params = {k: at.query_params[k] for k in ("mode", "sparsity", "preset", "method", "budget")}
+    assert params == {"mode": "unit", "sparsity": "70", "preset": "tiny", "method": "magnitude", "budget": "global"}
     again = open_app(**params)
     assert again.slider(key="sparsity").value == 70 and again.segmented_control(key="mode").value == "unit"
+    assert again.segmented_control(key="budget").value == "global"
+
+
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+def test_the_global_budget_gives_obds_global_numbers(tiny, mnist, mode):
+    at = open_app(mode=mode, sparsity="80", budget="global")
+    assert_metrics_match(at, tiny, mnist, "magnitude", mode, 80, "global")
+    layer, _ = expected(tiny, mnist, "magnitude", mode, 80)
+    assert metric(at, "Test accuracy").value != f"{100 * layer.accuracy:.2f} %", "the budget changes the result"
+    assert "global budget" in at.caption[0].value
+    at.segmented_control(key="budget").set_value("layer").run()
+    assert_metrics_match(at, tiny, mnist, "magnitude", mode, 80, "layer")
+
+
+def test_sparsegpt_is_offered_for_weights_only(tiny, mnist):
+    at = open_app(mode="weight", sparsity="70", method="sparsegpt")
+    assert_metrics_match(at, tiny, mnist, "sparsegpt", "weight", 70)
+    at.segmented_control(key="mode").set_value("unit").run()
+    options = at.selectbox(key="method").options  # as shown: "obs — Optimal Brain Surgeon, …"
+    assert at.selectbox(key="method").value == "obs" and any(o.startswith("obs") for o in options)
+    assert not any(o.startswith("sparsegpt") for o in options)
+    assert any("switched to obs" in i.value for i in at.sidebar.info)
+    assert_metrics_match(at, tiny, mnist, "obs", "unit", 70)
+    again = open_app(mode="unit", method="sparsegpt")
+    assert any("sparsegpt prunes single weights only" in w.value for w in again.warning)
+    assert again.segmented_control(key="mode").value == "weight" and not again.exception
 
 
 @pytest.mark.parametrize("params, warning", [
@@ -91,6 +119,7 @@ def test_state_round_trips_through_the_url():
     ({"sparsity": "nan"}, "sparsity='nan'"),
     ({"mode": "evil"}, "mode='evil' in the address is not one of weight, unit"),
     ({"method": "<script>"}, "method='<script>'"),
+    ({"budget": "all"}, "budget='all' in the address is not one of layer, global"),
 ])
 def test_hostile_urls_fall_back_with_a_message(params, warning):
     at = open_app(**params)
@@ -145,3 +174,24 @@ def test_an_unknown_preset_in_the_environment_is_named_and_ignored(monkeypatch):
     assert not at.exception
     assert any("OBD_PRESET='bogus'" in w.value for w in at.warning), [w.value for w in at.warning]
     assert at.selectbox(key="preset").value == "tiny"
+
+
+def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist):
+    at = open_app(mode="weight", sparsity="90")
+    at.number_input(key="ft_epochs").set_value(0.1)
+    at.number_input(key="ft_steps").set_value(2)
+    next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run()
+    assert not at.exception and "9 points" in at.success[0].value and "in 2 pruning steps" in at.success[0].value
+    traces = json.loads(at.run().get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first
+    tuned = next(t for t in traces if t.get("name") == "magnitude, weight, fine-tuned 0.1 ep in 2 steps")
+    assert tuned["x"] == pytest.approx([25, 50, 60, 70, 80, 90, 95, 97, 99])
+    one_shot = next(t for t in traces if t.get("name") == "magnitude, weight")
+    assert tuned["y"][-1] > one_shot["y"][-1] + 5, "fine-tuning recovers accuracy at 99 %"
+    at.segmented_control(key="budget").set_value("global").run()
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert not any("fine-tuned" in str(n) for n in names), "layer-budget fine-tuning is not drawn for global"
+
+
+def test_gradual_steps_are_off_for_the_reconstruction_methods():
+    at = open_app(mode="weight", sparsity="50", method="obs")
+    assert at.number_input(key="ft_steps").disabled and not at.exception
