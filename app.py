@@ -524,7 +524,10 @@ $$ s_k = \tfrac12\, h_{kk}\, w_k^2, \qquad h_{kk} = \frac{\partial^2 L}{\partial
 Magnitude pruning is the special case $h_{kk} = 1$. **Optimal Brain Surgeon** (Hassibi & Stork, 1993) keeps the
 off-diagonal terms: deleting $w_q$ costs $w_q^2 / (2[H^{-1}]_{qq})$ and the other weights move by
 $\delta w = -\frac{w_q}{[H^{-1}]_{qq}} H^{-1} e_q$ to compensate. obd applies it layer by layer with
-$H = X^\top X$ from a calibration sample of the layer's inputs (as Optimal Brain Compression and SparseGPT do).
+$H = X^\top X$ from a calibration sample of the layer's inputs (as Optimal Brain Compression and SparseGPT do):
+**obs** chooses the weights to drop by that cost, then refits every column's kept weights by least squares;
+**sparsegpt** (Frantar & Alistarh, 2023) goes through the inputs in order, dropping each one's chosen weights and
+spreading the error over the inputs not yet passed, which is cheaper and, at high sparsity, clearly worse.
 
 OBD was meant for small steps with retraining in between: in one shot, its diagonal Hessian can rank worse than
 plain magnitude. The curves show what each method buys, measured, not promised.

@@ -155,9 +155,9 @@ def app_constant(name: str) -> object:
     raise KeyError(f"app.py has no literal constant {name}")
 
 
-def state_caption(mode: str, sparsity_pct: int, method: str = "magnitude") -> str:
-    """How the dashboard's caption ends for a state: "… · magnitude unit pruning at 90 %"."""
-    return f"{method} {mode} pruning at {sparsity_pct} %"
+def state_caption(mode: str, sparsity_pct: int, method: str = "magnitude", budget: str = "layer") -> str:
+    """How the dashboard's caption ends for a state: "… · magnitude unit pruning at 90 % (layer budget)"."""
+    return f"{method} {mode} pruning at {sparsity_pct} % ({budget} budget)"
 
 
 class Expected:
