@@ -72,3 +72,47 @@ def test_object_arrays_are_never_unpickled(tmp_path):
     np.savez(p, **arrays)
     with pytest.raises(DataError, match="pickled.npz"):
         read_npz(p)
+
+
+def test_without_the_variable_the_keras_cache_file_is_read(tmp_path, monkeypatch):
+    import obd.data
+
+    (tmp_path / "datasets").mkdir()
+    cached = _write(tmp_path / "datasets" / "mnist.npz", **_good_arrays(9))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(obd.data, "KERAS_CACHE", cached)
+    data = load_mnist()
+    assert data.source == str(cached.resolve()) and data.x_test.shape == (9, 784)
+
+
+def _no_keras_cache(tmp_path, monkeypatch, load_data):
+    """No variable, no Keras cache file: load_mnist falls through to Keras's download, replaced by `load_data`
+    (these machines have no network; the replacement stands in for the download's outcome)."""
+    import keras
+
+    import obd.data
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(obd.data, "KERAS_CACHE", tmp_path / "nothing-here" / "mnist.npz")
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", load_data)
+
+
+def test_a_failed_download_says_where_to_put_the_file(tmp_path, monkeypatch):
+    def offline():
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    _no_keras_cache(tmp_path, monkeypatch, offline)
+    with pytest.raises(DataError, match=r"not on this machine and the download failed \(OSError: .*name resolution\)"
+                                        r".*mnist\.npz.*OBD_MNIST_PATH"):
+        load_mnist()
+
+
+def test_a_download_is_checked_and_converted_like_a_file(tmp_path, monkeypatch):
+    a = _good_arrays(6)
+    _no_keras_cache(tmp_path, monkeypatch, lambda: ((a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])))
+    data = load_mnist()
+    assert data.source == "keras.datasets.mnist" and data.x_train.shape == (6, 784)
+    np.testing.assert_array_equal(data.x_test, a["x_test"].reshape(6, -1) / np.float32(255))
+    a["y_test"] = np.full(6, 11, np.uint8)  # a damaged download is refused like a damaged file
+    with pytest.raises(DataError, match="y_test has labels up to 11"):
+        load_mnist()
