@@ -421,6 +421,8 @@ def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:
         gradual_ok = True
     except ValueError:
         gradual_ok = False
+    if done_text := st.session_state.pop("finetune_done", None):
+        st.success(done_text)
     cols = st.columns([1, 1, 2, 2])
     epochs = cols[0].number_input("Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs",
                                   help="fine-tuning epochs per point, fractions allowed (~18 s an epoch for the "
@@ -457,10 +459,12 @@ def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:
         mine[(c.method, c.mode, c.budget, round(100 * tuned.sparsity), tuned.finetune_epochs, steps)] = tuned
     how = f" in {steps} pruning steps" if steps > 1 else ""
     if len(ks) == 1:
-        st.success(f"Fine-tuned for {epochs:g} epochs{how}: test accuracy {100 * records[1].accuracy:.2f} % "
-                   f"(one-shot: {100 * records[0].accuracy:.2f} %). Its point is on the curves chart.")
+        done_text = (f"Fine-tuned for {epochs:g} epochs{how}: test accuracy {100 * records[1].accuracy:.2f} % "
+                     f"(one-shot: {100 * records[0].accuracy:.2f} %). Its point is on the curves chart.")
     else:
-        st.success(f"Fine-tuned {len(ks)} points for {epochs:g} epochs each{how}; the dotted curve is on the chart.")
+        done_text = f"Fine-tuned {len(ks)} points for {epochs:g} epochs each{how}; the dotted curve is on the chart."
+    st.session_state.finetune_done = done_text
+    st.rerun()  # the chart above was drawn before these points existed
 
 
 def weights_ui(key: ModelKey, c: Choice, k: int, cur: dict) -> None:

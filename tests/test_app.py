@@ -182,7 +182,7 @@ def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist)
     at.number_input(key="ft_steps").set_value(2)
     next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run()
     assert not at.exception and "9 points" in at.success[0].value and "in 2 pruning steps" in at.success[0].value
-    traces = json.loads(at.run().get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first
     tuned = next(t for t in traces if t.get("name") == "magnitude, weight, fine-tuned 0.1 ep in 2 steps")
     assert tuned["x"] == pytest.approx([25, 50, 60, 70, 80, 90, 95, 97, 99])
     one_shot = next(t for t in traces if t.get("name") == "magnitude, weight")
