@@ -385,8 +385,17 @@ def curve_id(c: Choice) -> tuple[str, str, str]:
     return c.method, c.mode, c.budget
 
 
+def computed_methods(key: ModelKey, c: Choice, store: dict) -> list[str]:
+    """The methods whose curves (every mode they support) exist already, in the shared store or on disk."""
+    def have(m: str, md: str) -> bool:
+        return (m, md, c.budget) in store or curve_file(key, Choice(m, md, c.budget, c.prune_output)).is_file()
+    return [m for m in METHODS if all(have(m, md) for md in MODES if supports(m, md))]
+
+
 def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
     store, lock = curve_store(key, c.prune_output)
+    if "extra_methods" not in st.session_state:  # a new session shows every method computed so far (free)
+        st.session_state.extra_methods = [m for m in computed_methods(key, c, store) if m != c.method]
     shown = dict.fromkeys(("magnitude", c.method) + tuple(st.session_state.get("extra_methods", ())))
     wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown for md in MODES if supports(m, md)]
     if any(curve_id(w) not in store for w in wanted):
@@ -409,8 +418,13 @@ def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
     st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
     st.caption(f"{c.budget.capitalize()} budget. Click a point to jump there. Colour = method, dashed = unit pruning, "
                "dotted = fine-tuned.")
-    st.multiselect("Add curves for other methods", [m for m in METHODS if m != c.method], key="extra_methods",
-                   help="obs recomputes a least-squares refit per point: expect a minute or two for the default net")
+    others = [m for m in METHODS if m != c.method]
+    cols = st.columns([4, 1])
+    cols[0].multiselect("Curves of other methods", others, key="extra_methods",
+                        help="the first time, a curve is computed (obs and sparsegpt reconstruct every point: about "
+                             "a minute each for the default net), then kept on disk and shown to every session")
+    cols[1].button("Compare all methods", on_click=lambda: st.session_state.update(extra_methods=others),
+                   disabled=set(others) <= set(st.session_state.extra_methods))
 
 
 def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:

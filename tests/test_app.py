@@ -195,3 +195,16 @@ def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist)
 def test_gradual_steps_are_off_for_the_reconstruction_methods():
     at = open_app(mode="weight", sparsity="50", method="obs")
     assert at.number_input(key="ft_steps").disabled and not at.exception
+
+
+def test_compare_all_methods_draws_every_curve_and_new_sessions_keep_them():
+    # the global budget's curves: the layer budget's, which other tests' sessions show, stay magnitude only
+    at = open_app(mode="weight", sparsity="60", budget="global")
+    next(b for b in at.button if b.label == "Compare all methods").click().run()
+    assert not at.exception
+    names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    expected = {f"{m}, {md}" for m in ("magnitude", "random", "obd", "obs") for md in ("weight", "unit")}
+    assert expected | {"sparsegpt, weight"} <= names and "sparsegpt, unit" not in names
+    later = open_app(mode="unit", sparsity="10", budget="global")  # computed curves are shown to every new session
+    assert set(later.multiselect(key="extra_methods").value) == {"random", "obd", "obs", "sparsegpt"}
+    assert next(b for b in later.button if b.label == "Compare all methods").disabled
