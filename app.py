@@ -160,7 +160,8 @@ def curve_store(key: ModelKey, prune_output: bool) -> tuple[dict, threading.Lock
 def curve_file(key: ModelKey, c: Choice) -> Path:
     """Where a curve is kept on disk: named by the network's weights, so a retrained model gets new curves."""
     budget = "" if c.budget == "layer" else f"-{c.budget}"  # layer-budget curves keep their earlier names
-    return cache_dir() / "curves" / f"{network(key).fingerprint()}-{c.method}-{c.mode}{budget}-{int(c.prune_output)}.json"
+    name = f"{network(key).fingerprint()}-{c.method}-{c.mode}{budget}-{int(c.prune_output)}.json"
+    return cache_dir() / "curves" / name
 
 
 def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
@@ -395,7 +396,8 @@ def computed_methods(key: ModelKey, c: Choice, store: dict) -> list[str]:
 def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
     store, lock = curve_store(key, c.prune_output)
     if "extra_methods" not in st.session_state:  # a new session shows every method computed so far (free)
-        st.session_state.extra_methods = [m for m in computed_methods(key, c, store) if m != c.method]
+        st.session_state.extra_methods = [m for m in computed_methods(key, c, store)
+                                          if m not in ("magnitude", c.method)]
     shown = dict.fromkeys(("magnitude", c.method) + tuple(st.session_state.get("extra_methods", ())))
     wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown for md in MODES if supports(m, md)]
     if any(curve_id(w) not in store for w in wanted):
@@ -418,9 +420,9 @@ def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
     st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
     st.caption(f"{c.budget.capitalize()} budget. Click a point to jump there. Colour = method, dashed = unit pruning, "
                "dotted = fine-tuned.")
-    others = [m for m in METHODS if m != c.method]
+    others = [m for m in METHODS if m not in ("magnitude", c.method)]  # magnitude, the baseline, is always drawn
     cols = st.columns([4, 1])
-    cols[0].multiselect("Curves of other methods", others, key="extra_methods",
+    cols[0].multiselect("Curves of other methods (magnitude's are always drawn)", others, key="extra_methods",
                         help="the first time, a curve is computed (obs and sparsegpt reconstruct every point: about "
                              "a minute each for the default net), then kept on disk and shown to every session")
     cols[1].button("Compare all methods", on_click=lambda: st.session_state.update(extra_methods=others),
