@@ -1,0 +1,53 @@
+"""Where the sparse engine starts to beat dense: the measurements behind obd.engines.SPARSE_MAX_DENSITY.
+
+Run from the repository root: python -m benchmarks.thresholds [--repeats N]
+Prunes the default model by weight magnitude to a grid of kept fractions, times the sparse engine against dense
+at each batch size class "auto" distinguishes (interleaved calls, medians, ratios within one run), and prints
+the speed-up table with, per batch size, the largest kept fraction at which sparse is at least MARGIN times
+faster than dense next to the threshold obd uses now.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
+from obd.engines import SPARSE_MAX_DENSITY, build_engine, time_engines
+from obd.data import load_mnist
+from obd.model import default_model
+from obd.network import from_keras
+from obd.pruning import prune
+
+KEPT = (0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)  # fractions of hidden-layer weights kept (1 - sparsity)
+BATCHES = (1, 4, 8, 16, 32, 64, 128, 256, 1000, 10_000)
+MARGIN = 1.2  # a pick must beat dense by this much on the quiet machine to stay faster on a busy one
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per engine, median kept (default 7)")
+    args = parser.parse_args()
+    x = load_mnist().x_test
+    net = from_keras(default_model())
+    rows = {}
+    for kept in KEPT:
+        pruned = prune(net, round(1 - kept, 4), "weight").net
+        for batch in BATCHES:
+            dense, sparse = (build_engine(pruned, kind, batch) for kind in ("dense", "sparse"))
+            dense_ms, sparse_ms = time_engines([dense, sparse], x[:batch], args.repeats)
+            rows[(kept, batch)] = dense_ms / sparse_ms
+            print(f"  kept {kept:.2f} batch {batch:>6}: dense {dense_ms:8.3f} ms, sparse {sparse_ms:8.3f} ms, "
+                  f"{dense_ms / sparse_ms:5.2f}x", flush=True)
+    print("\nsparse speed-up over dense (default model, weight pruning of the hidden layers)\n")
+    print("| batch | " + " | ".join(f"{100 * k:g} % kept" for k in KEPT) + " | best kept >= "
+          f"{MARGIN}x | obd's threshold |")
+    print("|---:|" + "---:|" * (len(KEPT) + 2))
+    for batch in BATCHES:
+        fast = [k for k in KEPT if rows[(k, batch)] >= MARGIN]
+        now = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= batch)]
+        print(f"| {batch:,} | " + " | ".join(f"{rows[(k, batch)]:.2f}x" for k in KEPT)
+              + f" | {max(fast) if fast else '-'} | {now} |")
+
+
+if __name__ == "__main__":
+    main()
