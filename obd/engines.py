@@ -56,12 +56,13 @@ KINDS = ("auto", "dense", "sparse", "shrunk")
 LANES = 64  # batch rows per tile: (1000 units x 64) float32 activations = 256 KB, cache-resident
 ROW_BY_ROW = 16  # smaller batches run row by row on one thread: a tile of 64 would be mostly padding
 # "auto" runs the sparse engine when at most this fraction of the shrunk kernels' entries is kept, by the
-# smallest batch size each threshold applies from. Measured on the default 4x1000 net, 2 cores, sparse vs
-# dense: batch 1 (row kernel) 1.2x at 30 % kept, 1.6x at 20 %, 2.6x at 10 %; batch 8 (rows) 1.1x at 20 %,
-# 1.5x at 10 %; one padded tile (batch 16-63) 0.7x at 10 %, 1.3x at 5 %; batch 64 0.9x at 30 %, 1.3x at
-# 20 %, 2.5x at 10 %; batch 10,000 0.9x at 50 %, 1.2x at 30 %, 1.9x at 20 %, 3x at 10 %. Each threshold
-# keeps a margin over break-even, so "auto" is never slower than dense.
-SPARSE_MAX_DENSITY = {1: 0.2, 8: 0.1, ROW_BY_ROW: 0.04, LANES: 0.2, 4 * LANES: 0.3}
+# smallest batch size each threshold applies from. Measured by benchmarks/thresholds.py on the default 4x1000
+# net, 2 cores, sparse vs dense, two runs (after OPENBLAS_THREAD_TIMEOUT stopped OpenBLAS's spinning threads
+# from taking numba's core): batch 1 1.24/1.38x at 25 % kept; batch 4 1.27/1.35x at 25 %; batch 8 1.38/1.07x
+# at 20 %, 2.33/1.69x at 10 %; batch 16 1.50/1.23x and batch 32 1.64/1.41x at 10 %; batch 64 1.78/1.23x at 20 %;
+# batch 128 2.06/1.77x, 256 1.39/1.69x, 1,000 1.65/1.29x, 10,000 1.30/1.68x at 30 %. Each threshold is the
+# largest kept fraction at which both runs were at least 1.2x faster, so "auto" is not slower than dense.
+SPARSE_MAX_DENSITY = {1: 0.25, 8: 0.1, LANES: 0.2, 2 * LANES: 0.3}
 # Below this many weights (after shrinking) the dense matmuls are so small that the tile kernel's fixed costs
 # weigh more: on the tiny preset (784-128-64-10, 110k weights) sparse vs dense measured 0.67x at 20 % kept and
 # 1.0x at 10 % (batch 100), 1.5x at 5 %. Batches of tiles there go sparse only at SMALL_NET_MAX_DENSITY.
