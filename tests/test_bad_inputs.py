@@ -431,7 +431,7 @@ def test_bad_methods_are_refused_everywhere(entry, bad, small_net, mnist):
         "sweep": lambda: sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], methods=[bad]),
         "gradual": lambda: gradual(small_net, 0.5, mnist, method=bad),
     }
-    with pytest.raises(ValueError, match="method must be one of magnitude, random, obd, obs; got"):
+    with pytest.raises(ValueError, match="method must be one of magnitude, random, obd, obs, sparsegpt; got"):
         calls[entry]()
 
 
@@ -534,7 +534,7 @@ def cli_model(tmp_path_factory):
     (["--sparsities"], "--sparsities: expected at least one argument"),
     (["--modes", "Weight"], "invalid choice: 'Weight' (choose from 'weight', 'unit')"),
     (["--modes", ""], "invalid choice: ''"),
-    (["--methods", "magic"], "invalid choice: 'magic' (choose from 'magnitude', 'random', 'obd', 'obs')"),
+    (["--methods", "magic"], "invalid choice: 'magic' (choose from 'magnitude', 'random', 'obd', 'obs', 'sparsegpt')"),
     (["--budget", "world"], "invalid choice: 'world' (choose from 'layer', 'global')"),
     (["--finetune-epochs", "nan"], "'nan': expected a number from 0 to 100"),
     (["--finetune-epochs", "-1"], "'-1': expected a number from 0 to 100"),

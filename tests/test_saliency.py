@@ -115,7 +115,7 @@ def test_global_obd_budget_follows_saliency(small_net, mnist):
 
 
 def test_bad_names_list_the_valid_ones(small_net):
-    with pytest.raises(ValueError, match="magnitude, random, obd, obs"):
+    with pytest.raises(ValueError, match="magnitude, random, obd, obs, sparsegpt"):
         plan(small_net, "hessian")
     with pytest.raises(ValueError, match="layer, global"):
         plan(small_net, "magnitude", budget="net")
