@@ -39,7 +39,8 @@ DIGITS_SHOWN = 24
 METHOD_HELP = {
     "magnitude": "smallest |w| (weights) or column L2 norm (units)",
     "random": "a seeded random choice: the control every method must beat",
-    "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal",
+    "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal (Gauss-Newton, exact here)",
+    "obd-fisher": "OBD with the empirical Fisher diagonal (mean squared gradient) in place of the Hessian's",
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
     "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
 }
@@ -445,7 +446,7 @@ def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:
                                        "default net on 2 cores; seconds for tiny)")
     steps = cols[1].number_input("Pruning steps", 1, 10, 1, key="ft_steps", disabled=not gradual_ok,
                                  help="1: prune once, then fine-tune · more: prune gradually (tfmot's "
-                                      "PolynomialDecay), fine-tuning between the steps (magnitude, random, obd)")
+                                      "PolynomialDecay), fine-tuning between the steps (not obs or sparsegpt)")
     steps = int(steps) if gradual_ok else 1
     curve = [x for x in DEFAULT_SPARSITIES if x > 0]
     this_point = cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)")

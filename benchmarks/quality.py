@@ -118,7 +118,8 @@ def main() -> int:
               f"{'yes' if acc >= target else 'no'} |")
 
     OUT.mkdir(exist_ok=True)
-    stem = OUT / ("quality" if args.budget == "layer" else f"quality-{args.budget}")
+    stem = OUT / "-".join(["quality"] + ([args.budget] if args.budget != "layer" else [])
+                          + (args.methods if args.methods != list(METHODS) else []))  # a subset keeps the full table
     stem.with_suffix(".csv").write_text(to_csv(records))
     stem.with_suffix(".json").write_text(json.dumps(dict(
         dense_accuracy=dense, calibration=args.calib, budget=args.budget,

@@ -84,8 +84,8 @@ def check_gradual(method: object, mode: object) -> None:
     """Raise ValueError unless `method` can prune gradually in `mode` (not the reconstruction methods)."""
     check_method_mode(method, mode)
     if method in ALGORITHMS:
-        raise ValueError(f"gradual pruning supports magnitude, random and obd; for {method} prune one-shot, "
-                         "then fine-tune")
+        raise ValueError(f"gradual pruning supports magnitude, random, obd and obd-fisher; for {method} prune "
+                         "one-shot, then fine-tune")
 
 
 def schedule(sparsity: float, steps: int) -> list[float]:
@@ -113,7 +113,7 @@ def gradual(model, sparsity: float, data: Mnist, epochs: float = 2.0, steps: int
         epochs: total fine-tuning epochs over all stages (fractions allowed).
         steps: number of pruning stages.
         mode, budget, prune_output, calib, seed: as in `methods.plan`.
-        method: "magnitude", "random" or "obd".
+        method: "magnitude", "random", "obd" or "obd-fisher".
         progress: called after every training batch.
         config: fine-tuning settings.
 

@@ -3,7 +3,8 @@
 Methods:
 - "magnitude": |w| (weight mode) or column L2 norm (unit mode), the original obd pruning.
 - "random": seeded uniform scores, a control.
-- "obd": Optimal Brain Damage saliency 1/2 h_kk w^2 from the loss Hessian's diagonal (obd.saliency).
+- "obd": Optimal Brain Damage saliency 1/2 h_kk w^2 from the loss Hessian's diagonal (obd.saliency), the
+  Gauss-Newton diagonal (exact for ReLU nets); "obd-fisher": the same with the empirical Fisher diagonal.
 - "obs": one-shot Optimal Brain Surgeon reconstruction layer by layer (obd.reconstruct): mask by OBS score,
   then a least-squares refit of the kept weights; the pruned network holds refit weights.
 - "sparsegpt": SparseGPT's sequential OBS (obd.reconstruct.sparsegpt), weight mode only.
@@ -25,9 +26,10 @@ from .pruning import Pruned, Ranking, check_budget, check_mode, check_sparsity, 
 from .reconstruct import ALGORITHMS, ObsPlan, ReconstructConfig, gram, inverse, obs_scores, plan_obs
 from .saliency import hessian_diagonal, obd_saliency, random_scores
 
-METHODS = ("magnitude", "random", "obd", "obs", "sparsegpt")
+METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt")
+OBD_HESSIANS = {"obd": "gauss-newton", "obd-fisher": "fisher"}  # OBD's methods and their Hessian diagonals
 WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
-NEEDS_CALIBRATION = ("obd", "obs", "sparsegpt")  # methods that read a sample of training images
+NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass
 
 
@@ -83,7 +85,7 @@ def calibration(data: Mnist | None = None, size: int = CALIBRATION_SIZE, seed: i
 class Plan:
     """A method's sparsity-independent state for one network and mode; `prune(k)` is cheap to repeat.
 
-    ranking: for magnitude, random and obd; obs: for obs and sparsegpt. seconds: time taken to build the plan.
+    ranking: for magnitude, random, obd and obd-fisher; obs: for obs and sparsegpt. seconds: time taken to build the plan.
     """
 
     net: Network
@@ -102,7 +104,7 @@ class Plan:
 
 
 def method_scores(net: Network, method: str, mode: str, calib: Calibration | None = None, seed: int = 0,
-                  hessian: str = "gauss-newton", budget: str = "layer") -> list[np.ndarray]:
+                  budget: str = "layer") -> list[np.ndarray]:
     """Per-layer importance (higher = keep) of a criterion: kernel-shaped (weight) or (units,) (unit).
 
     For "obs" and "sparsegpt" these are the dense network's single-weight OBS costs w^2 / [H^-1]_qq per layer
@@ -118,8 +120,8 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
     if method == "random":
         return random_scores(net, mode, seed)
     calib = calib if calib is not None else calibration()
-    if method == "obd":
-        return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, hessian), mode)
+    if method in OBD_HESSIANS:
+        return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, OBD_HESSIANS[method]), mode)
     acts = net.activations(calib.x)
     out = []
     config = ReconstructConfig()
@@ -147,21 +149,21 @@ def saliency_map(model, method: str = "magnitude", calib: Calibration | None = N
 
 
 def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "layer", prune_output: bool = False,
-         calib: Calibration | None = None, seed: int = 0, hessian: str = "gauss-newton",
-         config: ReconstructConfig = ReconstructConfig()) -> Plan:
+         calib: Calibration | None = None, seed: int = 0, config: ReconstructConfig = ReconstructConfig()) -> Plan:
     """Precompute a method's state once per (network, method, mode, budget).
 
     Args:
         model: a Network or Keras model (not changed).
-        method: one of METHODS ("sparsegpt": weight mode only).
+        method: one of METHODS ("obd": Gauss-Newton Hessian diagonal, exact for ReLU nets; "obd-fisher": the
+            empirical Fisher diagonal; "sparsegpt": weight mode only).
         mode: "weight" or "unit".
         budget: "layer" (round(k*n) per pruned layer) or "global" (round(k*N) over all pruned layers by one
             threshold). Comparable scores: magnitude raw |w| / column RMS (see `pruning.rank`), random as is,
-            obd saliency in loss units, obs relative output error (see `reconstruct.plan_obs`).
+            obd saliencies in loss units, obs relative output error (see `reconstruct.plan_obs`).
         prune_output: prune the logits layer too.
-        calib: calibration sample for obd, obs and sparsegpt (default: `calibration()`, 4,096 training images).
+        calib: calibration sample for the methods in NEEDS_CALIBRATION (default: `calibration()`, 4,096 training
+            images).
         seed: random's seed.
-        hessian: obd's Hessian diagonal: "gauss-newton" (exact for ReLU nets) or "fisher" (empirical).
         config: obs settings (damping).
 
     Returns:
@@ -180,7 +182,7 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
         calib = calib if calib is not None else calibration()
         obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method)
     else:
-        ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, hessian, budget), budget)
+        ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, budget), budget)
     return Plan(net, method, mode, budget, prune_output, ranking, obs, time.perf_counter() - start)
 
 

@@ -7,8 +7,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-METHOD_COLORS = {"magnitude": "#1f77b4", "random": "#7f7f7f", "obd": "#d62728", "obs": "#2ca02c",
-                 "sparsegpt": "#9467bd"}
+METHOD_COLORS = {"magnitude": "#1f77b4", "random": "#7f7f7f", "obd": "#d62728", "obd-fisher": "#ff9896",
+                 "obs": "#2ca02c", "sparsegpt": "#9467bd"}
 MODE_DASH = {"weight": "solid", "unit": "dash"}
 
 

@@ -75,8 +75,8 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
             giving a second record (finetune_epochs > 0) after the one-shot one.
         train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
         gradual_steps: with fine-tuning, prune in this many stages towards each sparsity, fine-tuning
-            finetune_epochs / gradual_steps between them (`obd.finetune.gradual`; magnitude, random and obd
-            only); 1 = prune once, then fine-tune.
+            finetune_epochs / gradual_steps between them (`obd.finetune.gradual`; not obs or
+            sparsegpt); 1 = prune once, then fine-tune.
         train_progress: called after every fine-tuning batch with an `obd.finetune.FinetuneProgress`.
         seed: random's seed.
         engine: how each point is evaluated (`obd.evaluate.evaluate`); "auto" is faster at high sparsity.

@@ -203,8 +203,8 @@ def test_compare_all_methods_draws_every_curve_and_new_sessions_keep_them():
     next(b for b in at.button if b.label == "Compare all methods").click().run()
     assert not at.exception
     names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
-    expected = {f"{m}, {md}" for m in ("magnitude", "random", "obd", "obs") for md in ("weight", "unit")}
+    expected = {f"{m}, {md}" for m in ("magnitude", "random", "obd", "obd-fisher", "obs") for md in ("weight", "unit")}
     assert expected | {"sparsegpt, weight"} <= names and "sparsegpt, unit" not in names
     later = open_app(mode="unit", sparsity="10", budget="global")  # computed curves are shown to every new session
-    assert set(later.multiselect(key="extra_methods").value) == {"random", "obd", "obs", "sparsegpt"}
+    assert set(later.multiselect(key="extra_methods").value) == {"random", "obd", "obd-fisher", "obs", "sparsegpt"}
     assert next(b for b in later.button if b.label == "Compare all methods").disabled

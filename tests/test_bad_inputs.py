@@ -31,7 +31,7 @@ from obd.config import ModelSpec, TrainConfig, preset_spec
 from obd.data import DataError, load_mnist
 from obd.engines import bench
 from obd.finetune import finetune, gradual
-from obd.methods import calibration, plan, prune_with
+from obd.methods import METHODS, calibration, plan, prune_with
 from obd.model import MAX_MODEL_BYTES, ModelFileError, build_model, cache_path, load_model, save_model
 from obd.network import from_keras
 from obd.pruning import prune, prune_model, rank
@@ -431,7 +431,7 @@ def test_bad_methods_are_refused_everywhere(entry, bad, small_net, mnist):
         "sweep": lambda: sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], methods=[bad]),
         "gradual": lambda: gradual(small_net, 0.5, mnist, method=bad),
     }
-    with pytest.raises(ValueError, match="method must be one of magnitude, random, obd, obs, sparsegpt; got"):
+    with pytest.raises(ValueError, match=f"method must be one of {', '.join(METHODS)}; got"):
         calls[entry]()
 
 
@@ -534,7 +534,7 @@ def cli_model(tmp_path_factory):
     (["--sparsities"], "--sparsities: expected at least one argument"),
     (["--modes", "Weight"], "invalid choice: 'Weight' (choose from 'weight', 'unit')"),
     (["--modes", ""], "invalid choice: ''"),
-    (["--methods", "magic"], "invalid choice: 'magic' (choose from 'magnitude', 'random', 'obd', 'obs', 'sparsegpt')"),
+    (["--methods", "magic"], "invalid choice: 'magic' (choose from " + ", ".join(map(repr, METHODS)) + ")"),
     (["--budget", "world"], "invalid choice: 'world' (choose from 'layer', 'global')"),
     (["--finetune-epochs", "nan"], "'nan': expected a number from 0 to 100"),
     (["--finetune-epochs", "-1"], "'-1': expected a number from 0 to 100"),

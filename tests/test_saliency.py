@@ -115,7 +115,7 @@ def test_global_obd_budget_follows_saliency(small_net, mnist):
 
 
 def test_bad_names_list_the_valid_ones(small_net):
-    with pytest.raises(ValueError, match="magnitude, random, obd, obs, sparsegpt"):
+    with pytest.raises(ValueError, match=", ".join(METHODS)):
         plan(small_net, "hessian")
     with pytest.raises(ValueError, match="layer, global"):
         plan(small_net, "magnitude", budget="net")
@@ -141,3 +141,16 @@ def test_methods_figure_has_a_curve_per_method_and_mode_and_marks_the_current_po
     star = fig.data[-1]
     by_k = {r.sparsity: r.accuracy for r in records if (r.method, r.mode) == ("random", "unit")}
     assert star.x == (70.0,) and star.y[0] == pytest.approx(100 * (by_k[0.5] + by_k[0.9]) / 2)
+
+
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+def test_obd_fisher_ranks_by_the_empirical_fisher_saliency(small_net, mnist, mode):
+    calib = calibration(mnist, 256)
+    fisher = obd_saliency(small_net, hessian_diagonal(small_net, calib.x, calib.y, kind="fisher"), mode)
+    scores = method_scores(small_net, "obd-fisher", mode, calib)
+    for got, want in zip(scores, fisher):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    gauss_newton = method_scores(small_net, "obd", mode, calib)
+    assert not all(np.allclose(a, b) for a, b in zip(scores, gauss_newton)), "a different Hessian diagonal"
+    p = plan(small_net, "obd-fisher", mode, calib=calib).prune(0.5)
+    assert p.masks[0].shape == small_net.layers[0].kernel.shape
