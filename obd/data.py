@@ -107,6 +107,8 @@ def read_npz(path: str | os.PathLike) -> Mnist:
     p = Path(path).expanduser().resolve()
     if p.is_dir():
         raise DataError(f"{p}: is a directory; expected the mnist.npz file. {FIX}")
+    if p.exists() and not p.is_file():  # a FIFO, socket or device: reading it could block or never end
+        raise DataError(f"{p}: is not a regular file; expected the mnist.npz file. {FIX}")
     if not p.is_file():
         raise DataError(f"{p}: no such file. {FIX}")
     st = p.stat()

@@ -644,10 +644,13 @@ def _mnist_variants(d: Path, real: bytes) -> dict[str, tuple[Path, str]]:
         z.writestr("readme.txt", "hello")
     add("other_zip", None, "missing keys ['x_train', 'y_train', 'x_test', 'y_test'] (found ['readme.txt'])")
     add("directory", None, "is a directory; expected the mnist.npz file", path=d)
+    os.mkfifo(d / "fifo.npz")  # opening it would block until a writer comes
+    add("fifo", None, "fifo.npz: is not a regular file; expected the mnist.npz file")
     return out
 
 
-MNIST_BAD = ["truncated_tail", "bad_crc", "bad_deflate", "gzip", "pickle", "npy", "empty", "other_zip", "directory"]
+MNIST_BAD = ["truncated_tail", "bad_crc", "bad_deflate", "gzip", "pickle", "npy", "empty", "other_zip", "directory",
+             "fifo"]
 
 
 @pytest.fixture(scope="module")
