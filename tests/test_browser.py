@@ -2,7 +2,8 @@
 chromium. Opens a shared address (?mode=unit&sparsity=90), waits for the run to finish, checks the accuracy
 against obd and that no exception box is shown, and saves a screenshot under test-output/ (git-ignored); and
 clicks a point of the accuracy-vs-sparsity curves, which must move the mode, slider, URL and metrics there;
-and uploads a file over the server's 50 MB limit, which the page refuses while the loaded model stays.
+uploads a file over the server's 50 MB limit, which the page refuses while the loaded model stays; and
+switches the budget to global, which must show obd's global-budget numbers.
 
 The server and chromium come from tests/conftest.py; the test skips, saying why, only when chromium or the
 playwright package is missing (CI installs both).
@@ -98,6 +99,30 @@ def test_an_upload_over_the_limit_is_refused_and_the_model_stays(server, chromiu
             expect(page.get_by_text("File must be 50.0MB or smaller")).to_be_visible()
             page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
             expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(want)  # the tiny net stays
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()
+
+
+def test_the_budget_control_switches_to_global_pruning_in_chromium(server, chromium, tiny, mnist):
+    from playwright.sync_api import expect, sync_playwright
+
+    from obd.methods import plan
+
+    want = evaluate(plan(tiny, "magnitude", "weight", "global").prune(0.8).net, mnist.x_test, mnist.y_test).accuracy
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{server.url}/?mode=weight&sparsity=80", timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=RUN_TIMEOUT_MS)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            page.locator("[data-testid='stSidebar']").get_by_role("radio", name="global", exact=True).click()  # segmented controls are radios
+            page.wait_for_url("**budget=global**", timeout=30_000)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            expect(page.get_by_text("magnitude weight pruning at 80 % (global budget)")).to_be_visible()
+            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
+            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(f"{100 * want:.2f} %")
             assert page.locator("[data-testid='stException']").count() == 0
         finally:
             browser.close()
