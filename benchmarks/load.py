@@ -25,7 +25,9 @@ p95 5.44 s (one session alone: 0.40 / 0.97 s); 0 errors; 0 cross-talk mismatches
 warm-up, 1156 MB after the moves (+29 MB, flat over the last minute); server CPU 178 ms per rerun, chromium's
 230 s against the server's 71 s. Challenge preset, 8 x 10: p50 3.2 s, p95 16.2 s, 0 errors, 0 cross-talk; its
 RSS swings between 1.5 and 1.85 GB with each rerun's 40 MB activation arrays. Again with 8 x 63 = 504 reruns
-(tiny): p50 3.07 s, p95 4.86 s, 0 errors, 0 cross-talk, RSS 1126 -> 1148 MB (+22 MB).
+(tiny): p50 3.07 s, p95 4.86 s, 0 errors, 0 cross-talk, RSS 1126 -> 1148 MB (+22 MB); and after the budget
+control and the all-methods curves (11 traces per chart): p50 2.74 s, p95 3.98 s, 0 errors, 0 cross-talk,
+RSS 1127 -> 1145 MB (+17.5 MB), 166 ms of server CPU per rerun.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.load [--preset tiny|challenge] [--sessions 8]
            [--moves 50] [--warmup 5] [--seed 0] [--json benchmarks/out/load.json]
