@@ -11,12 +11,14 @@ playwright package is missing (CI installs both).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from benchmarks.live_app import CHROMIUM_ARGS, IDLE
 from obd.evaluate import evaluate
+from obd.methods import plan
 from obd.pruning import prune
 
 pytestmark = pytest.mark.browser
@@ -25,26 +27,38 @@ OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 RUN_TIMEOUT_MS = 240_000  # the first page run computes the curves
 
 
-def test_a_shared_address_opens_that_state_in_chromium(server, chromium, tiny, mnist):
+@contextmanager
+def dashboard(chromium: str, url: str, query: str, wait_for_curves: bool = True):
+    """A chromium page on the dashboard at `url/?query`, after its first run has finished; closed on exit."""
     from playwright.sync_api import sync_playwright
 
-    want = evaluate(prune(tiny, 0.9, "unit").net, mnist.x_test, mnist.y_test).accuracy
-    OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{server.url}/?mode=unit&sparsity=90", timeout=60_000)
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
-            accuracy.wait_for(timeout=RUN_TIMEOUT_MS)
+            page.goto(f"{url}/?{query}", timeout=60_000)
+            if wait_for_curves:
+                page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=RUN_TIMEOUT_MS)
             page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            page.screenshot(path=str(OUTPUT / "dashboard-unit-90.png"), full_page=True)
-            value = accuracy.locator("[data-testid='stMetricValue']").inner_text()
-            exceptions = page.locator("[data-testid='stException']").count()
+            yield page
         finally:
             browser.close()
-    assert value.strip() == f"{100 * want:.2f} %"
-    assert exceptions == 0
+
+
+def metric_value(page, label: str):
+    """The value element of the metric labelled `label`."""
+    return page.locator("[data-testid='stMetric']").filter(has_text=label).locator("[data-testid='stMetricValue']")
+
+
+def test_a_shared_address_opens_that_state_in_chromium(server, chromium, tiny, mnist):
+    from playwright.sync_api import expect
+
+    want = evaluate(prune(tiny, 0.9, "unit").net, mnist.x_test, mnist.y_test).accuracy
+    OUTPUT.mkdir(exist_ok=True)
+    with dashboard(chromium, server.url, "mode=unit&sparsity=90", wait_for_curves=False) as page:
+        expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %")
+        page.screenshot(path=str(OUTPUT / "dashboard-unit-90.png"), full_page=True)
+        assert page.locator("[data-testid='stException']").count() == 0
 
 
 POINT_XY = """([name, x]) => {  // page coordinates of the curve point (name, x), from plotly's own axes
@@ -55,74 +69,47 @@ POINT_XY = """([name, x]) => {  // page coordinates of the curve point (name, x)
 
 
 def test_clicking_a_curve_point_moves_the_controls_there(server, chromium, tiny, mnist):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     want = evaluate(prune(tiny, 0.5, "unit").net, mnist.x_test, mnist.y_test).accuracy
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{server.url}/?mode=weight&sparsity=90", timeout=60_000)
-            page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=RUN_TIMEOUT_MS)
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            x, y = page.evaluate(POINT_XY, ["magnitude, unit", 50])
-            page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then the click selects it
-            page.mouse.click(x, y)
-            page.wait_for_url("**sparsity=50**", timeout=30_000)
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            # expect() retries until the page shows it: the metric may render a moment after the state flips
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
-            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(f"{100 * want:.2f} %")
-            expect(page.locator("[data-testid='stSlider'] input[type='range']").first).to_have_value("50")
-            assert "mode=unit" in page.url
-            assert page.locator("[data-testid='stException']").count() == 0
-        finally:
-            browser.close()
+    with dashboard(chromium, server.url, "mode=weight&sparsity=90") as page:
+        x, y = page.evaluate(POINT_XY, ["magnitude, unit", 50])
+        page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then the click selects it
+        page.mouse.click(x, y)
+        page.wait_for_url("**sparsity=50**", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+        # expect() retries until the page shows it: the metric may render a moment after the state flips
+        expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %")
+        expect(page.locator("[data-testid='stSlider'] input[type='range']").first).to_have_value("50")
+        assert "mode=unit" in page.url
+        assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_an_upload_over_the_limit_is_refused_and_the_model_stays(server, chromium, tiny, mnist, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     big = tmp_path / "big.keras"
     with open(big, "wb") as f:  # one byte over .streamlit/config.toml's maxUploadSize of 50 MB
         f.truncate(50 * 2**20 + 1)
     want = f"{100 * evaluate(prune(tiny, 0.9, 'unit').net, mnist.x_test, mnist.y_test).accuracy:.2f} %"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{server.url}/?mode=unit&sparsity=90", timeout=60_000)
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
-            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(want)
-            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(big))
-            expect(page.get_by_text("File must be 50.0MB or smaller")).to_be_visible()
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(want)  # the tiny net stays
-            assert page.locator("[data-testid='stException']").count() == 0
-        finally:
-            browser.close()
+    with dashboard(chromium, server.url, "mode=unit&sparsity=90", wait_for_curves=False) as page:
+        expect(metric_value(page, "Test accuracy")).to_have_text(want)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(big))
+        expect(page.get_by_text("File must be 50.0MB or smaller")).to_be_visible()
+        page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+        expect(metric_value(page, "Test accuracy")).to_have_text(want)  # the tiny net stays
+        assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_the_budget_control_switches_to_global_pruning_in_chromium(server, chromium, tiny, mnist):
-    from playwright.sync_api import expect, sync_playwright
-
-    from obd.methods import plan
+    from playwright.sync_api import expect
 
     want = evaluate(plan(tiny, "magnitude", "weight", "global").prune(0.8).net, mnist.x_test, mnist.y_test).accuracy
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{server.url}/?mode=weight&sparsity=80", timeout=60_000)
-            page.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=RUN_TIMEOUT_MS)
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            page.locator("[data-testid='stSidebar']").get_by_role("radio", name="global", exact=True).click()  # segmented controls are radios
-            page.wait_for_url("**budget=global**", timeout=30_000)
-            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
-            expect(page.get_by_text("magnitude weight pruning at 80 % (global budget)")).to_be_visible()
-            accuracy = page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy")
-            expect(accuracy.locator("[data-testid='stMetricValue']")).to_have_text(f"{100 * want:.2f} %")
-            assert page.locator("[data-testid='stException']").count() == 0
-        finally:
-            browser.close()
+    with dashboard(chromium, server.url, "mode=weight&sparsity=80") as page:
+        # Streamlit draws segmented controls as radio buttons
+        page.locator("[data-testid='stSidebar']").get_by_role("radio", name="global", exact=True).click()
+        page.wait_for_url("**budget=global**", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+        expect(page.get_by_text("magnitude weight pruning at 80 % (global budget)")).to_be_visible()
+        expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %")
+        assert page.locator("[data-testid='stException']").count() == 0
