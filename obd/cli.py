@@ -167,19 +167,10 @@ def calib_size(text: str) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .data import load_mnist
-    from .finetune import check_gradual
-    from .methods import NEEDS_CALIBRATION, calibration, supports
-    from .sweep import sweep, to_csv
+    from .methods import NEEDS_CALIBRATION, calibration
+    from .sweep import sweep, sweep_pairs, to_csv
 
-    # checked here too (sweep checks them again) so that a mistake is reported before a model is trained
-    pairs = [(m, md) for m in args.methods for md in args.modes if supports(m, md)]
-    if not pairs:
-        raise ValueError(f"none of the methods {', '.join(args.methods)} prunes in mode {', '.join(args.modes)}")
-    if args.gradual_steps > 1:
-        if not args.finetune_epochs > 0:
-            raise ValueError("--gradual-steps fine-tunes between its steps: give --finetune-epochs too")
-        for m, md in pairs:
-            check_gradual(m, md)
+    sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps)  # before a model is trained
 
     data = load_mnist()
     calib = calibration(data, args.calib) if set(NEEDS_CALIBRATION) & set(args.methods) else None

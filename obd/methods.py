@@ -85,7 +85,8 @@ def calibration(data: Mnist | None = None, size: int = CALIBRATION_SIZE, seed: i
 class Plan:
     """A method's sparsity-independent state for one network and mode; `prune(k)` is cheap to repeat.
 
-    ranking: for magnitude, random, obd and obd-fisher; obs: for obs and sparsegpt. seconds: time taken to build the plan.
+    ranking: for magnitude, random, obd and obd-fisher; obs: for obs and sparsegpt. seconds: time taken to build
+    the plan.
     """
 
     net: Network
@@ -124,8 +125,7 @@ def method_scores(net: Network, method: str, mode: str, calib: Calibration | Non
         return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, OBD_HESSIANS[method]), mode)
     acts = net.activations(calib.x)
     out = []
-    config = ReconstructConfig()
-    damping = config.sparsegpt_damping if method == "sparsegpt" else config.damping(mode)
+    damping = ReconstructConfig().damping(mode, method)
     for layer, a in zip(net.layers, acts):
         s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, damping)))
         out.append(s if mode == "weight" else s.sum(axis=0))

@@ -47,7 +47,8 @@ ALGORITHMS = ("obs", "sparsegpt")
 
 @dataclass(frozen=True)
 class ReconstructConfig:
-    """OBS settings: the damping lambda in H + lambda * mean(diag H) * I, per mode."""
+    """Reconstruction settings: the damping lambda in H + lambda * mean(diag H) * I (obs: per mode; sparsegpt),
+    and SparseGPT's block size."""
 
     # measured on the default net (layer budget, one-shot unless said):
     # weights 0.1 vs 0.01: 97 % 97.62 vs 97.26, 99 % (global, +2 epochs) 97.69 vs 97.36;
@@ -60,7 +61,10 @@ class ReconstructConfig:
     sparsegpt_damping: float = 0.01
     sparsegpt_block: int = 128
 
-    def damping(self, mode: str) -> float:
+    def damping(self, mode: str, algorithm: str = "obs") -> float:
+        """The damping of `algorithm` ("obs" or "sparsegpt") in `mode`."""
+        if algorithm == "sparsegpt":
+            return self.sparsegpt_damping
         return self.weight_damping if mode == "weight" else self.unit_damping
 
 
@@ -234,7 +238,7 @@ class ObsPlan:
 
     @property
     def damping(self) -> float:
-        return self.config.damping(self.mode)
+        return self.config.damping(self.mode, self.algorithm)
 
     def prune(self, sparsity: float) -> Pruned:
         """Prune to `sparsity` and reconstruct; returns Pruned whose net holds the refit weights."""
@@ -285,7 +289,7 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
     if algorithm == "sparsegpt" and mode != "weight":
-        raise ValueError("sparsegpt prunes single weights (mode weight); for units use obs")
+        raise ValueError("sparsegpt prunes single weights only (mode weight); for units use obs")
     acts = tuple(net.activations(x))
     last = len(net.layers) - 1
     pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
@@ -354,7 +358,7 @@ def _sparsegpt_weights(net: Network, x: np.ndarray, counts: list[int],
         if counts[i] == 0:  # nothing removed: no error to spread, the kernel stays as it is
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:
-            kernel, mask = sparsegpt(gram(x, config.sparsegpt_damping), layer.kernel, counts[i],
+            kernel, mask = sparsegpt(gram(x, config.damping("weight", "sparsegpt")), layer.kernel, counts[i],
                                      config.sparsegpt_block)
             kernel = kernel.astype(np.float32)
         kernels.append(kernel)

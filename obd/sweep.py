@@ -52,6 +52,35 @@ class SweepStep:
     gradual_steps: int = 1
 
 
+def sweep_pairs(methods: Iterable[str], modes: Iterable[str], finetune_epochs: float = 0.0,
+                gradual_steps: int = 1) -> list[tuple[str, str]]:
+    """Check a sweep's methods, modes and fine-tuning settings; the (method, mode) pairs it will run, methods
+    outer. A pair the method does not support (sparsegpt x unit) is left out.
+
+    Raises:
+        ValueError: for an unknown method or mode, none given, invalid epochs or steps, gradual steps without
+            fine-tuning or with a reconstruction method, or no pair left to run.
+    """
+    methods = [check_method(m) for m in methods]
+    modes = [check_mode(m) for m in modes]
+    if not modes or not methods:
+        raise ValueError("a sweep needs at least one sparsity, mode and method")
+    if finetune_epochs != 0:
+        check_epochs(finetune_epochs)
+    if isinstance(gradual_steps, bool) or not isinstance(gradual_steps, int) or gradual_steps < 1:
+        raise ValueError(f"gradual_steps must be a whole number of at least 1, got {gradual_steps!r}")
+    if gradual_steps > 1 and not finetune_epochs > 0:
+        raise ValueError("gradual pruning fine-tunes between its steps: give fine-tuning epochs too "
+                         "(finetune_epochs, --finetune-epochs)")
+    pairs = [(method, mode) for method in methods for mode in modes if supports(method, mode)]
+    if not pairs:
+        raise ValueError(f"none of the methods {', '.join(methods)} prunes in mode {', '.join(modes)}")
+    if gradual_steps > 1:
+        for method, mode in pairs:
+            check_gradual(method, mode)
+    return pairs
+
+
 def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterable[str] = ("weight", "unit"),
           *, x: np.ndarray | None = None, y: np.ndarray | None = None, prune_output: bool = False,
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
@@ -90,31 +119,18 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
     """
     net: Network = as_network(model)
     ks = [check_sparsity(k) for k in sparsities]
-    modes = [check_mode(m) for m in modes]
-    methods = [check_method(m) for m in methods]
-    check_budget(budget)
-    if not ks or not modes or not methods:
+    if not ks:
         raise ValueError("a sweep needs at least one sparsity, mode and method")
-    if finetune_epochs != 0:
-        check_epochs(finetune_epochs)
+    pairs = sweep_pairs(methods, modes, finetune_epochs, gradual_steps)
+    check_budget(budget)
     if finetune_epochs > 0 and train_data is None:
         raise ValueError("fine-tuning needs the training data (train_data)")
-    if isinstance(gradual_steps, bool) or not isinstance(gradual_steps, int) or gradual_steps < 1:
-        raise ValueError(f"gradual_steps must be a whole number of at least 1, got {gradual_steps!r}")
-    if gradual_steps > 1 and not finetune_epochs > 0:
-        raise ValueError("gradual pruning fine-tunes between its steps: give finetune_epochs > 0 too")
-    pairs = [(method, mode) for method in methods for mode in modes if supports(method, mode)]
-    if not pairs:
-        raise ValueError(f"none of the methods {', '.join(methods)} prunes in mode {', '.join(modes)}")
-    if gradual_steps > 1:
-        for method, mode in pairs:
-            check_gradual(method, mode)
     if x is None or y is None:
         if x is not None or y is not None:
             raise ValueError("give both x and y, or neither (the MNIST test set)")
         test = load_mnist()
         x, y = test.x_test, test.y_test
-    if calib is None and set(NEEDS_CALIBRATION) & set(methods):
+    if calib is None and set(NEEDS_CALIBRATION) & {method for method, _ in pairs}:
         calib = calibration(train_data)
     epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])
     records, total = [], len(ks) * len(pairs) * len(epochs)

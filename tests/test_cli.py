@@ -81,7 +81,7 @@ def test_sweep_methods_and_gradual_fine_tuning(cli_model, tmp_path):
     (["fly"], "invalid choice: 'fly'"),
     (["sweep", "--model", "/nonexistent/model.keras"], "no such model file"),
     (["sweep", "--gradual-steps", "0", "--finetune-epochs", "1"], "expected a whole number of at least 1"),
-    (["sweep", "--gradual-steps", "3"], "give --finetune-epochs too"),
+    (["sweep", "--gradual-steps", "3"], "give fine-tuning epochs too (finetune_epochs, --finetune-epochs)"),
     (["sweep", "--methods", "obs", "--finetune-epochs", "1", "--gradual-steps", "2"], "for obs prune one-shot"),
     (["sweep", "--methods", "sparsegpt", "--modes", "unit"], "none of the methods sparsegpt prunes in mode unit"),
 ])

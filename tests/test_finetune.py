@@ -73,7 +73,7 @@ def test_sweep_prunes_gradually_when_asked(small_net, mnist):
 
 def test_sweep_checks_gradual_settings_before_working(small_net, mnist):
     x, y = mnist.x_test[:10], mnist.y_test[:10]
-    with pytest.raises(ValueError, match="give finetune_epochs > 0"):
+    with pytest.raises(ValueError, match=r"give fine-tuning epochs too \(finetune_epochs, --finetune-epochs\)"):
         sweep(small_net, [0.5], x=x, y=y, gradual_steps=3, train_data=mnist)
     with pytest.raises(ValueError, match="at least 1"):
         sweep(small_net, [0.5], x=x, y=y, finetune_epochs=1, gradual_steps=0, train_data=mnist)
