@@ -146,8 +146,15 @@ def kernel_chart(key: ModelKey, c: Choice, sparsity_pct: int, layer: int, colour
     name = f"{layer}: {net.layers[layer].name} ({net.layers[layer].inputs}×{net.layers[layer].units})"
     if colour_by == "weight":
         return plots.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
-    scores = saliency_map(net, c.method, calib_for(c.method))
-    return plots.kernel_figure(scores[layer], p.masks[layer], f"{c.method} saliency, layer {name}", signed=False)
+    scores = saliencies(key, c.method)[layer]
+    return plots.kernel_figure(scores, p.masks[layer], f"{c.method} saliency, layer {name}", signed=False)
+
+
+# Per-weight float64 scores: 30 MB for the default net, the same for every sparsity and layer, so computed once.
+@st.cache_resource(max_entries=4, show_spinner="Computing saliencies…")
+def saliencies(key: ModelKey, method: str) -> list[np.ndarray]:
+    """The dense network's per-weight scores of `method`, one array per layer (read-only)."""
+    return saliency_map(network(key), method, calib_for(method))
 
 
 @st.cache_resource(max_entries=8)

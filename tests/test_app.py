@@ -2,6 +2,7 @@
 hostile addresses and bad uploads give messages instead of tracebacks. Uses the `tiny` preset (trains in
 seconds into the test session's temporary cache)."""
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -208,3 +209,21 @@ def test_compare_all_methods_draws_every_curve_and_new_sessions_keep_them():
     later = open_app(mode="unit", sparsity="10", budget="global")  # computed curves are shown to every new session
     assert set(later.multiselect(key="extra_methods").value) == {"random", "obd", "obd-fisher", "obs", "sparsegpt"}
     assert next(b for b in later.button if b.label == "Compare all methods").disabled
+
+
+def test_the_heatmap_shows_the_methods_saliency(tiny, mnist):
+    from obd.methods import calibration, saliency_map
+
+    at = open_app(mode="weight", sparsity="50", method="obd")
+    at.selectbox(key="layer").set_value(2).run()  # 64 x 10: drawn as a hoverable heatmap, every value exact
+    at.radio(key="colour_by").set_value("saliency").run()
+    assert not at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fig = next(f for f in charts if f["layout"].get("title", {}).get("text", "").startswith("obd saliency, layer 2"))
+    want = saliency_map(tiny, "obd", calibration(mnist))[2]
+    mask = plan(tiny, "obd", "weight").prune(0.5).masks[2]
+    z = fig["data"][0]["z"]  # plotly sends arrays as base64 typed arrays
+    z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(
+        [int(n) for n in z["shape"].split(",")])
+    np.testing.assert_allclose(z[mask], want[mask], rtol=1e-6)
+    assert np.isnan(z[~mask]).all(), "pruned entries are left uncoloured (black)"
