@@ -549,7 +549,10 @@ off-diagonal terms ignored:
 
 $$ s_k = \tfrac12\, h_{kk}\, w_k^2, \qquad h_{kk} = \frac{\partial^2 L}{\partial w_k^2}. $$
 
-Magnitude pruning is the special case $h_{kk} = 1$. **Optimal Brain Surgeon** (Hassibi & Stork, 1993) keeps the
+Magnitude pruning is the special case $h_{kk} = 1$. **obd** uses the Gauss-Newton diagonal, which for a ReLU
+network is the exact $h_{kk}$; **obd-fisher** uses the empirical Fisher diagonal (the mean squared per-example
+gradient), a common stand-in that understates $h_{kk}$ on images the network already gets right.
+**Optimal Brain Surgeon** (Hassibi & Stork, 1993) keeps the
 off-diagonal terms: deleting $w_q$ costs $w_q^2 / (2[H^{-1}]_{qq})$ and the other weights move by
 $\delta w = -\frac{w_q}{[H^{-1}]_{qq}} H^{-1} e_q$ to compensate. obd applies it layer by layer with
 $H = X^\top X$ from a calibration sample of the layer's inputs (as Optimal Brain Compression and SparseGPT do):
