@@ -104,6 +104,20 @@ def training_printer() -> Callable:
     return show
 
 
+def finetune_printer() -> Callable:
+    """A fine-tuning progress callback printing a line at every quarter of each pruning stage's training."""
+    shown: set[tuple[float, int, int]] = set()
+
+    def show(p) -> None:
+        quarter = (p.sparsity, p.stage, p.step * 4 // p.steps)
+        if quarter not in shown:
+            shown.add(quarter)
+            say(f"    fine-tuning at {100 * p.sparsity:g} %: step {p.stage}/{p.stages}, "
+                f"{100 * p.step // p.steps:3d} %, loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %")
+
+    return show
+
+
 def load_or_default(model_path: str | None, preset: str):
     """The Keras model at `model_path`, or the cached default model of `preset` (trained if needed)."""
     from .model import default_model, load_model
@@ -183,7 +197,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     records = sweep(model, args.sparsities, args.modes, x=data.x_test, y=data.y_test, prune_output=args.prune_output,
                     progress=show, methods=args.methods, budget=args.budget, calib=calib,
-                    finetune_epochs=args.finetune_epochs, train_data=data, gradual_steps=args.gradual_steps)
+                    finetune_epochs=args.finetune_epochs, train_data=data, gradual_steps=args.gradual_steps,
+                    train_progress=finetune_printer())
     detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
     print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
           + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else ""))

@@ -60,6 +60,7 @@ def test_sweep_methods_and_gradual_fine_tuning(cli_model, tmp_path):
                 "--methods", "magnitude", "obd", "--finetune-epochs", "0.05", "--gradual-steps", "2", "--csv", out)
     assert r.returncode == 0, r.stderr
     assert "in 2 pruning steps" in r.stderr, "progress names the gradual steps"
+    assert "fine-tuning at 90 %: step 2/2, 100 %" in r.stderr, "and shows the fine-tuning's own progress"
     rows = list(csv.DictReader(out.open()))
     assert [(row["method"], row["mode"], float(row["finetune_epochs"]), int(row["gradual_steps"])) for row in rows] == [
         (m, md, e, s) for m in ("magnitude", "obd") for md in ("weight", "unit") for e, s in ((0, 1), (0.05, 2))]
