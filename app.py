@@ -476,7 +476,8 @@ def finetune_ui(key: ModelKey, c: Choice, k: int) -> None:
 
     records = sweep(network(key), ks, [c.mode], x=d.x_test, y=d.y_test, prune_output=c.prune_output,
                     progress=point_started, methods=[c.method], budget=c.budget, calib=calib_for(c.method),
-                    finetune_epochs=float(epochs), train_data=d, gradual_steps=steps, train_progress=batch_done)
+                    finetune_epochs=float(epochs), train_data=d, gradual_steps=steps, train_progress=batch_done,
+                    plans=[pruning_plan(key, c)])
     bar.empty()
     mine = finetuned_points(key, c.prune_output)
     for tuned in records[1::2]:

@@ -9,14 +9,14 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .data import Mnist, load_mnist
 from .evaluate import evaluate
 from .finetune import ProgressFn, check_epochs, check_gradual, finetune, gradual
-from .methods import NEEDS_CALIBRATION, Calibration, calibration, check_method, plan, supports
+from .methods import NEEDS_CALIBRATION, Calibration, Plan, calibration, check_method, plan, supports
 from .network import Network, as_network
 from .pruning import check_budget, check_mode, check_sparsity
 
@@ -86,7 +86,7 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
           progress: Callable[[SweepStep], None] | None = None, methods: Iterable[str] = ("magnitude",),
           budget: str = "layer", calib: Calibration | None = None, finetune_epochs: float = 0.0,
           train_data: Mnist | None = None, gradual_steps: int = 1, train_progress: ProgressFn | None = None,
-          seed: int = 0, engine: str = "dense") -> list[SweepRecord]:
+          seed: int = 0, engine: str = "dense", plans: Sequence[Plan] = ()) -> list[SweepRecord]:
     """Prune `model` at every (method, mode, sparsity) and evaluate each pruned copy.
 
     Args:
@@ -109,6 +109,9 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
         train_progress: called after every fine-tuning batch with an `obd.finetune.FinetuneProgress`.
         seed: random's seed.
         engine: how each point is evaluated (`obd.evaluate.evaluate`); "auto" is faster at high sparsity.
+        plans: already built `obd.methods.plan`s of this network, budget and prune_output to reuse (the app
+            keeps them cached; network, budget and prune_output are checked, calibration and seed are the
+            caller's to match); any other (method, mode) is planned here.
 
     Returns:
         SweepRecords, methods outer, then modes, then sparsities in the given order.
@@ -130,12 +133,16 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
             raise ValueError("give both x and y, or neither (the MNIST test set)")
         test = load_mnist()
         x, y = test.x_test, test.y_test
+    built = {(p.method, p.mode): p for p in plans}
+    for p in plans:
+        if p.net is not net or p.budget != budget or p.prune_output != prune_output:
+            raise ValueError(f"the {p.method} {p.mode} plan was built for another network, budget or prune_output")
     if calib is None and set(NEEDS_CALIBRATION) & {method for method, _ in pairs}:
         calib = calibration(train_data)
     epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])
     records, total = [], len(ks) * len(pairs) * len(epochs)
     for method, mode in pairs:
-        p = plan(net, method, mode, budget, prune_output, calib, seed)  # once per method and mode
+        p = built.get((method, mode)) or plan(net, method, mode, budget, prune_output, calib, seed)  # once each
         for k in ks:
             for e in epochs:
                 steps = gradual_steps if e > 0 else 1

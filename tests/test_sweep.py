@@ -6,7 +6,7 @@ import io
 import pytest
 
 from obd.evaluate import evaluate
-from obd.methods import calibration
+from obd.methods import calibration, plan
 from obd.pruning import prune
 from obd.sweep import CSV_COLUMNS, DEFAULT_SPARSITIES, sweep, to_csv
 
@@ -81,3 +81,15 @@ def test_sweep_skips_the_modes_a_method_does_not_support(small_net, mnist):
                                                      ("sparsegpt", "weight")]
     with pytest.raises(ValueError, match="none of the methods sparsegpt prunes in mode unit"):
         sweep(small_net, [0.5], ["unit"], x=x, y=y, methods=["sparsegpt"], calib=calib)
+
+
+def test_a_sweep_reuses_prebuilt_plans_and_refuses_foreign_ones(small_net, mnist):
+    x, y = mnist.x_test[:500], mnist.y_test[:500]
+    calib = calibration(mnist, 256)
+    built = plan(small_net, "obs", "unit", calib=calib)
+    reused = sweep(small_net, [0.5, 0.8], ["unit"], x=x, y=y, methods=["obs"], calib=calib, plans=[built])
+    fresh = sweep(small_net, [0.5, 0.8], ["unit"], x=x, y=y, methods=["obs"], calib=calib)
+    assert [r.accuracy for r in reused] == [r.accuracy for r in fresh]
+    assert all(r.setup_seconds == built.seconds for r in reused), "the plan's setup is not repeated"
+    with pytest.raises(ValueError, match="built for another network, budget or prune_output"):
+        sweep(small_net, [0.5], ["unit"], x=x, y=y, methods=["obs"], calib=calib, budget="global", plans=[built])
