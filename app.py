@@ -285,8 +285,9 @@ def model_ui() -> ModelKey:
 
 def _on_mode() -> None:
     if not supports(st.session_state.method, st.session_state.mode):
+        st.session_state.method_note = (f"{st.session_state.method} prunes single weights only: "
+                                        "switched to obs for units.")
         st.session_state.method = "obs"  # the reconstruction method that also removes units
-        st.session_state.method_note = "sparsegpt prunes single weights only: switched to obs for units."
 
 
 def controls_ui() -> tuple[Choice, int]:
@@ -396,9 +397,10 @@ def curve_id(c: Choice) -> tuple[str, str, str]:
 
 def computed_methods(key: ModelKey, c: Choice, store: dict) -> list[str]:
     """The methods whose curves (every mode they support) exist already, in the shared store or on disk."""
-    def have(m: str, md: str) -> bool:
-        return (m, md, c.budget) in store or curve_file(key, Choice(m, md, c.budget, c.prune_output)).is_file()
-    return [m for m in METHODS if all(have(m, md) for md in MODES if supports(m, md))]
+    def have(curve: Choice) -> bool:
+        return curve_id(curve) in store or curve_file(key, curve).is_file()
+    return [m for m in METHODS
+            if all(have(Choice(m, md, c.budget, c.prune_output)) for md in MODES if supports(m, md))]
 
 
 def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
@@ -406,7 +408,7 @@ def curves_ui(key: ModelKey, c: Choice, k: int) -> None:
     if "extra_methods" not in st.session_state:  # a new session shows every method computed so far (free)
         st.session_state.extra_methods = [m for m in computed_methods(key, c, store)
                                           if m not in ("magnitude", c.method)]
-    shown = dict.fromkeys(("magnitude", c.method) + tuple(st.session_state.get("extra_methods", ())))
+    shown = dict.fromkeys(("magnitude", c.method) + tuple(st.session_state.extra_methods))
     wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown for md in MODES if supports(m, md)]
     if any(curve_id(w) not in store for w in wanted):
         if not lock.acquire(blocking=False):  # another session is computing them: wait for its results

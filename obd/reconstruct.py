@@ -253,7 +253,7 @@ class ObsPlan:
         else:
             counts = [0 if o is None else prune_count(k, o.size) for o in self.ranking.orders]
         if self.algorithm == "sparsegpt":
-            net, masks = _sparsegpt_weights(self.net, self.acts[0], counts, self.config)
+            net, masks = _sparsegpt_weights(self.net, self.acts[0], counts, self.damping, self.config.sparsegpt_block)
         else:
             net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping)
         return Pruned(net, tuple(masks), "weight", k)
@@ -350,16 +350,15 @@ def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: lis
     return net.with_weights(kernels, [l.bias for l in net.layers]), masks
 
 
-def _sparsegpt_weights(net: Network, x: np.ndarray, counts: list[int],
-                       config: ReconstructConfig) -> tuple[Network, list[np.ndarray]]:
+def _sparsegpt_weights(net: Network, x: np.ndarray, counts: list[int], damping: float,
+                       block: int) -> tuple[Network, list[np.ndarray]]:
     """SparseGPT layer by layer, each layer on the inputs of the already-pruned layers before it."""
     kernels, masks = [], []  # x: the pruned network's input to the current layer, (n, inputs)
     for i, layer in enumerate(net.layers):
         if counts[i] == 0:  # nothing removed: no error to spread, the kernel stays as it is
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:
-            kernel, mask = sparsegpt(gram(x, config.damping("weight", "sparsegpt")), layer.kernel, counts[i],
-                                     config.sparsegpt_block)
+            kernel, mask = sparsegpt(gram(x, damping), layer.kernel, counts[i], block)
             kernel = kernel.astype(np.float32)
         kernels.append(kernel)
         masks.append(mask)
