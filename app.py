@@ -27,7 +27,7 @@ from obd.data import DataError, load_mnist
 from obd.evaluate import evaluate
 from obd.finetune import check_gradual
 from obd.images import digit_tile
-from obd.methods import METHODS, NEEDS_CALIBRATION, calibration, plan, saliency_map, supports
+from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, NEEDS_CALIBRATION, calibration, plan, saliency_map, supports
 from obd.model import ModelFileError, cache_dir, cache_path, load_model, trained_model
 from obd.network import Network, from_keras
 from obd.pruning import BUDGETS, MODES, report
@@ -36,15 +36,6 @@ from obd.sweep import DEFAULT_SPARSITIES, load_records, save_records, sweep
 QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)
 LATENCY_BATCH = 100  # rows per call for the headline latency: stable enough, and quick to measure per state
 DIGITS_SHOWN = 24
-METHOD_HELP = {
-    "magnitude": "smallest |w| (weights) or column L2 norm (units)",
-    "random": "a seeded random choice: the control every method must beat",
-    "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal (Gauss-Newton, exact here)",
-    "obd-fisher": "OBD with the empirical Fisher diagonal (mean squared gradient) in place of the Hessian's",
-    "obs": "Optimal Brain Surgeon, layerwise: drop by w²/[H⁻¹]_qq and refit the remaining weights",
-    "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
-}
-BUDGET_HELP = {"layer": "the same share of every pruned layer", "global": "one threshold across all pruned layers"}
 PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow laptops may want "tiny")
 DEFAULTS = {"mode": "weight", "method": "magnitude", "budget": "layer", "sparsity": 90,
             "preset": os.environ.get(PRESET_ENV) if os.environ.get(PRESET_ENV) in PRESETS else DEFAULT_PRESET}

@@ -31,6 +31,15 @@ OBD_HESSIANS = {"obd": "gauss-newton", "obd-fisher": "fisher"}  # OBD's methods 
 WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
 NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass
+METHOD_HELP = {  # one line per method, shown beside its name in the app and the CLI's help
+    "magnitude": "smallest |w| (weights) or column L2 norm (units)",
+    "random": "a seeded random choice: the control every method must beat",
+    "obd": "Optimal Brain Damage: saliency ½·h_kk·w² from the Hessian's diagonal (Gauss-Newton, exact here)",
+    "obd-fisher": "OBD with the empirical Fisher diagonal (mean squared gradient) in place of the Hessian's",
+    "obs": "Optimal Brain Surgeon, layerwise: drop by w²/(2·[H⁻¹]_qq) and refit the remaining weights",
+    "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
+}
+BUDGET_HELP = {"layer": "the same share of every pruned layer", "global": "one threshold across all pruned layers"}
 
 
 def check_method(method: object) -> str:
