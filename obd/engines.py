@@ -49,7 +49,7 @@ os.environ.setdefault("NUMBA_LOOP_VECTORIZE", "0")
 
 import numpy as np  # noqa: E402
 
-from .network import Network  # noqa: E402
+from .network import InputNorm, Network  # noqa: E402
 from .pruning import check_mode, check_sparsity, prune, rank  # noqa: E402
 
 KINDS = ("auto", "dense", "sparse", "shrunk")
@@ -106,7 +106,7 @@ def shrink(net: Network) -> Network:
         kernel = layer.kernel[np.ix_(rows, cols)]  # (live inputs, live units)
         layers.append(layer.replace(kernel, None if layer.bias is None else layer.bias[cols]))
         rows = cols
-    return Network(tuple(layers), net.name)
+    return net.with_layers(tuple(layers))
 
 
 def _count_nonzero(net: Network) -> int:
@@ -166,12 +166,16 @@ class SparseEngine:
     relu: np.ndarray
     n_inputs: int
     name: str = "sparse"
+    input_norm: InputNorm | None = None  # the network's input transform, applied to x first
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1)).view()  # (n, inputs)
         x.flags.writeable = False  # one numba signature, one compile, whether or not the caller's x is writable
         if x.shape[1] != self.n_inputs:
             raise ValueError(f"the network takes {self.n_inputs} inputs per row, got {x.shape[1]}")
+        if self.input_norm is not None:
+            x = self.input_norm.apply(x)  # (n, inputs), a new C-contiguous array
+            x.flags.writeable = False
         out = np.empty((len(x), int(self.sizes[-1])), dtype=np.float32)  # (n, classes)
         tiles, rows = _kernels()
         if len(x) >= ROW_BY_ROW:
@@ -210,6 +214,7 @@ def sparse_engine(net: Network) -> SparseEngine:
         bias=np.concatenate(biases).astype(np.float32),
         relu=np.array([l.activation == "relu" for l in net.layers]),
         n_inputs=net.layers[0].inputs,
+        input_norm=net.input_norm,
     )
 
 

@@ -22,7 +22,8 @@ from typing import Callable
 import keras
 import numpy as np
 
-from .config import CLASSES, DEFAULT_PRESET, INPUTS, PRESETS, ModelSpec, TrainConfig, preset_spec
+from .config import (CLASSES, DEFAULT_PRESET, INPUTS, PRESETS, ModelSpec, TrainConfig, preset_spec,
+                     preset_train_config)
 from .data import Mnist, load_mnist
 from .network import from_keras
 
@@ -52,6 +53,9 @@ def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(name="mlp_" + "_".join(map(str, spec.hidden)))
     model.add(keras.Input((INPUTS,)))
+    if spec.input_norm is not None:  # standardized pixels: a fixed layer that pruning leaves alone
+        mean, std = spec.input_norm
+        model.add(keras.layers.Normalization(mean=mean, variance=std**2, name="standardize"))
     for i, units in enumerate(spec.hidden):
         model.add(keras.layers.Dense(units, activation="relu", use_bias=spec.use_bias, name=f"dense_{i}"))
     model.add(keras.layers.Dense(CLASSES, use_bias=spec.use_bias, name="logits"))
@@ -128,12 +132,13 @@ class _KeepMasks(keras.callbacks.Callback):
 
 def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: ProgressFn | None = None,
           masks: list[np.ndarray] | None = None, mode: str = "weight") -> dict[str, list[float]]:
-    """Train a model in place with Adam and a cosine-decayed learning rate.
+    """Train a model in place with Adam or SGD with momentum, at a cosine-decayed or constant learning rate.
 
     Args:
         model: a Keras model from `build_model` (or any Dense MLP with logits output).
         data: MNIST.
-        config: epochs (fractions allowed), batch size, learning rate, seed, optional training slice.
+        config: epochs (fractions allowed), batch size, learning rate, optimizer, momentum, schedule, seed,
+            optional training slice.
         progress: called after every batch with a TrainProgress.
         masks: optional kernel-shaped bool masks (True = kept), one per Dense layer: pruned weights are
             zeroed before training and after every step, so fine-tuning keeps the sparsity pattern.
@@ -147,8 +152,11 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
     steps_per_epoch = -(-n // config.batch_size)
     steps = max(1, round(config.epochs * steps_per_epoch))
     epochs = -(-steps // steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    rate = config.learning_rate if config.schedule == "constant" else \
+        keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps)
+    optimizer = keras.optimizers.Adam(rate) if config.optimizer == "adam" else \
+        keras.optimizers.SGD(rate, momentum=config.momentum)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     callbacks = [_StopAfter(steps)]  # fractional epochs end mid-epoch
     if progress is not None:
@@ -372,7 +380,7 @@ def cache_dir() -> Path:
 
 def cache_path(spec: ModelSpec, config: TrainConfig) -> Path:
     """The cache file for a (spec, config): readable prefix plus a hash of every setting."""
-    key = json.dumps({"spec": asdict(spec), "train": asdict(config), "v": 1}, sort_keys=True)
+    key = json.dumps({"spec": spec.cache_key(), "train": config.cache_key(), "v": 1}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / f"mlp-{'x'.join(map(str, spec.hidden))}-{'bias' if spec.use_bias else 'nobias'}-{digest}.keras"
 
@@ -417,4 +425,4 @@ def default_model(preset: str = DEFAULT_PRESET, progress: ProgressFn | None = No
     Returns:
         The Keras model.
     """
-    return trained_model(preset_spec(preset), TrainConfig(), data, progress)[0]
+    return trained_model(preset_spec(preset), preset_train_config(preset), data, progress)[0]
