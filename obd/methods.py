@@ -207,3 +207,42 @@ def prune_with(model, sparsity: float, mode: str = "weight", method: str = "magn
     """
     check_sparsity(sparsity)
     return plan(model, method, mode, budget, prune_output, calib, seed).prune(sparsity)
+
+
+def cached_plan(net, method: str = "magnitude", mode: str = "weight", budget: str = "layer",
+                prune_output: bool = False, calib: Calibration | None = None, seed: int = 0) -> Plan:
+    """`plan(...)` from a process-wide cache, so that each process (a server, a Dask worker) builds a plan once.
+
+    A bounded LRU (4 plans: an OBS plan of the default net holds about 100 MB) keyed by the network's
+    fingerprint, method, mode, budget, prune_output, the calibration sample's content (for the methods that
+    read one) and random's seed; two threads asking for one plan wait for a single build.
+
+    Args:
+        net: a Network or Keras model; the other arguments as for `plan`.
+
+    Returns:
+        The Plan (shared: its `net` may be an equal network given by an earlier caller).
+
+    Raises:
+        ValueError: as `plan`, before any work.
+    """
+    import hashlib
+
+    from .jobs import memo_digest, process_cache
+
+    check_method_mode(method, mode)
+    check_budget(budget)
+    net = as_network(net)
+
+    def content(c: Calibration) -> str:
+        h = hashlib.blake2b(repr((c.x.shape, c.x.dtype, c.y.shape, c.y.dtype)).encode(), digest_size=16)
+        h.update(np.ascontiguousarray(c.x).tobytes())
+        h.update(np.ascontiguousarray(c.y).tobytes())
+        return h.hexdigest()
+
+    sample = None
+    if method in NEEDS_CALIBRATION and calib is not None:
+        sample = memo_digest(calib, "calibration", content)
+    key = (memo_digest(net, "fingerprint", Network.fingerprint), method, mode, budget, bool(prune_output), sample,
+           seed if method == "random" else 0)
+    return process_cache("plans", 4).get(key, lambda: plan(net, method, mode, budget, prune_output, calib, seed))
