@@ -143,16 +143,17 @@ def descendants_cpu_s(root: int, skip: int | None = None) -> float:
 
 
 def app_constant(name: str) -> object:
-    """A literal constant of app.py (e.g. QUICK_PICKS), read from its source: importing app.py outside a server
-    would set up Streamlit's caches without a runtime.
+    """A literal constant of the dashboard (e.g. QUICK_PICKS in ui/state.py), read from its source: importing the
+    page's modules outside a server would set up Streamlit's caches without a runtime.
 
     Raises:
-        KeyError: app.py assigns no literal to `name`.
+        KeyError: neither app.py nor ui/state.py assigns a literal to `name`.
     """
-    for node in ast.parse((ROOT / "app.py").read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise KeyError(f"app.py has no literal constant {name}")
+    for source in (ROOT / "app.py", ROOT / "ui" / "state.py"):
+        for node in ast.parse(source.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return ast.literal_eval(node.value)
+    raise KeyError(f"the dashboard has no literal constant {name}")
 
 
 def state_caption(mode: str, sparsity_pct: int, method: str = "magnitude", budget: str = "layer") -> str:

@@ -1,0 +1,171 @@
+"""Accuracy-vs-sparsity curves of the methods this session chose, filled in point by point by background jobs,
+and fine-tuning of one point or the whole curve (a background job too; its points stay in this session)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from obd import plots
+from obd.finetune import check_gradual
+from obd.methods import METHODS, supports
+from obd.pruning import MODES
+from obd.sweep import DEFAULT_SPARSITIES, sweep
+
+from . import shared
+from .state import Choice, ModelKey, View
+
+POLL_S = 1.0  # a running curve is redrawn this often, each new point as it lands
+
+
+def shown_methods(c: Choice) -> list[str]:
+    """This session's curves: magnitude (the baseline), the selected method and the ones it added. A new session
+    starts with the first two: what another session computed is shared data, not a choice made for this one."""
+    extra = st.session_state.setdefault("extra_methods", [])
+    return list(dict.fromkeys(("magnitude", c.method, *extra)))
+
+
+def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
+    """This session's fine-tuned points of a model, (method, mode, budget, sparsity_pct, epochs, steps) ->
+    SweepRecord: one user's retraining is not another's curve, and the points go when the session does."""
+    return st.session_state.setdefault("finetuned", {}).setdefault((key, prune_output), {})
+
+
+def _on_curve_click() -> None:
+    points = st.session_state.curves_chart.selection.points
+    if points and "customdata" in points[0]:
+        method, mode = points[0]["customdata"][:2]
+        st.session_state.method, st.session_state.mode = method, mode
+        st.session_state.sparsity = int(round(points[0]["customdata"][2]))
+
+
+def render(v: View) -> None:
+    c = v.choice
+    wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md)]
+    _chart(v, wanted)
+    _more_ui(c)
+    finetune_ui(v)
+
+
+def _chart(v: View, wanted: list[Choice]) -> None:
+    """The chart as a fragment: while a curve is computed it redraws itself every POLL_S with the points so far."""
+    running = any(shared.curve(v.key, w, v.k if w == v.choice else None)[1] is not None for w in wanted)
+
+    @st.fragment(run_every=POLL_S if running else None)
+    def chart() -> None:
+        records, jobs = [], []
+        for w in wanted:
+            rs, job = shared.curve(v.key, w, v.k if w == v.choice else None)
+            records += rs
+            if job is not None:
+                jobs.append(job)
+        records += [r for r in finetuned_points(v.key, v.choice.prune_output).values() if r.budget == v.choice.budget]
+        for job in jobs:
+            if job.error:
+                st.error(f"{job.label} failed: {job.error}")
+            else:
+                st.progress(job.done / job.total, text=f"{job.label}: {shared.eta_text(job)}")
+        cols = st.columns([2, 2, 3])
+        metric = cols[0].segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
+                                           required=True)
+        axis = cols[1].segmented_control("x axis", ["compression", "sparsity"], default="compression",
+                                         key="curve_axis", required=True,
+                                         help="compression = 1 / (1 − sparsity) on a log scale spreads 90–99 %, "
+                                              "where the methods differ")
+        fig = plots.methods_figure(records, current=(v.choice.method, v.choice.mode, v.k / 100), metric=metric,
+                                   x_axis=axis)
+        if v.present:  # slider, numbers and this chart on one 1280x720 screen
+            fig.update_layout(height=330, font=dict(size=16))
+        st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
+        if not jobs and running:
+            st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
+    chart()
+    st.caption(f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
+               "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are.")
+
+
+def _more_ui(c: Choice) -> None:
+    others = [m for m in METHODS if m not in ("magnitude", c.method)]  # magnitude, the baseline, is always drawn
+    cols = st.columns([4, 1])
+    cols[0].multiselect("Curves of other methods (magnitude's are always drawn)", others, key="extra_methods",
+                        help="computed in the background the first time (obs and sparsegpt reconstruct every point: "
+                             "about a minute each on the default net), then kept on disk for everyone")
+    cols[1].button("Compare all methods", on_click=lambda: st.session_state.update(extra_methods=others),
+                   disabled=set(others) <= set(st.session_state.get("extra_methods", [])))
+
+
+def finetune_ui(v: View) -> None:
+    """Fine-tune this point or the whole curve with the masks fixed, optionally pruning gradually, as a background
+    job; the results join the chart as diamonds (this session only)."""
+    c, k = v.choice, v.k
+    try:
+        check_gradual(c.method, c.mode)
+        gradual_ok = True
+    except ValueError:
+        gradual_ok = False
+    cols = st.columns([1, 1, 2, 2])
+    epochs = float(cols[0].number_input("Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs",
+                                        help="fine-tuning epochs per point, fractions allowed"))
+    steps = cols[1].number_input("Pruning steps", 1, 10, 1, key="ft_steps", disabled=not gradual_ok,
+                                 help="1: prune once, then fine-tune · more: prune gradually (tfmot's "
+                                      "PolynomialDecay), fine-tuning between the steps (not obs or sparsegpt)")
+    steps = int(steps) if gradual_ok else 1
+    curve = tuple(x for x in DEFAULT_SPARSITIES if x > 0)
+    net = shared.network(v.key)
+    per_point = shared.estimate_finetune_seconds(net, epochs)
+    if cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)",
+                      help=f"about {per_point:.0f} s on this machine, in the background"):
+        st.session_state.finetune_job = _start(v, (k / 100,), epochs, steps)
+    if cols[3].button(f"Fine-tune the whole curve ({len(curve)} points)",
+                      help=f"about {len(curve) * per_point:.0f} s on this machine, in the background"):
+        st.session_state.finetune_job = _start(v, curve, epochs, steps)
+    if done_text := st.session_state.pop("finetune_done", None):
+        st.success(done_text)
+    if (jk := st.session_state.get("finetune_job")) is not None:
+        _finetune_progress(v, jk)
+
+
+def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:
+    """Submit one fine-tuning job per point (shared across sessions, deduplicated by its settings)."""
+    c, key = v.choice, v.key
+    jk = ("finetune", key, c, ks, epochs, steps)
+    d = shared.data()
+
+    def task(k: float):
+        def run():
+            records = sweep(shared.network(key), [k], [c.mode], x=d.x_test, y=d.y_test, prune_output=c.prune_output,
+                            methods=[c.method], budget=c.budget, calib=shared.calib_for(c.method),
+                            finetune_epochs=epochs, train_data=d, gradual_steps=steps,
+                            plans=[shared.plan_for(key, c)])
+            return records[1]  # the fine-tuned record after the one-shot one
+        return run
+
+    shared.board().submit(jk, [task(k) for k in ks], label=f"fine-tuning {c.method} {c.mode} ({len(ks)} "
+                          f"point{'s' if len(ks) > 1 else ''}, {epochs:g} epoch{'s' if epochs != 1 else ''} each)")
+    return jk
+
+
+def _finetune_progress(v: View, jk: tuple) -> None:
+    @st.fragment(run_every=POLL_S)
+    def progress() -> None:
+        job = shared.board().get(jk)
+        if job is None:
+            return
+        mine = finetuned_points(v.key, v.choice.prune_output)
+        for tuned in job.results().values():
+            c = jk[2]
+            mine[(c.method, c.mode, c.budget, round(100 * tuned.sparsity), tuned.finetune_epochs,
+                  tuned.gradual_steps)] = tuned
+        if job.error:
+            st.error(f"Fine-tuning failed: {job.error}")
+        elif not job.finished:
+            st.progress(job.done / job.total, text=f"{job.label}: {shared.eta_text(job)}")
+            return
+        else:
+            done = sorted(job.results().values(), key=lambda r: r.sparsity)
+            st.session_state.finetune_done = (
+                f"Fine-tuned {len(done)} point{'s' if len(done) > 1 else ''}: "
+                + ", ".join(f"{100 * r.sparsity:g} % → {100 * r.accuracy:.2f} %" for r in done)
+                + ". On the chart as diamonds.")
+        del st.session_state.finetune_job
+        st.rerun()  # the chart above was drawn before these points existed
+    progress()

@@ -1,0 +1,92 @@
+"""The headline row: accuracy and loss against the dense model, what is kept (honestly counted), and latency."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from obd.methods import METHOD_HELP
+
+from . import shared
+from .state import View
+
+POLL_S = 0.5  # how often a waiting page looks for its results: short enough to feel immediate
+
+
+def ms_text(ms: float) -> str:
+    """A duration with three significant digits, in µs below a millisecond: "0.412 ms" would read as zero at .1f."""
+    return f"{ms * 1000:.0f} µs" if ms < 1 else f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def speedup_text(ratio: float, engine: str) -> str:
+    """Short enough for a metric's delta: "5.2× faster · shrunk", "1.1× slower · sparse"."""
+    return f"{ratio:.1f}× faster · {engine}" if ratio >= 1 else f"{1 / ratio:.1f}× slower · {engine}"
+
+
+def render(v: View) -> dict | None:
+    """Draw the metrics row; returns the state's results, or None while a background job computes them (the row
+    then shows the job's progress and reruns the page once the results exist)."""
+    dense = shared.point(v.key, v.choice.dense(), 0)
+    cur = shared.point(v.key, v.choice, v.k)
+    if cur is None or dense is None:
+        _waiting(v)
+        return None
+    r = cur["report"]
+    col = st.columns(5)
+    col[0].metric("Test accuracy", f"{100 * cur['accuracy']:.2f} %",
+                  f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
+    col[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense",
+                  delta_color="inverse")
+    col[2].metric("Weights kept", f"{r.kept_weights:,}",
+                  f"{r.effective_weights:,} in use · {r.compression:.1f}× smaller" if r.kept_weights else "none kept",
+                  delta_color="off", delta_arrow="off",
+                  help=f"of {r.total_weights:,}; in use: fed by a live unit and feeding one")
+    col[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
+                  delta_arrow="off")
+    _latency(col[4], v, r)
+    if v.present:
+        st.caption(f"**{v.choice.method}**: {METHOD_HELP[v.choice.method]}. "
+                   + ("Weight pruning zeroes single weights; the matrices keep their shape." if v.choice.mode == "weight"
+                      else "Unit pruning removes whole neurons: the matrices physically shrink."))
+    return cur
+
+
+def _latency(col, v: View, r) -> None:
+    """Latency through the engine obd.engines picks, measured in the background once per network structure."""
+    flops = f"{r.flop_ratio:.1f}× fewer FLOPs" if getattr(r, "flop_ratio", None) else ""
+    lat = shared.latency(v.key, v.choice, v.k)
+    if lat is None:
+        col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", "measuring…", flops, delta_color="off",
+                   delta_arrow="off")
+        _poll_latency(v)
+        return
+    col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", ms_text(lat.engine_ms),
+               speedup_text(lat.speedup, lat.engine), delta_color="off", delta_arrow="off",
+               help=f"dense: {ms_text(lat.dense_ms)}; FLOP ratio {getattr(lat, 'flop_ratio', 0):.1f}×; the engine is the one "
+                    "obd.engines picks (auto), timed interleaved with dense")
+
+
+def _waiting(v: View) -> None:
+    """Progress of the job computing this state; reruns the page when its results exist."""
+    @st.fragment(run_every=POLL_S)
+    def poll() -> None:
+        job = shared.point_job(v.key, v.choice, v.k)
+        if shared.point(v.key, v.choice, v.k) is not None and shared.point(v.key, v.choice.dense(), 0) is not None:
+            st.rerun()
+        if job is not None and job.error:
+            st.error(f"Computing this point failed: {job.error}")
+            return
+        ahead = [j for j in shared.board().jobs() if not j.finished and j is not job]
+        queue = f" (after: {', '.join(j.label for j in ahead[:2])})" if ahead else ""
+        st.info(f"Computing {v.choice.method} {v.choice.mode} pruning at {v.k} % in the background{queue}. "
+                f"The controls keep working; the numbers appear here when ready.")
+        st.progress(0.0 if job is None else job.done / max(job.total, 1),
+                    text="" if job is None else shared.eta_text(job))
+    poll()
+
+
+def _poll_latency(v: View) -> None:
+    @st.fragment(run_every=POLL_S)
+    def poll() -> None:
+        if shared.latency(v.key, v.choice, v.k) is not None:
+            st.rerun()
+    poll()

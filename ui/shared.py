@@ -1,0 +1,355 @@
+"""What every session shares: MNIST, each model's read-only network, pruning plans, evaluated points, curves,
+latencies, and the job board that computes the slow ones in the background.
+
+Nothing slow runs in a page's script: a plan, a reconstruction, a curve, a latency or a training is a job on
+the server-wide `board()` (one job per key, whoever asks first), and the page draws what exists so far. Only
+work that takes well under a second (a mask from a plan already in memory, an evaluation) runs inline.
+Results are plain numpy or frozen dataclasses, shared read-only; TensorFlow objects are never shared.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import math
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Hashable
+
+import numpy as np
+import streamlit as st
+
+from obd import engines
+from obd.data import load_mnist
+from obd.evaluate import evaluate
+from obd.config import preset_spec, preset_train_config
+from obd.jobs import Job, JobBoard
+from obd.methods import ALGORITHMS, NEEDS_CALIBRATION, Plan, cached_plan, calibration, saliency_map
+from obd.netfile import cache_path, cached_network
+from obd.network import Network
+from obd.pruning import Pruned, report
+from obd.sweep import DEFAULT_SPARSITIES, SweepRecord, load_records, save_records
+
+from .state import Choice, ModelKey
+
+LATENCY_BATCH = 100  # rows per call for the headline latency: what a served request looks like
+
+
+class Store:
+    """A bounded, thread-safe LRU map: what background jobs write and pages read."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def data():
+    return load_mnist()
+
+
+@st.cache_resource
+def board() -> JobBoard:
+    """The server's job board: one background task at a time, so the other core keeps serving pages; on a Dask
+    cluster when $OBD_SCHEDULER names one."""
+    return JobBoard.connect(workers=1)
+
+
+@st.cache_resource
+def trainer() -> JobBoard:
+    """Trainings run on a board of their own, in this process (they fill this machine's model cache), and never
+    pause: a model someone chose is wanted even if they closed the tab."""
+    return JobBoard(workers=1, idle_s=math.inf)
+
+
+@st.cache_resource
+def _train_progress() -> dict:
+    return {}  # preset name -> its training's latest obd.model.TrainProgress
+
+
+def preset_trained(name: str) -> bool:
+    """Whether a preset's trained weights are in the disk cache."""
+    return cache_path(preset_spec(name), preset_train_config(name)).is_file()
+
+
+def train_now(name: str, progress: Callable) -> None:
+    """Train a preset in the calling thread (small presets only: seconds), caching it on disk."""
+    from obd.model import trained_model  # TensorFlow: only to train
+
+    trained_model(preset_spec(name), preset_train_config(name), data(), progress)
+
+
+def train_job(name: str) -> Job:
+    """The background training of a preset (started by the first page that needs it, shared by all)."""
+    def run() -> None:
+        train_now(name, lambda p: _train_progress().__setitem__(name, p))
+    return trainer().submit(("train", name), [run], label=f"training the {name} model")
+
+
+def train_progress(name: str):
+    return _train_progress().get(name)
+
+
+def train_seconds_left(name: str) -> float:
+    """From the training's own pace so far; before the first report, from the CLI's measured 64 s for the
+    default net scaled by the preset's weight count."""
+    p = train_progress(name)
+    job = trainer().get(("train", name))
+    if p is not None and job is not None and p.step > 0:
+        return job.elapsed_s * (p.steps - p.step) / p.step
+    spec = preset_spec(name)
+    sizes = (784, *spec.hidden, 10)
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    return 64.0 * weights / 3.794e6 * preset_train_config(name).epochs / 5
+
+
+@st.cache_resource
+def stores() -> dict[str, Store]:
+    # points: ~11 KB each (the predictions), 22 MB when full; pruned: up to 19 MB each for the default net
+    # (kernels and masks), needed only by the weights view and latency of recent states
+    return {"points": Store(2048), "pruned": Store(8), "latency": Store(512), "curves": Store(256)}
+
+
+def upload_path(digest: str) -> Path:
+    """Where a checked upload lives, named by its content so that every session shares one copy."""
+    return Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
+
+
+def upload_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def network(key: ModelKey) -> Network:
+    """The read-only numpy network of a cached preset or a checked upload.
+
+    Raises:
+        LookupError: for a preset that is not trained yet (see `ensure_trained`).
+    """
+    if key.kind == "preset":
+        net = cached_preset(key.name)
+        if net is None:
+            raise LookupError(f"the {key.name} model is not trained yet")
+    else:
+        from obd.model import load_model  # TensorFlow: only for reading an upload
+        from obd.network import from_keras
+
+        net = from_keras(load_model(upload_path(key.name)))
+    # After every run Streamlit calls gc.collect(2); with TensorFlow loaded each full collection rescans millions
+    # of long-lived objects (0.3 s per rerun on 2 cores). Freezing them once makes those collections cheap.
+    gc.collect()
+    gc.freeze()
+    return net
+
+
+def cached_preset(name: str) -> Network | None:
+    """A preset's trained network from the disk cache without importing TensorFlow, or None if not trained."""
+    return cached_network(preset_spec(name), preset_train_config(name))
+
+
+def calib_for(method: str):
+    """The shared calibration sample for the methods that read one, else None."""
+    return _calibration() if method in NEEDS_CALIBRATION else None
+
+
+@st.cache_resource(show_spinner=False)
+def _calibration():
+    return calibration(data())
+
+
+def plan_for(key: ModelKey, c: Choice) -> Plan:
+    """The method's k-independent plan, built once per process (by whichever job or page asks first)."""
+    return cached_plan(network(key), c.method, c.mode, c.budget, c.prune_output, calib_for(c.method))
+
+
+def plan_job_key(key: ModelKey, c: Choice) -> tuple:
+    return ("plan", key, c)
+
+
+def inline_ok(key: ModelKey, c: Choice) -> bool:
+    """Whether a new sparsity of this choice is quick enough to compute in the page's own script: its plan is
+    built and pruning is a mask, not a reconstruction."""
+    if c.method in ALGORITHMS:
+        return False
+    job = board().get(plan_job_key(key, c))
+    return c.method in ("magnitude", "random") or (job is not None and job.finished and job.error is None)
+
+
+def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
+    """Prune at k percent and evaluate on the test set; keeps the result (and the pruned net) for every session.
+
+    Returns:
+        {"accuracy", "loss", "predictions" (int8), "class_accuracy", "report", "record" (a SweepRecord)}
+    """
+    start = time.perf_counter()
+    p = plan_for(key, c)
+    pruned = p.prune(k / 100)
+    d = data()
+    ev = evaluate(pruned.net, d.x_test, d.y_test, engine="auto")  # shrunk or sparse when that is faster
+    rep = report(pruned)
+    record = SweepRecord(c.mode, k / 100, ev.accuracy, ev.loss, rep.kept_weights, c.method,
+                         time.perf_counter() - start, c.budget, 0.0, 1, p.seconds)
+    point = {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
+             "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": rep, "record": record}
+    stores()["points"].put((key, c, k), point)
+    stores()["pruned"].put((key, c, k), pruned)
+    return point
+
+
+def class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.array([(predictions[labels == c] == c).mean() for c in range(10)])
+
+
+def point_job_key(key: ModelKey, c: Choice, k: int) -> tuple:
+    return ("point", key, c, k)
+
+
+def point(key: ModelKey, c: Choice, k: int) -> dict | None:
+    """The state's results if they exist (or are quick to make here); else None, with a background job started."""
+    if (found := stores()["points"].get((key, c, k))) is not None:
+        return found
+    if inline_ok(key, c):
+        return compute_point(key, c, k)
+    job = board().submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
+                         label=f"{c.method} {c.mode} pruning at {k} %")
+    if job.finished and job.error is None:  # done between the lookup and the submit
+        return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
+    return None
+
+
+def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
+    return board().get(point_job_key(key, c, k))
+
+
+def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
+    """The pruned network of a state whose point exists (recomputed from the plan if it was evicted)."""
+    if (found := stores()["pruned"].get((key, c, k))) is not None:
+        return found
+    if stores()["points"].get((key, c, k)) is None and not inline_ok(key, c):
+        return None
+    compute_point(key, c, k)
+    return stores()["pruned"].get((key, c, k))
+
+
+# ---------------------------------------------------------------- latency
+def latency_key(key: ModelKey, c: Choice, k: int) -> tuple:
+    """Latency depends on the pruned net's structure only: nets of identical shapes share one reading."""
+    net = pruned(key, c, k)
+    return ("latency", key, tuple((l.kernel.shape, int((l.kernel != 0).sum())) for l in engines.shrink(net.net).layers))  # TEMP
+
+
+def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
+    """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured once per structure as a background
+    job (so it never runs beside other background work); None until measured."""
+    lk = latency_key(key, c, k)
+    if (found := stores()["latency"].get(lk)) is not None:
+        return found
+    net = pruned(key, c, k).net
+    x = data().x_test[:LATENCY_BATCH]
+
+    def measure() -> engines.Latency:
+        reading = engines.latency(net, x)
+        stores()["latency"].put(lk, reading)
+        return reading
+
+    job = board().submit(lk, [measure], label="timing the pruned network")
+    return stores()["latency"].get(lk) if job.finished else None
+
+
+# ---------------------------------------------------------------- curves
+def curve_file(key: ModelKey, c: Choice) -> Path:  # TEMP until obd.sweep.curve_path lands
+    from obd.netfile import cache_dir
+    budget = "" if c.budget == "layer" else f"-{c.budget}"
+    return cache_dir() / "curves" / f"{network(key).fingerprint()}-{c.method}-{c.mode}{budget}-{int(c.prune_output)}.json"
+
+
+def curve_job_key(key: ModelKey, c: Choice) -> tuple:
+    return ("curve", key, c)
+
+
+def curve(key: ModelKey, c: Choice, k_first: int | None = None) -> tuple[list[SweepRecord], Job | None]:
+    """A curve's records so far (all of them once computed) and its job while it runs.
+
+    The first time, a background job computes the points of DEFAULT_SPARSITIES (the current sparsity first when
+    it is one of them), each joining the shared points as it finishes; the finished curve is saved to disk.
+    """
+    cid = (key, c)
+    if (done := stores()["curves"].get(cid)) is not None:
+        return done, None
+    if (saved := load_records(curve_file(key, c))) is not None:
+        stores()["curves"].put(cid, saved)
+        return saved, None
+    ks = [round(100 * s) for s in DEFAULT_SPARSITIES]
+    first = ks.index(k_first) if k_first in ks else None
+    jk = curve_job_key(key, c)
+    job = board().get(jk)
+    if job is None:
+        tasks = [_curve_task(key, c, k) for k in ks]
+        job = board().submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget)", first=first)
+    else:
+        board().touch(jk, first=first)
+    results = job.results()
+    records = [results[i] for i in sorted(results)]
+    if job.finished and job.error is None and len(records) == len(ks):
+        save_records(records, curve_file(key, c))
+        stores()["curves"].put(cid, records)
+        return records, None
+    return records, job
+
+
+def _curve_task(key: ModelKey, c: Choice, k: int) -> Callable[[], SweepRecord]:
+    def task() -> SweepRecord:
+        found = stores()["points"].get((key, c, k))
+        return (found or compute_point(key, c, k))["record"]
+    return task
+
+
+# ---------------------------------------------------------------- saliency and speed tables
+@st.cache_resource(max_entries=4, show_spinner="Computing saliencies…")
+def saliencies(key: ModelKey, method: str) -> list[np.ndarray]:
+    """The dense network's per-weight scores of `method`, one array per layer (30 MB for the default net)."""
+    return saliency_map(network(key), method, calib_for(method))
+
+
+def speed_job(key: ModelKey, batch: int, prune_output: bool) -> tuple[list[dict] | None, Job]:
+    """The engines' latency table at one batch size (from the disk cache, or a background job)."""
+    net = network(key)
+
+    def measure() -> list[dict]:
+        records = engines.bench(net, data().x_test, ("weight", "unit"), (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), (batch,),
+                                repeats=3, prune_output=prune_output)
+        return records
+
+    job = board().submit(("speed", key, batch, prune_output), [measure], label=f"timing the engines at batch {batch:,}")
+    return (job.results().get(0) if job.finished else None), job
+
+
+def eta_text(job: Job) -> str:
+    """"3/10 done, about 40 s left" for a progress line."""
+    left = f", about {job.eta_s:.0f} s left" if job.eta_s is not None else ""
+    return f"{job.done}/{job.total} done{left}"
+
+
+def estimate_finetune_seconds(net: Network, epochs: float) -> float:
+    """Seconds to fine-tune one point for `epochs` on this machine: the cached default net trained at about
+    13 s an epoch per 3.8 M weights (the CLI's 64 s for 5 epochs); fine-tuning keeps its masks after every batch,
+    which the app's own measurements put at about 1.5× that."""
+    return 1.5 * 13.0 * epochs * net.n_weights / 3.794e6 + 2.0

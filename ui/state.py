@@ -1,0 +1,116 @@
+"""What the page shows: the model, how it is pruned, the sparsity, and the address that holds all of them.
+
+Every cached result is keyed by these frozen dataclasses; they live in this module (imported once per process,
+not re-run like app.py) so a key made in one rerun equals the same key made in the next.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+from obd.config import DEFAULT_PRESET, PRESETS
+from obd.methods import METHODS, supports
+from obd.pruning import BUDGETS, MODES
+
+QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)
+PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow laptops may want "tiny")
+DEFAULTS = {"mode": "weight", "method": "magnitude", "budget": "layer", "sparsity": 90,
+            "preset": os.environ.get(PRESET_ENV) if os.environ.get(PRESET_ENV) in PRESETS else DEFAULT_PRESET}
+FLAGS = ("prune_output", "present")  # on/off settings carried in the address as 1 or 0
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """Names a base model in the caches: a preset, or an upload by content hash."""
+
+    kind: str  # "preset" or "upload"
+    name: str  # the preset's name, or the upload's sha256
+
+    def label(self) -> str:
+        return f"preset {self.name}" if self.kind == "preset" else f"upload {self.name[:8]}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How the model is pruned, apart from the sparsity: what every cached result is keyed by."""
+
+    method: str  # one of obd.methods.METHODS
+    mode: str  # "weight" or "unit"
+    budget: str  # one of obd.pruning.BUDGETS
+    prune_output: bool  # prune the logits layer too
+
+    def dense(self) -> "Choice":
+        """The reference the metrics compare against (at sparsity 0 every choice is the dense model)."""
+        return Choice("magnitude", self.mode, "layer", self.prune_output)
+
+
+@dataclass(frozen=True)
+class View:
+    """What every view module's `render` receives: the model, the pruning, the sparsity and the display mode."""
+
+    key: ModelKey
+    choice: Choice
+    k: int  # sparsity in percent, 0..99
+    present: bool  # presenter mode: large type, explanations as visible text
+
+
+def url_percent(value: str | None, default: int) -> int | None:
+    """A percent from the address, or None when it is not a number from 0 to 99."""
+    try:
+        v = float(value) if value is not None else default
+    except ValueError:
+        return None
+    return int(round(v)) if math.isfinite(v) and 0 <= v <= 99 else None
+
+
+def init_state_from_url() -> list[str]:
+    """Seed the controls from ?mode=&method=&budget=&sparsity=&preset=&prune_output=&present= once per session.
+
+    Returns:
+        Problems to show (a value that is not valid falls back to its default, with a message).
+    """
+    if "url_read" in st.session_state:
+        return []
+    st.session_state.url_read = True
+    q, problems = st.query_params, []
+    if os.environ.get(PRESET_ENV, DEFAULT_PRESET) not in PRESETS:
+        problems.append(f"{PRESET_ENV}={os.environ[PRESET_ENV]!r} is not one of {', '.join(PRESETS)}; "
+                        f"opening {DEFAULT_PRESET}.")
+    checks = {"mode": MODES, "method": METHODS, "budget": BUDGETS, "preset": tuple(PRESETS)}
+    for name, valid in checks.items():
+        value = q.get(name, DEFAULTS[name])
+        if value not in valid:
+            problems.append(f"{name}={value!r} in the address is not one of {', '.join(valid)}; using {DEFAULTS[name]}.")
+            value = DEFAULTS[name]
+        st.session_state[name] = value
+    if not supports(st.session_state.method, st.session_state.mode):
+        problems.append(f"{st.session_state.method} prunes single weights only; showing weight pruning.")
+        st.session_state.mode = "weight"
+    k = url_percent(q.get("sparsity"), DEFAULTS["sparsity"])
+    if k is None:
+        problems.append(f"sparsity={q.get('sparsity')!r} in the address is not a percent from 0 to 99; "
+                        f"using {DEFAULTS['sparsity']}.")
+        k = DEFAULTS["sparsity"]
+    st.session_state.sparsity = k
+    for flag in FLAGS:
+        value = q.get(flag, "0")
+        if value not in ("0", "1"):
+            problems.append(f"{flag}={value!r} in the address is not 0 or 1; using 0.")
+        st.session_state[flag] = value == "1"
+    return problems
+
+
+def write_url() -> None:
+    """Put the current state in the address, so that copying it shares exactly this view."""
+    s = st.session_state
+    params = {"mode": s.mode, "method": s.method, "budget": s.budget, "sparsity": str(s.sparsity),
+              "preset": s.preset}
+    params.update({flag: "1" for flag in FLAGS if s.get(flag)})
+    for flag in FLAGS:
+        if not s.get(flag) and flag in st.query_params:
+            del st.query_params[flag]
+    st.query_params.update(params)
