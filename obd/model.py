@@ -2,17 +2,17 @@
 
 The default model is trained once and kept in a cache directory (OBD_CACHE_DIR, default ~/.cache/obd),
 under a file name keyed by the architecture and training settings; writes are atomic (temp file + rename)
-so a crash never leaves a half-written cache, and a corrupt cache file is retrained, never a crash.
+so a crash never leaves a half-written cache, and a corrupt cache file is retrained, never a crash. Beside each
+cached .keras goes the Network's .npz, which `obd.netfile.cached_network` opens without TensorFlow (the cache's
+paths and file formats live there, TF-free; they are re-exported here).
 Model files from users are checked before Keras reads them (size, archive structure, no Lambda layers or
 classes from outside Keras): every refusal is one ModelFileError saying what was wrong and what is supported.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -25,19 +25,18 @@ import numpy as np
 from .config import (CLASSES, DEFAULT_PRESET, INPUTS, PRESETS, ModelSpec, TrainConfig, preset_spec,
                      preset_train_config)
 from .data import Mnist, load_mnist
+from .netfile import (STALE_TEMP_SECONDS, ModelFileError, atomic_write, cache_dir, cache_path,  # noqa: F401 public
+                      network_path, save_network)
 from .network import from_keras
-
-
-class ModelFileError(ValueError):
-    """A model file could not be used; the message says why and what is supported."""
-
 
 SUPPORTED = ("obd loads Keras 3 .keras files (model.save('m.keras')) of Dense layers: 784 inputs, ReLU hidden "
              "layers, 10 outputs, no Lambda layers or custom objects")
 MAX_MODEL_BYTES = 256 * 2**20  # file and unpacked size: 67 M float32 weights; the challenge net is 15 MB
 MAX_CONFIG_BYTES = 2**20  # config.json, parsed in full before anything else: an MLP's is about 1 KB per layer
 _ZIP_MAGIC, _HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
-STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (a 15 MB save takes a second)
+# The least time between two progress reports. The app redraws its progress bar at each one: redrawn after every
+# batch, in-app training ran at 15 batches/s against 37 in the CLI.
+PROGRESS_SECONDS = 0.25
 
 
 def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
@@ -64,7 +63,7 @@ def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """What a progress callback receives after each batch."""
+    """What a progress callback receives after a batch (see `train` for which batches are reported)."""
 
     epoch: int  # 1-based
     epochs: int
@@ -78,19 +77,26 @@ ProgressFn = Callable[[TrainProgress], None]
 
 
 class _Progress(keras.callbacks.Callback):
-    def __init__(self, progress: ProgressFn, epochs: int, steps_per_epoch: int, steps: int) -> None:
+    """Reports the first batch, then at most one batch per `seconds` (counted from the end of the previous
+    report, so a slow consumer cannot take over the training), and always the last batch."""
+
+    def __init__(self, progress: ProgressFn, epochs: int, steps_per_epoch: int, steps: int, seconds: float) -> None:
         super().__init__()
         self.progress, self.epochs, self.steps_per_epoch, self.steps = progress, epochs, steps_per_epoch, steps
+        self.seconds, self.next_report = seconds, 0.0  # time.monotonic() from which the next report is due
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
         step = min(self.epoch * self.steps_per_epoch + batch + 1, self.steps)
+        if step < self.steps and time.monotonic() < self.next_report:
+            return
+        logs = logs or {}
         self.progress(TrainProgress(self.epoch + 1, self.epochs, step, self.steps,
                                     float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))))
+        self.next_report = time.monotonic() + self.seconds
 
 
 class _StopAfter(keras.callbacks.Callback):
@@ -131,7 +137,8 @@ class _KeepMasks(keras.callbacks.Callback):
 
 
 def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: ProgressFn | None = None,
-          masks: list[np.ndarray] | None = None, mode: str = "weight") -> dict[str, list[float]]:
+          masks: list[np.ndarray] | None = None, mode: str = "weight",
+          progress_seconds: float = PROGRESS_SECONDS) -> dict[str, list[float]]:
     """Train a model in place with Adam or SGD with momentum, at a cosine-decayed or constant learning rate.
 
     Args:
@@ -139,14 +146,21 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
         data: MNIST.
         config: epochs (fractions allowed), batch size, learning rate, optimizer, momentum, schedule, seed,
             optional training slice.
-        progress: called after every batch with a TrainProgress.
+        progress: called with a TrainProgress after the first batch, then at most every `progress_seconds`,
+            and after the last batch.
         masks: optional kernel-shaped bool masks (True = kept), one per Dense layer: pruned weights are
             zeroed before training and after every step, so fine-tuning keeps the sparsity pattern.
         mode: the masks' pruning mode; with "unit", pruned units' biases are held at 0 as well.
+        progress_seconds: the least time between two reports; 0 reports every batch.
 
     Returns:
         The Keras history: {"loss": [...], "accuracy": [...]} per epoch.
+
+    Raises:
+        ValueError: when progress_seconds is negative or not a number.
     """
+    if not (isinstance(progress_seconds, (int, float)) and progress_seconds >= 0):
+        raise ValueError(f"progress_seconds must be a number >= 0, got {progress_seconds!r}")
     keras.utils.set_random_seed(config.seed)
     n = len(data.x_train) if config.train_limit is None else min(config.train_limit, len(data.x_train))
     steps_per_epoch = -(-n // config.batch_size)
@@ -160,7 +174,7 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     callbacks = [_StopAfter(steps)]  # fractional epochs end mid-epoch
     if progress is not None:
-        callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps))
+        callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps, progress_seconds))
     if masks is not None:
         callbacks.append(_KeepMasks(model, masks, mode))
     history = model.fit(data.x_train[:n], data.y_train[:n], batch_size=config.batch_size, epochs=epochs,
@@ -319,35 +333,6 @@ def load_model(path: str | os.PathLike):
     return model
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Write a file through a temp file in the same folder and os.replace, so readers and crashes never see
-    a partial file; leftovers of killed writers (older than STALE_TEMP_SECONDS) are removed on the way.
-
-    Args:
-        path: the destination.
-        write: called with the temp file's path (it keeps the destination's suffix, as Keras requires).
-    """
-    prefix = f".{path.name}."
-    now = time.time()
-    for old in path.parent.glob(prefix + "*.tmp" + path.suffix):
-        try:
-            if now - old.stat().st_mtime > STALE_TEMP_SECONDS:
-                old.unlink()
-        except FileNotFoundError:  # another process cleaned or finished it first
-            pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp" + path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a saved model is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save weights and architecture (no optimizer state) to a .keras file atomically.
 
@@ -369,27 +354,16 @@ def save_model(model, path: str | os.PathLike) -> Path:
     # clone_model would copy the optimizer along.
     clone = model.__class__.from_config(model.get_config())
     clone.set_weights(model.get_weights())
-    _atomic_write(p, clone.save)
+    atomic_write(p, clone.save)
     return p
-
-
-def cache_dir() -> Path:
-    """Where trained models are cached: $OBD_CACHE_DIR, else ~/.cache/obd."""
-    return Path(os.environ.get("OBD_CACHE_DIR") or Path.home() / ".cache" / "obd").expanduser()
-
-
-def cache_path(spec: ModelSpec, config: TrainConfig) -> Path:
-    """The cache file for a (spec, config): readable prefix plus a hash of every setting."""
-    key = json.dumps({"spec": spec.cache_key(), "train": config.cache_key(), "v": 1}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_dir() / f"mlp-{'x'.join(map(str, spec.hidden))}-{'bias' if spec.use_bias else 'nobias'}-{digest}.keras"
 
 
 def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConfig(),
                   data: Mnist | None = None, progress: ProgressFn | None = None):
     """Load the cached model for (spec, config), training and caching it first when needed.
 
-    A missing or corrupt cache file is (re)trained; the new file replaces it atomically.
+    A missing or corrupt cache file is (re)trained; the new file replaces it atomically, and the Network's
+    `.npz` is written beside it so that `obd.netfile.cached_network` opens it without TensorFlow.
 
     Args:
         spec: architecture.
@@ -410,13 +384,14 @@ def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConf
     started = time.perf_counter()
     train(model, data if data is not None else load_mnist(), config, progress)
     save_model(model, path)
+    save_network(from_keras(model), network_path(path))  # after the .keras: obd.netfile.cached_network's rule
     _write_meta(path, spec, config, time.perf_counter() - started)
     return model, path, True
 
 
 def _write_meta(path: Path, spec: ModelSpec, config: TrainConfig, seconds: float) -> None:
     meta = {"spec": asdict(spec), "train": asdict(config), "train_seconds": round(seconds, 1)}
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
 
 
 def default_model(preset: str = DEFAULT_PRESET, progress: ProgressFn | None = None, data: Mnist | None = None):

@@ -45,7 +45,7 @@ def test_training_reports_progress_and_stops_on_fractional_epochs(mnist):
     seen = []
     model = build_model(ModelSpec((16,), True), seed=1)
     config = TrainConfig(epochs=0.5, batch_size=100, train_limit=1000)  # 10 steps per epoch -> 5 steps
-    history = train(model, mnist, config, progress=seen.append)
+    history = train(model, mnist, config, progress=seen.append, progress_seconds=0)  # every batch
     assert [p.step for p in seen] == [1, 2, 3, 4, 5]
     assert seen[-1].steps == 5 and seen[-1].epoch == 1 and 0 <= seen[-1].accuracy <= 1
     assert set(history) >= {"loss", "accuracy"}
