@@ -2,7 +2,8 @@
 
 Run from the repository root: python -m benchmarks.thresholds [--repeats N]
 Prunes the default model by weight magnitude to a grid of kept fractions, times the sparse engine against dense
-at each batch size class "auto" distinguishes (interleaved calls, medians, ratios within one run), and prints
+at each batch size class "auto" distinguishes (`obd.engines.measure`: interleaved pairs, the median of per-pair
+ratios, retaken while other processes use the machine; a noisy reading is starred), and prints
 the speed-up table with, per batch size, the largest kept fraction at which sparse is at least MARGIN times
 faster than dense next to the threshold obd uses now.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 # obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
-from obd.engines import SPARSE_MAX_DENSITY, build_engine, time_engines
+from obd.engines import SPARSE_MAX_DENSITY, TimingConfig, build_engine, measure, nonzero_weights
 from obd.data import load_mnist
 from obd.model import default_model
 from obd.network import from_keras
@@ -25,19 +26,21 @@ MARGIN = 1.2  # a pick must beat dense by this much on the quiet machine to stay
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per engine, median kept (default 7)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed pairs per reading, at least (default 7)")
     args = parser.parse_args()
     x = load_mnist().x_test
     net = from_keras(default_model())
-    rows = {}
+    config = TimingConfig(pairs=args.repeats)
+    rows, noisy = {}, {}
     for kept in KEPT:
         pruned = prune(net, round(1 - kept, 4), "weight").net
+        flop_ratio = pruned.n_weights / nonzero_weights(pruned)
         for batch in BATCHES:
             dense, sparse = (build_engine(pruned, kind, batch) for kind in ("dense", "sparse"))
-            dense_ms, sparse_ms = time_engines([dense, sparse], x[:batch], args.repeats)
-            rows[(kept, batch)] = dense_ms / sparse_ms
-            print(f"  kept {kept:.2f} batch {batch:>6}: dense {dense_ms:8.3f} ms, sparse {sparse_ms:8.3f} ms, "
-                  f"{dense_ms / sparse_ms:5.2f}x", flush=True)
+            lat = measure(dense, sparse, x[:batch], flop_ratio, config)
+            rows[(kept, batch)], noisy[(kept, batch)] = lat.speedup, lat.noisy
+            print(f"  kept {kept:.2f} batch {batch:>6}: dense {lat.dense_ms:8.3f} ms, sparse {lat.engine_ms:8.3f} ms, "
+                  f"{lat.speedup:5.2f}x ({lat.speedup_range[0]:.2f}-{lat.speedup_range[1]:.2f}) {lat.note}", flush=True)
     print("\nsparse speed-up over dense (default model, weight pruning of the hidden layers)\n")
     print("| batch | " + " | ".join(f"{100 * k:g} % kept" for k in KEPT) + " | best kept >= "
           f"{MARGIN}x | obd's threshold |")
@@ -45,7 +48,7 @@ def main() -> None:
     for batch in BATCHES:
         fast = [k for k in KEPT if rows[(k, batch)] >= MARGIN]
         now = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= batch)]
-        print(f"| {batch:,} | " + " | ".join(f"{rows[(k, batch)]:.2f}x" for k in KEPT)
+        print(f"| {batch:,} | " + " | ".join(f"{rows[(k, batch)]:.2f}x{'*' * noisy[(k, batch)]}" for k in KEPT)
               + f" | {max(fast) if fast else '-'} | {now} |")
 
 

@@ -34,11 +34,14 @@ engine against dense in one run; `python -m obd bench` and benchmarks/speed.py p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
+import math
 import os
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +53,7 @@ os.environ.setdefault("NUMBA_LOOP_VECTORIZE", "0")
 import numpy as np  # noqa: E402
 
 from .network import InputNorm, Network  # noqa: E402
-from .pruning import check_mode, check_sparsity, prune, rank  # noqa: E402
+from .pruning import check_mode, check_sparsity, live_units, prune, rank  # noqa: E402
 
 KINDS = ("auto", "dense", "sparse", "shrunk")
 LANES = 64  # batch rows per tile: (1000 units x 64) float32 activations = 256 KB, cache-resident
@@ -70,22 +73,6 @@ SMALL_NET_WEIGHTS = 1_000_000
 SMALL_NET_MAX_DENSITY = 0.05
 
 
-def _alive_units(net: Network) -> list[np.ndarray]:
-    """Per layer, a bool (units,) mask of units that can change the logits; the output layer keeps all."""
-    layers = net.layers
-    alive = [np.ones(layer.units, dtype=bool) for layer in layers]
-    fed = np.ones(layers[0].inputs, dtype=bool)  # (inputs,)
-    for i, layer in enumerate(layers[:-1]):  # dead: nothing live reaches it and no bias (ReLU(0) = 0)
-        has_input = (layer.kernel[fed] != 0).any(axis=0)
-        alive[i] = has_input if layer.bias is None else has_input | (layer.bias != 0)
-        fed = alive[i]
-    for i in range(len(layers) - 2, -1, -1):  # unused: no kept weight carries it to a live unit
-        alive[i] &= (layers[i + 1].kernel[:, alive[i + 1]] != 0).any(axis=1)
-        if not alive[i].any():
-            alive[i][0] = True  # a layer needs one unit; this one outputs 0 or is ignored, so logits hold
-    return alive
-
-
 def shrink(net: Network) -> Network:
     """Remove units that cannot change the logits: a smaller dense network with the same logits.
 
@@ -100,7 +87,7 @@ def shrink(net: Network) -> Network:
     Returns:
         A Network with the same layer names and activations and fewer (or as many) units per hidden layer.
     """
-    alive = _alive_units(net)
+    alive = live_units(net, keep_one=True)
     layers, rows = [], np.ones(net.layers[0].inputs, dtype=bool)
     for layer, cols in zip(net.layers, alive):
         kernel = layer.kernel[np.ix_(rows, cols)]  # (live inputs, live units)
@@ -367,72 +354,266 @@ def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> 
     return DenseEngine(net)
 
 
-def time_engines(engines: Sequence[Engine], x: np.ndarray, repeats: int = 5) -> list[float]:
-    """Median wall time of each engine's `logits(x)` in milliseconds, calls interleaved round-robin.
+@dataclass(frozen=True)
+class TimingConfig:
+    """How `measure` takes a latency reading."""
 
-    Interleaving makes every engine see the same machine load (other processes share the 2 cores), so
-    ratios between them stay honest when absolute times drift. One untimed warm-up call each comes first.
+    pairs: int = 15  # interleaved (dense, engine) pairs per reading, at least
+    window_s: float = 0.2  # a reading lasts at least this long: /proc/stat counts CPU time in 10 ms ticks
+    sample_s: float = 5e-4  # calls are repeated until one timed sample lasts this long (a tiny net runs in µs)
+    attempts: int = 3  # readings taken while others use the machine, before one is kept and marked noisy
+    noise_limit: float = 0.15  # share of the machine's CPU time others may use during a clean reading
+    over_ideal: float = 1.2  # a speed-up above this multiple of the engine's FLOP ratio is a bad reading
 
-    Args:
-        engines: the engines to compare.
-        x: (n, inputs) input rows.
-        repeats: timed calls per engine.
-
-    Returns:
-        Median milliseconds per engine, in the order given.
-    """
-    for engine in engines:
-        engine.logits(x)  # first calls pay for compiling, allocation and thread start-up
-    times: list[list[float]] = [[] for _ in engines]
-    for _ in range(repeats):
-        for engine, t in zip(engines, times):
-            start = time.perf_counter()
-            engine.logits(x)
-            t.append(time.perf_counter() - start)
-    return [1000 * statistics.median(t) for t in times]
-
-
-def time_engine(engine: Engine, x: np.ndarray, repeats: int = 5) -> float:
-    """Median wall time of `engine.logits(x)` in milliseconds, after one untimed warm-up call."""
-    return time_engines([engine], x, repeats)[0]
+    def __post_init__(self) -> None:
+        if self.pairs < 1 or self.attempts < 1:
+            raise ValueError(f"pairs and attempts must be at least 1; got {self.pairs} and {self.attempts}")
+        if min(self.window_s, self.sample_s, self.noise_limit) < 0 or self.over_ideal < 1:
+            raise ValueError("window_s, sample_s and noise_limit must be >= 0 and over_ideal >= 1; got "
+                             f"{self.window_s}, {self.sample_s}, {self.noise_limit} and {self.over_ideal}")
 
 
 @dataclass(frozen=True)
 class Latency:
-    """One measured latency of a network: dense against the engine "auto" runs, in the same run."""
+    """One latency reading: dense against one engine on the same batch, in the same run.
 
-    dense_ms: float
+    speedup is the median of per-pair ratios (dense ms / engine ms of calls timed back to back), the robust
+    figure; engine_ms is dense_ms / speedup, so the three agree. speedup_range is the interquartile range of the
+    ratios (of every attempt's when noisy). flop_ratio is the dense net's multiply-adds over the engine's: its
+    ideal speed-up, which speedup never exceeds by more than `TimingConfig.over_ideal`.
+    """
+
+    dense_ms: float  # the dense net's median at this batch size: one figure per shape and batch in a process
     engine: str  # the kind that ran: "dense", "shrunk" or "sparse"
     engine_ms: float
+    speedup: float
+    speedup_range: tuple[float, float]  # (low, high): the interquartile range of the per-pair ratios
+    flop_ratio: float
+    noisy: bool  # other work used the machine in every attempt, or the reading had to be capped or held
+    repeats: int  # timed pairs behind `speedup`
+    note: str = ""  # why a noisy reading reads as it does, for a tooltip; "" when clean
 
-    @property
-    def speedup(self) -> float:
-        return self.dense_ms / self.engine_ms
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat; steal counts as busy), or None."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(t) for t in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def latency(net: Network, x: np.ndarray, repeats: int = 3) -> Latency:
-    """Time `net` on the batch `x` with the dense engine and the one "auto" picks for that batch size.
+def _sample(engine: Engine, x: np.ndarray, calls: int) -> float:
+    """Seconds per call of `calls` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        engine.logits(x)
+    return (time.perf_counter() - start) / calls
 
-    The thresholds behind "auto" were measured on one machine; another machine, or one busy with other work,
-    can move the break-even. So the pick is checked here: if it measures slower than dense, dense is what
-    auto runs and what is reported, and the number shown is never a slow-down that auto chose.
+
+@dataclass(frozen=True)
+class _Attempt:
+    dense_s: tuple[float, ...]  # (pairs,) seconds per dense call
+    ratios: tuple[float, ...]  # (pairs,) dense / engine seconds, pair by pair
+    others: float  # share of the machine's CPU time used by other processes during the attempt (0 if unknown)
+
+
+def _attempt(dense: Engine, engine: Engine, x: np.ndarray, calls: int, config: TimingConfig) -> _Attempt:
+    """Interleaved pairs for at least `config.pairs` pairs and `config.window_s` seconds."""
+    busy, own, start = _busy_cpu_s(), time.process_time(), time.perf_counter()
+    dense_s, ratios = [], []
+    while len(ratios) < config.pairs or time.perf_counter() - start < config.window_s:
+        if len(ratios) % 2:  # who goes first alternates, so neither gains from the other warming the caches
+            e, d = _sample(engine, x, calls), _sample(dense, x, calls)
+        else:
+            d, e = _sample(dense, x, calls), _sample(engine, x, calls)
+        dense_s.append(d)
+        ratios.append(d / e)
+    wall, others = time.perf_counter() - start, 0.0
+    if busy is not None:  # this process's own CPU time (every thread: BLAS's and numba's too) is not others'
+        others = max(0.0, _busy_cpu_s() - busy - (time.process_time() - own)) / (wall * (os.cpu_count() or 1))
+    return _Attempt(tuple(dense_s), tuple(ratios), others)
+
+
+def measure(dense: Engine, engine: Engine, x: np.ndarray, flop_ratio: float,
+            config: TimingConfig = TimingConfig()) -> Latency:
+    """Time `engine` against `dense` on the batch `x`: a robust, retaken, plausible speed-up.
+
+    After an untimed warm-up call each, calls are timed in interleaved pairs (so both see the same machine
+    load) and the speed-up is the median of the per-pair ratios. An attempt is retaken, up to
+    `config.attempts` times, while other processes use more than `config.noise_limit` of the machine's CPU
+    (read from /proc/stat around the attempt) or its speed-up exceeds `config.over_ideal` times the FLOP ratio
+    (no engine beats its multiply-adds by that much; such a reading is a timing accident). If none is clean,
+    the quietest is kept, marked noisy, with the range of every attempt's ratios, and capped at that limit.
+    Other threads of this process count as its own: callers keep measurements apart from other work.
+
+    Args:
+        dense: the baseline engine.
+        engine: the engine to time against it (may be `dense` itself).
+        x: (n, inputs) the batch.
+        flop_ratio: the dense engine's multiply-adds per row / `engine`'s (>= 1 for a pruned net).
+        config: pairs, window, attempts and limits.
+
+    Returns:
+        A Latency with `engine.name` as its engine.
+    """
+    for e in (dense, engine):
+        e.logits(x)  # first calls pay for compiling, allocation and thread start-up
+    slowest = max(_sample(dense, x, 1), _sample(engine, x, 1))
+    calls = max(1, math.ceil(config.sample_s / max(slowest, 1e-9)))
+    limit = config.over_ideal * flop_ratio
+    attempts = []
+    for _ in range(config.attempts):
+        attempts.append(_attempt(dense, engine, x, calls, config))
+        if attempts[-1].others <= config.noise_limit and statistics.median(attempts[-1].ratios) <= limit:
+            break
+    kept = attempts[-1] if len(attempts) < config.attempts else min(attempts, key=lambda a: a.others)
+    speedup = statistics.median(kept.ratios)
+    noisy = kept.others > config.noise_limit or speedup > limit
+    pool = [r for a in attempts for r in a.ratios] if noisy else list(kept.ratios)
+    low, high = np.percentile(pool, [25, 75])
+    note = f"others used {100 * kept.others:.0f} % of the CPU while timing" if kept.others > config.noise_limit else ""
+    if speedup > limit:
+        note = f"measured {speedup:.3g}x, above {config.over_ideal:g}x its FLOP ratio: capped"
+        speedup = limit
+    dense_ms = 1000 * statistics.median(kept.dense_s)
+    return Latency(dense_ms, engine.name, dense_ms / speedup, speedup,
+                   (min(float(low), speedup), min(max(float(high), speedup), limit)), flop_ratio, noisy,
+                   len(kept.ratios), note)
+
+
+def structure_key(net: Network) -> tuple:
+    """What every engine's latency on `net` depends on, and nothing else: nets with equal keys time alike.
+
+    The dense engine's time depends on the layer sizes, the shrunk engine's on the shrunk sizes, the sparse
+    engine's on the nonzero weights per shrunk layer (and "auto"'s pick on these too). Cache latencies by this
+    key (with the batch size) and nets of identical shapes read identically; `latency` does so itself.
+
+    Args:
+        net: a (pruned) network.
+
+    Returns:
+        (sizes, shrunk sizes, nonzero weights per shrunk layer), a hashable tuple of ints.
+    """
+    small = shrink(net)
+    return net.sizes, small.sizes, tuple(int(np.count_nonzero(k)) for k in small.kernels())
+
+
+def _engine_flops(net: Network, kind: str) -> int:
+    """Multiply-adds per row the engine `kind` does on `net`."""
+    if kind == "sparse":
+        return nonzero_weights(net)
+    return (shrink(net) if kind == "shrunk" else net).n_weights
+
+
+class Readings:
+    """Latency readings kept for a process, one per (engine kind, batch size, structure), shared by threads.
+
+    Besides caching (so equal structures read identically, and the dense net reads one figure per batch size),
+    it keeps the readings of one kind monotone in work: a net that needs fewer multiply-adds from an engine
+    must not read slower on it than one that needs more (so one method's speed-up never drops as sparsity
+    grows). A reading that breaks this is retaken; if it still does, it is held to its neighbour's speed-up
+    and marked noisy. Readings are taken one at a time (a lock), so two callers never time against each
+    other.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.RLock()
+        self._found: dict[tuple, tuple[int, Latency]] = {}  # (kind, batch, sizes, structure) -> (flops, reading)
+        self._dense_ms: dict[tuple, float] = {}  # (batch, sizes) -> the dense net's ms, fixed by the first reading
+
+    def clear(self) -> None:
+        """Forget every reading (the next ones are timed afresh)."""
+        with self._lock:
+            self._found.clear()
+            self._dense_ms.clear()
+
+    def reading(self, net: Network, x: np.ndarray, kind: str, config: TimingConfig = TimingConfig()) -> Latency:
+        """The reading of engine `kind` on `net` against dense at batch len(x): cached, or timed now.
+
+        Args:
+            net: the (pruned) network.
+            x: (n, inputs) the batch.
+            kind: "dense", "shrunk" or "sparse".
+            config: how a new reading is taken (a cached one is returned as it was taken).
+
+        Returns:
+            A Latency.
+
+        Raises:
+            ValueError: for an unknown kind.
+        """
+        if kind not in KINDS[1:]:
+            raise ValueError(f"a reading's engine kind must be one of {', '.join(KINDS[1:])}; got {kind!r}")
+        _, shrunk, nonzeros = structure_key(net)
+        key = (kind, len(x), net.sizes, {"dense": (), "shrunk": shrunk, "sparse": nonzeros}[kind])
+        with self._lock:
+            if (found := self._found.get(key)) is not None:
+                return found[1]
+            dense = DenseEngine(net)
+            engine = dense if kind == "dense" else build_engine(net, kind)
+            flops = _engine_flops(net, kind)
+            lat = measure(dense, engine, x, net.n_weights / max(flops, 1), config)
+            if kind == "dense":  # dense against itself: only its time is news
+                lat = dataclasses.replace(lat, speedup=1.0, speedup_range=(1.0, 1.0), flop_ratio=1.0, note="")
+            low, high = self._bounds(key, flops)
+            if not low <= lat.speedup <= high:  # a smaller net read slower than a larger one, or the reverse
+                lat = measure(dense, engine, x, lat.flop_ratio, config)
+                if not low <= lat.speedup <= high:
+                    held = min(max(lat.speedup, low), high)
+                    lat = dataclasses.replace(
+                        lat, speedup=held, noisy=True,
+                        speedup_range=(min(lat.speedup_range[0], held), max(lat.speedup_range[1], held)),
+                        note=f"measured {lat.speedup:.3g}x twice, out of line with the nets around it: held")
+            ref = self._dense_ms.setdefault((len(x), net.sizes), lat.dense_ms)
+            lat = dataclasses.replace(lat, dense_ms=ref, engine_ms=ref / lat.speedup)
+            if len(self._found) >= self.max_entries:
+                del self._found[next(iter(self._found))]  # the oldest
+            self._found[key] = flops, lat
+            return lat
+
+    def _bounds(self, key: tuple, flops: int) -> tuple[float, float]:
+        """The speed-ups a reading of `key` must lie between: those of its kind's readings of nets that need
+        more multiply-adds, and of those that need fewer (same batch size and dense net)."""
+        low, high = 0.0, math.inf
+        for other, (other_flops, lat) in self._found.items():
+            if other[:3] == key[:3] and other_flops > flops:
+                low = max(low, lat.speedup)
+            elif other[:3] == key[:3] and other_flops < flops:
+                high = min(high, lat.speedup)
+        return low, high
+
+
+READINGS = Readings()  # the process's readings: the app's sessions and `bench` share them
+
+
+def latency(net: Network, x: np.ndarray, config: TimingConfig = TimingConfig(),
+            readings: Readings = READINGS) -> Latency:
+    """The latency of `net` on the batch `x` through the engine "auto" picks, against dense.
+
+    Readings come from `readings` (one per structure: nets of identical shapes read identically). The pick is
+    checked by measurement: when it is the sparse engine and units died, the shrunk engine is timed too and the
+    faster kept; when the pick measures slower than dense, dense is what auto runs and what is reported, so the
+    number shown is never a slow-down that auto chose. See `measure` for how a reading is taken.
 
     Args:
         net: the (pruned) network.
         x: (n, inputs) the batch to time.
-        repeats: timed calls per engine (medians).
+        config: how a new reading is taken.
+        readings: where readings are kept.
 
     Returns:
-        A Latency; `engine` is "dense" when nothing faster applies or the pick measured slower.
+        A Latency; `engine` is "dense" when nothing faster applies or measured faster.
     """
-    engine = build_engine(net, "auto", len(x))
-    if engine.name == "dense":  # nothing faster applies: one timing serves both
-        ms = time_engine(engine, x, repeats)
-        return Latency(ms, "dense", ms)
-    dense_ms, engine_ms = time_engines([build_engine(net, "dense"), engine], x, repeats)
-    if engine_ms > dense_ms:
-        return Latency(dense_ms, "dense", dense_ms)
-    return Latency(dense_ms, engine.name, engine_ms)
+    pick = choose_kind(net, len(x))
+    kinds = [pick] + (["shrunk"] if pick == "sparse" and shrink(net).sizes != net.sizes else [])
+    best = max((readings.reading(net, x, kind, config) for kind in kinds if kind != "dense"),
+               key=lambda lat: lat.speedup, default=None)
+    if best is None or best.speedup < 1:
+        return readings.reading(net, x, "dense", config)
+    return best
 
 
 MODE_ENGINES = {"weight": ("dense", "sparse"), "unit": ("dense", "shrunk")}  # what each pruning can use
@@ -447,8 +628,9 @@ def bench(
     repeats: int = 5,
     prune_output: bool = False,
     progress: Callable[[str], None] | None = None,
+    readings: Readings = READINGS,
 ) -> list[dict]:
-    """Time every engine of each mode against dense on the same pruned network, in one run.
+    """Time every engine of each mode against dense on the same pruned network, as `latency` does.
 
     Args:
         net: the unpruned network.
@@ -456,13 +638,15 @@ def bench(
         modes: pruning modes; weight pruning runs dense and sparse, unit pruning dense and shrunk.
         sparsities: fractions in [0, 1].
         batches: rows per call.
-        repeats: timed calls per engine (the median is kept); ten times as many below LANES rows.
+        repeats: timed pairs per reading, at least (more for short calls; see `TimingConfig`).
         prune_output: prune the logits layer too.
         progress: called with a one-line description before each (mode, sparsity).
+        readings: where readings are kept (shared with `latency`, so both show the same figures).
 
     Returns:
-        Records {"engine", "mode", "sparsity", "batch", "ms", "speedup", "ideal_speedup"}; speedup is
-        dense ms / engine ms (1.0 for dense), ideal_speedup is `ideal_speedup(net, pruned)`.
+        Records {"engine", "mode", "sparsity", "batch", "ms", "speedup", "speedup_low", "speedup_high", "noisy",
+        "ideal_speedup"}; speedup is the engine's `Latency.speedup` (1.0 for dense), speedup_low/high its
+        interquartile range, ideal_speedup `ideal_speedup(net, pruned)`.
 
     Raises:
         ValueError: for an unknown mode, a sparsity outside [0, 1], a batch < 1 or too few rows in x.
@@ -471,6 +655,7 @@ def bench(
     sparsities = [check_sparsity(k) for k in sparsities]
     if any(int(b) < 1 or int(b) > len(x) for b in batches):
         raise ValueError(f"batch sizes must be between 1 and the {len(x)} rows given; got {list(batches)}")
+    config = TimingConfig(pairs=repeats)
     records = []
     for mode in modes:
         ranking = rank(net, mode, prune_output)
@@ -479,12 +664,14 @@ def bench(
                 progress(f"{mode} pruning at {100 * k:g} %")
             pruned = prune(net, k, ranking=ranking).net
             ideal = ideal_speedup(net, pruned)
-            engines = [build_engine(pruned, kind) for kind in MODE_ENGINES[mode]]
             for batch in batches:
-                calls = repeats if batch >= LANES else 10 * repeats  # small batches: cheap, and noisier
-                ms = time_engines(engines, x[: int(batch)], calls)
-                records += [{"engine": e.name, "mode": mode, "sparsity": k, "batch": int(batch), "ms": t,
-                             "speedup": ms[0] / t, "ideal_speedup": ideal} for e, t in zip(engines, ms)]
+                lat = readings.reading(pruned, x[: int(batch)], MODE_ENGINES[mode][1], config)
+                common = {"mode": mode, "sparsity": k, "batch": int(batch), "ideal_speedup": ideal}
+                records += [
+                    {"engine": "dense", **common, "ms": lat.dense_ms, "speedup": 1.0, "speedup_low": 1.0,
+                     "speedup_high": 1.0, "noisy": lat.noisy},
+                    {"engine": lat.engine, **common, "ms": lat.engine_ms, "speedup": lat.speedup,
+                     "speedup_low": lat.speedup_range[0], "speedup_high": lat.speedup_range[1], "noisy": lat.noisy}]
     return records
 
 

@@ -21,7 +21,9 @@ import numpy as np
 from .network import Network
 
 MODES = ("weight", "unit")
-BUDGETS = ("layer", "global")  # sparsity per pruned layer, or one threshold across all pruned layers
+# sparsity per pruned layer; one threshold across all pruned layers; or the split across layers that minimises
+# the predicted loss (obd.allocation, computed by obd.methods.plan)
+BUDGETS = ("layer", "global", "loss-aware")
 
 
 def check_sparsity(sparsity: object) -> float:
@@ -52,7 +54,7 @@ def check_mode(mode: object) -> str:
 
 
 def check_budget(budget: object) -> str:
-    """Validate a budget ("layer" or "global"); raises ValueError naming the valid ones."""
+    """Validate a budget ("layer", "global" or "loss-aware"); raises ValueError naming the valid ones."""
     if not isinstance(budget, str) or budget not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
     return budget  # type: ignore[return-value]
@@ -210,7 +212,8 @@ def rank(
         ValueError: for an unknown mode or budget, or scores of the wrong shape.
     """
     check_mode(mode)
-    check_budget(budget)
+    if check_budget(budget) == "loss-aware":
+        raise ValueError("a ranking takes budget layer or global; the loss-aware split is made by obd.methods.plan")
     scores = magnitude_scores(net, mode, budget) if scores is None else scores
     orders: list[np.ndarray | None] = []
     for i, (layer, s) in enumerate(zip(net.layers, scores)):
@@ -234,6 +237,7 @@ class Pruned:
     masks: tuple[np.ndarray, ...]
     mode: str
     sparsity: float
+    fallback: bool = False  # True: the method scored below magnitude on the calibration set; magnitude's masks
 
 
 def apply_masks(net: Network, masks: list[np.ndarray], mode: str) -> Network:
@@ -303,6 +307,35 @@ def prune_model(model, sparsity: float, mode: str = "weight", prune_output: bool
     return clone
 
 
+def live_units(net: Network, keep_one: bool = False) -> list[np.ndarray]:
+    """Which units can still change the logits, per layer.
+
+    A hidden unit is dead when no nonzero weight from a live input reaches it and it has no bias (or a zero one):
+    it outputs exactly 0 (ReLU(0) = 0), so its outgoing row does nothing either. It is unused when no nonzero
+    weight carries it to a live unit of the next layer. Input features and output classes always count as live.
+
+    Args:
+        net: a (pruned) network; pruned weights are exact zeros.
+        keep_one: keep unit 0 of a hidden layer that lost every unit, as the engines do (a layer needs a unit;
+            this one outputs 0 or is ignored, so the logits hold).
+
+    Returns:
+        One bool (units,) mask per layer, True = live; the output layer's is all True.
+    """
+    layers = net.layers
+    alive = [np.ones(layer.units, dtype=bool) for layer in layers]
+    fed = np.ones(layers[0].inputs, dtype=bool)  # (inputs,)
+    for i, layer in enumerate(layers[:-1]):
+        has_input = (layer.kernel[fed] != 0).any(axis=0)  # (units,)
+        alive[i] = has_input if layer.bias is None else has_input | (layer.bias != 0)
+        fed = alive[i]
+    for i in range(len(layers) - 2, -1, -1):  # one pass back suffices: forward liveness cannot change after it
+        alive[i] &= (layers[i + 1].kernel[:, alive[i + 1]] != 0).any(axis=1)
+        if keep_one and not alive[i].any():
+            alive[i][0] = True
+    return alive
+
+
 @dataclass(frozen=True)
 class LayerReport:
     name: str
@@ -310,12 +343,19 @@ class LayerReport:
     total_weights: int
     kept_units: int  # columns with at least one kept weight: a unit with none left is dead
     total_units: int
-    effective_weights: int  # kept weights whose input unit is alive (a dead unit's outgoing row does nothing)
+    effective_weights: int  # nonzero weights from a live unit (or input) to a live unit: the ones still doing work
+    flops: int  # multiply-adds per image as the engines run this layer: live inputs x live units (unit pruning,
+    # the shrunk net) or its effective weights (weight pruning, the sparse engine)
 
 
 @dataclass(frozen=True)
 class PruneReport:
-    """Per-layer and overall counts. Sparsity and compression count kernel entries, not biases."""
+    """Per-layer and overall counts. Sparsity and compression count kernel entries, not biases.
+
+    kept_weights counts mask entries, the same for both modes at one sparsity; effective_weights and flops say
+    what the pruned network still computes (after unit pruning far less than it keeps: a dead unit's outgoing
+    row does nothing, and a unit whose inputs all died does nothing).
+    """
 
     layers: tuple[LayerReport, ...]
 
@@ -329,8 +369,18 @@ class PruneReport:
 
     @property
     def effective_weights(self) -> int:
-        """Weights that still do work; after unit pruning far fewer than `kept_weights`."""
+        """Weights that still do work: nonzero, from a live unit to a live unit."""
         return sum(l.effective_weights for l in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds per image of the pruned network as the engines run it (shrunk or sparse)."""
+        return sum(l.flops for l in self.layers)
+
+    @property
+    def flop_ratio(self) -> float:
+        """The dense network's multiply-adds per image (total_weights) / `flops`: the ideal speed-up."""
+        return self.total_weights / max(self.flops, 1)
 
     @property
     def kept_units(self) -> int:
@@ -352,13 +402,23 @@ class PruneReport:
 
 
 def report(pruned: Pruned) -> PruneReport:
-    """Count what a pruning kept, per layer and overall."""
+    """Count what a pruning kept and what still computes, per layer and overall.
+
+    Args:
+        pruned: a pruning's result (its mode decides how `flops` counts: shrunk dense layers for unit pruning,
+            nonzero weights for weight pruning).
+
+    Returns:
+        A PruneReport.
+    """
+    live = live_units(pruned.net)
+    shrunk = live_units(pruned.net, keep_one=True)  # the layer sizes the shrunk engine runs
     rows = []
-    alive_inputs = np.ones(pruned.net.layers[0].inputs, dtype=bool)  # (inputs,)
-    for layer, m in zip(pruned.net.layers, pruned.masks):
-        effective = int(m[alive_inputs].sum())
-        rows.append(LayerReport(layer.name, int(m.sum()), m.size, int(m.any(axis=0).sum()), m.shape[1], effective))
-        # a unit is dead when nothing reaches it and it has no bias: it outputs exactly 0 (ReLU(0) = 0)
-        fed = m[alive_inputs].any(axis=0)
-        alive_inputs = fed if layer.bias is None else fed | (layer.bias != 0)
+    live_in = shrunk_in = np.ones(pruned.net.layers[0].inputs, dtype=bool)  # (inputs,)
+    for layer, m, live_out, shrunk_out in zip(pruned.net.layers, pruned.masks, live, shrunk):
+        effective = int(np.count_nonzero(layer.kernel[np.ix_(live_in, live_out)]))
+        flops = int(shrunk_in.sum() * shrunk_out.sum()) if pruned.mode == "unit" else effective
+        rows.append(LayerReport(layer.name, int(m.sum()), m.size, int(m.any(axis=0).sum()), m.shape[1], effective,
+                                flops))
+        live_in, shrunk_in = live_out, shrunk_out
     return PruneReport(tuple(rows))
