@@ -1,0 +1,99 @@
+"""In-app training against the CLI's (issue 14: "in-app training within 15 % of the CLI's time").
+
+The dashboard redraws a progress bar at every report `obd.model.train` makes; redrawn after every batch it
+trained at about 15 batches/s against 37 in `python -m obd train`. Reports are now throttled
+(`obd.model.PROGRESS_SECONDS`). This trains the default net for one epoch, in one process, three ways:
+
+- cli: with the CLI's own progress printer (`obd.cli.training_printer`, what `python -m obd train` passes);
+- ui, every batch: a consumer that does `--work-ms` of CPU work per report (a UI redraw holds the GIL),
+  reported after every batch (progress_seconds=0, the old behaviour);
+- ui, throttled: the same consumer at the default throttle.
+
+Each run builds a fresh model with the same seed and counts its whole `train` call (Keras' tracing included,
+as the CLI's is). The three alternate `--repeat` times (cli, every, throttled, cli, ...) so that a machine
+busy with other work slows them alike; prints each one's median batches/s and its median time relative to
+the cli run's.
+
+Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.train_progress [--preset challenge] [--epochs 1]
+           [--work-ms 25] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import statistics
+import time
+
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+
+from obd.cli import training_printer
+from obd.config import preset_spec, preset_train_config
+from obd.data import load_mnist
+from obd.model import PROGRESS_SECONDS, build_model, train
+
+TARGET = 1.15  # in-app training may take at most 15 % longer than the CLI's
+
+
+def busy(ms: float):
+    """A progress consumer that keeps the CPU (and the GIL) busy for `ms` per call, as a UI redraw does."""
+    def consume(_progress) -> None:
+        end = time.perf_counter() + ms / 1000
+        while time.perf_counter() < end:
+            pass
+
+    return consume
+
+
+def timed(preset: str, epochs: float, progress, progress_seconds: float, data) -> tuple[float, int, int]:
+    """Seconds for one `train` call of a fresh model, its number of batches, and the reports it made."""
+    config = dataclasses.replace(preset_train_config(preset), epochs=epochs)
+    model = build_model(preset_spec(preset), config.seed)
+    reports = []
+
+    def counted(p) -> None:
+        reports.append(p.steps)
+        progress(p)
+
+    start = time.perf_counter()
+    train(model, data, config, counted, progress_seconds=progress_seconds)
+    return time.perf_counter() - start, reports[-1], len(reports)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="challenge")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--work-ms", type=float, default=25.0, help="CPU work per progress report of the ui consumer")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds of the three runs, interleaved")
+    args = ap.parse_args()
+    data = load_mnist()
+
+    runs = {"cli": [], "ui, every batch": [], "ui, throttled": []}  # name -> [(seconds, batches, reports)]
+    for _ in range(args.repeat):
+        with contextlib.redirect_stderr(io.StringIO()):  # the printer's lines would interleave with the table
+            runs["cli"].append(timed(args.preset, args.epochs, training_printer(), PROGRESS_SECONDS, data))
+        runs["ui, every batch"].append(timed(args.preset, args.epochs, busy(args.work_ms), 0.0, data))
+        runs["ui, throttled"].append(timed(args.preset, args.epochs, busy(args.work_ms), PROGRESS_SECONDS, data))
+
+    steps = runs["cli"][0][1]
+    print(f"{args.preset}, {args.epochs:g} epoch(s) = {steps} batches, {args.repeat} round(s); ui consumer: "
+          f"{args.work_ms:g} ms of CPU per report; throttle {PROGRESS_SECONDS} s")
+    print(f"{'run':<18} {'median s':>9} {'batches/s':>10} {'reports':>8} {'time vs cli (per round)':>30}")
+    cli = [s for s, _, _ in runs["cli"]]
+    ratios = {}
+    for name, rs in runs.items():
+        seconds = [s for s, _, _ in rs]
+        ratios[name] = [s / c for s, c in zip(seconds, cli)]
+        rounds = " ".join(f"{r:.2f}x" for r in ratios[name])
+        print(f"{name:<18} {statistics.median(seconds):9.1f} {steps / statistics.median(seconds):10.1f} "
+              f"{rs[0][2]:8d} {rounds:>30}")
+    median = statistics.median(ratios["ui, throttled"])
+    print(f"target: in-app (throttled) time <= {TARGET:.2f}x the cli's: median {median:.2f}x, "
+          f"{'met' if median <= TARGET else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
