@@ -16,14 +16,18 @@ copy (well under a second); obs re-runs the least-squares refits (seconds).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .data import Mnist, load_mnist
 from .network import Network, as_network
-from .pruning import Pruned, Ranking, check_budget, check_mode, check_sparsity, magnitude_scores, prune, rank
-from .reconstruct import ALGORITHMS, ObsPlan, ReconstructConfig, gram, inverse, obs_scores, plan_obs
+from .allocation import Profile, loss_profiles
+from .evaluate import score_logits
+from .pruning import (Pruned, Ranking, apply_masks, check_budget, check_mode, check_sparsity, magnitude_scores,
+                      prune, rank)
+from .reconstruct import (ALGORITHMS, ObsPlan, ReconstructConfig, count_masks, gram, inverse, obs_scores, plan_obs,
+                          removed_counts)
 from .saliency import hessian_diagonal, obd_saliency, random_scores
 
 METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt")
@@ -39,7 +43,10 @@ METHOD_HELP = {  # one line per method, shown beside its name in the app and the
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/(2·[H⁻¹]_qq) and refit the remaining weights",
     "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
 }
-BUDGET_HELP = {"layer": "the same share of every pruned layer", "global": "one threshold across all pruned layers"}
+BUDGET_HELP = {"layer": "the same share of every pruned layer", "global": "one threshold across all pruned layers",
+               "loss-aware": "the split between layers that least raises the calibration loss, from each layer's "
+                             "measured loss-vs-sparsity profile (exact dynamic program, as in OBC/SPDY)"}
+FALLBACK_METHODS = ALGORITHMS  # reconstructions that fall back to magnitude where magnitude scores higher
 
 
 def check_method(method: object) -> str:
@@ -49,17 +56,25 @@ def check_method(method: object) -> str:
     return method  # type: ignore[return-value]
 
 
-def supports(method: str, mode: str) -> bool:
-    """Whether `method` can prune in `mode` (sparsegpt removes single weights only)."""
+def supports(method: str, mode: str, budget: str = "layer") -> bool:
+    """Whether `method` can prune in `mode` under `budget`: sparsegpt removes single weights only, and random,
+    the control, has no loss-aware split (that would make it a loss-driven method)."""
+    check_budget(budget)
+    if budget == "loss-aware" and check_method(method) == "random":
+        return False
     return mode == "weight" or check_method(method) not in WEIGHT_ONLY
 
 
-def check_method_mode(method: object, mode: object) -> tuple[str, str]:
-    """Validate a (method, mode) pair; raises ValueError saying what to use instead."""
+def check_method_mode(method: object, mode: object, budget: object = "layer") -> tuple[str, str]:
+    """Validate a (method, mode, budget) combination; raises ValueError saying what to use instead."""
     check_method(method)
     check_mode(mode)
-    if not supports(method, mode):  # type: ignore[arg-type]
+    check_budget(budget)
+    if mode == "unit" and method in WEIGHT_ONLY:
         raise ValueError(f"{method} prunes single weights only (mode weight); for units use obs")
+    if not supports(method, mode, budget):  # type: ignore[arg-type]
+        raise ValueError(f"{method} is the random control and has no loss-aware budget; use budget layer or "
+                         "global, or another method")
     return method, mode  # type: ignore[return-value]
 
 
@@ -95,7 +110,9 @@ class Plan:
     """A method's sparsity-independent state for one network and mode; `prune(k)` is cheap to repeat.
 
     ranking: for magnitude, random, obd and obd-fisher; obs: for obs and sparsegpt. seconds: time taken to build
-    the plan.
+    the plan. profiles: the loss-aware budget's per-layer loss profiles (ranking methods; obs plans hold their
+    own). baseline and calib: for the reconstruction methods, magnitude's ranking under the same budget
+    (global for loss-aware) and the calibration sample on which a pruned net must not score below it.
     """
 
     net: Network
@@ -106,11 +123,45 @@ class Plan:
     ranking: Ranking | None
     obs: ObsPlan | None
     seconds: float
+    profiles: tuple[Profile, ...] | None = None
+    baseline: Ranking | None = None
+    calib: Calibration | None = None
 
     def prune(self, sparsity: float) -> Pruned:
-        """The pruned network at `sparsity` (obs: with reconstructed weights); the plan's net is unchanged."""
+        """The pruned network at `sparsity` (obs: with reconstructed weights); the plan's net is unchanged.
+
+        A reconstruction method's result is replaced by magnitude's (same budget; global for loss-aware) when
+        magnitude scores a higher accuracy on the calibration sample; the Pruned says so (fallback=True).
+        """
         k = check_sparsity(sparsity)
-        return self.obs.prune(k) if self.obs is not None else prune(self.net, k, ranking=self.ranking)
+        if self.obs is not None:
+            pruned = self.obs.prune(k)
+        elif self.profiles is not None:
+            masks = count_masks(self.ranking, removed_counts(self.ranking, k, self.profiles))
+            pruned = Pruned(apply_masks(self.net, masks, self.mode), tuple(masks), self.mode, k)
+        else:
+            pruned = prune(self.net, k, ranking=self.ranking)
+        if self.baseline is None:
+            return pruned
+        return no_worse_than(pruned, prune(self.net, k, ranking=self.baseline), self.calib)
+
+
+def no_worse_than(pruned: Pruned, baseline: Pruned, calib: Calibration) -> Pruned:
+    """`pruned`, unless `baseline` scores a higher accuracy on the calibration sample (ties: lower loss); then
+    the baseline, marked fallback=True.
+
+    Args:
+        pruned: a method's pruned network.
+        baseline: magnitude's at the same sparsity and budget.
+        calib: the calibration sample (training images).
+
+    Returns:
+        One of the two.
+    """
+    ours, theirs = (score_logits(p.net.logits(calib.x), calib.y) for p in (pruned, baseline))
+    if (theirs.accuracy, -theirs.loss) > (ours.accuracy, -ours.loss):
+        return replace(baseline, fallback=True)
+    return pruned
 
 
 def method_scores(net: Network, method: str, mode: str, calib: Calibration | None = None, seed: int = 0,
@@ -166,8 +217,10 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
         method: one of METHODS ("obd": Gauss-Newton Hessian diagonal, exact for ReLU nets; "obd-fisher": the
             empirical Fisher diagonal; "sparsegpt": weight mode only).
         mode: "weight" or "unit".
-        budget: "layer" (round(k*n) per pruned layer) or "global" (round(k*N) over all pruned layers by one
-            threshold). Comparable scores: magnitude raw |w| / column RMS (see `pruning.rank`), random as is,
+        budget: "layer" (round(k*n) per pruned layer), "global" (round(k*N) over all pruned layers by one
+            threshold) or "loss-aware" (round(k*N) split between the layers by `obd.allocation.allocate` from
+            each layer's measured calibration-loss profile; each layer then prunes by its own order; not for
+            random). Comparable scores: magnitude raw |w| / column RMS (see `pruning.rank`), random as is,
             obd saliencies in loss units, obs relative output error (see `reconstruct.plan_obs`).
         prune_output: prune the logits layer too.
         calib: calibration sample for the methods in NEEDS_CALIBRATION (default: `calibration()`, 4,096 training
@@ -179,20 +232,43 @@ def plan(model, method: str = "magnitude", mode: str = "weight", budget: str = "
         A Plan; `plan.prune(k)` gives the Pruned network at sparsity k.
 
     Raises:
-        ValueError: for an unknown method, mode or budget, or a method the mode does not support (before any
+        ValueError: for an unknown method, mode or budget, or a combination `supports` refuses (before any
             work).
     """
-    check_method_mode(method, mode)
-    check_budget(budget)
+    check_method_mode(method, mode, budget)
     net = as_network(model)
     start = time.perf_counter()
-    ranking = obs = None
-    if method in ALGORITHMS:
+    ranking = obs = profiles = baseline = None
+    if budget == "loss-aware" or method in NEEDS_CALIBRATION:
         calib = calib if calib is not None else calibration()
-        obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method)
+    # scores and ranking budgets: a loss-aware split starts from each layer's own order
+    ranked = "layer" if budget == "loss-aware" else budget
+    if method in ALGORITHMS:
+        obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method, y=calib.y)
+        baseline = rank(net, mode, prune_output, budget="global" if budget == "loss-aware" else budget)
     else:
-        ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, budget), budget)
-    return Plan(net, method, mode, budget, prune_output, ranking, obs, time.perf_counter() - start)
+        ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, ranked), ranked)
+        if budget == "loss-aware":
+            profiles = tuple(ranking_profiles(net, ranking, calib))
+    return Plan(net, method, mode, budget, prune_output, ranking, obs, time.perf_counter() - start, profiles,
+                baseline, calib if baseline is not None else None)
+
+
+def ranking_profiles(net: Network, ranking: Ranking, calib: Calibration) -> list[Profile]:
+    """Loss profiles of a ranking's layers: each pruned alone, by its own order, to each kept count.
+
+    Returns:
+        One Profile per pruned layer (see `obd.allocation.loss_profiles`).
+    """
+    pruned = [i for i, o in enumerate(ranking.orders) if o is not None]
+
+    def variant(i: int, kept: int) -> dict:
+        removed = [ranking.orders[j].size - kept if j == i else 0 for j in range(len(ranking.orders))]
+        mask = count_masks(ranking, removed)[i]
+        return {i: apply_masks(net, [mask if j == i else np.ones(l.kernel.shape, dtype=bool)
+                                     for j, l in enumerate(net.layers)], ranking.mode).layers[i]}
+
+    return loss_profiles(net, calib.x, calib.y, pruned, [ranking.orders[i].size for i in pruned], variant)
 
 
 def prune_with(model, sparsity: float, mode: str = "weight", method: str = "magnitude", budget: str = "layer",

@@ -55,9 +55,14 @@ def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
     if spec.input_norm is not None:  # standardized pixels: a fixed layer that pruning leaves alone
         mean, std = spec.input_norm
         model.add(keras.layers.Normalization(mean=mean, variance=std**2, name="standardize"))
+    def init():  # a new initializer per layer, drawn from the seeded global generator
+        return "glorot_uniform" if spec.init == "glorot" else \
+            keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")  # U(+-1/sqrt(inputs))
+
     for i, units in enumerate(spec.hidden):
-        model.add(keras.layers.Dense(units, activation="relu", use_bias=spec.use_bias, name=f"dense_{i}"))
-    model.add(keras.layers.Dense(CLASSES, use_bias=spec.use_bias, name="logits"))
+        model.add(keras.layers.Dense(units, activation="relu", use_bias=spec.use_bias, kernel_initializer=init(),
+                                     name=f"dense_{i}"))
+    model.add(keras.layers.Dense(CLASSES, use_bias=spec.use_bias, kernel_initializer=init(), name="logits"))
     return model
 
 

@@ -31,12 +31,13 @@ import glob
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import scipy
 from scipy.linalg import cho_factor, cho_solve
 
+from .allocation import Profile, allocate, loss_profiles
 from .network import Layer, Network
 from .pruning import (Pruned, Ranking, apply_masks, check_budget, check_mode, check_sparsity, lowest_first,
                       mask_from_order, prune_count, rank)
@@ -154,6 +155,31 @@ def refit(h: np.ndarray, hinv: np.ndarray, w_opt: np.ndarray, mask: np.ndarray) 
     return out
 
 
+@dataclass(frozen=True)
+class LayerObs:
+    """One layer's OBS problem on given inputs: H, H^-1, the best dense refit w* = H^-1 X^T Y to the target Y,
+    and its entries in OBS order (cheapest to drop alone first); `solve(count)` prunes and refits."""
+
+    h: np.ndarray  # (inputs, inputs) damped Gram matrix
+    hinv: np.ndarray  # (inputs, inputs)
+    w_opt: np.ndarray  # (inputs, units)
+    order: np.ndarray  # (inputs * units,) flat indices, lowest OBS cost first
+
+    def solve(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel, mask) with the `count` cheapest entries dropped and the rest refit: float32 and bool,
+        (inputs, units) each."""
+        mask = mask_from_order(self.order, count, self.w_opt.shape)
+        return refit(self.h, self.hinv, self.w_opt, mask).astype(np.float32), mask
+
+
+def layer_obs(x: np.ndarray, target: np.ndarray, damping: float) -> LayerObs:
+    """Set up OBS for a layer whose inputs are x (n, inputs) and whose pre-activations should be target (n, units)."""
+    h = gram(x, damping)
+    hinv = inverse(h)
+    w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
+    return LayerObs(h, hinv, w_opt, lowest_first(obs_scores(w_opt, hinv)))
+
+
 def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """SparseGPT on one kernel: drop `count` weights and update the later inputs' weights to compensate.
 
@@ -235,6 +261,7 @@ class ObsPlan:
     budget: str
     config: ReconstructConfig
     algorithm: str = "obs"  # "obs" (mask by OBS score, least-squares refit) or "sparsegpt" (weight mode)
+    profiles: tuple[Profile, ...] | None = None  # loss-aware budget: each pruned layer's loss profile
 
     @property
     def damping(self) -> float:
@@ -243,25 +270,56 @@ class ObsPlan:
     def prune(self, sparsity: float) -> Pruned:
         """Prune to `sparsity` and reconstruct; returns Pruned whose net holds the refit weights."""
         k = check_sparsity(sparsity)
-        masks = self.ranking.masks(k)
+        removed = self.removed(k)
         if self.mode == "unit":
+            masks = count_masks(self.ranking, removed)
             kernels = _refit_units(self.net, self.acts, masks, self.damping)
             net = apply_masks(self.net.with_weights(kernels, [l.bias for l in self.net.layers]), masks, "unit")
             return Pruned(net, tuple(masks), "unit", k)
-        if self.budget == "global":
-            counts = [int((~m).sum()) for m in masks]
-        else:
-            counts = [0 if o is None else prune_count(k, o.size) for o in self.ranking.orders]
+        counts = removed
         if self.algorithm == "sparsegpt":
             net, masks = _sparsegpt_weights(self.net, self.acts[0], counts, self.damping, self.config.sparsegpt_block)
         else:
             net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping)
         return Pruned(net, tuple(masks), "weight", k)
 
+    def removed(self, sparsity: float) -> list[int]:
+        """How many entries (weight mode) or units (unit mode) each layer loses at `sparsity` under the budget."""
+        return removed_counts(self.ranking, sparsity, self.profiles)
+
+
+def count_masks(ranking: Ranking, removed: Sequence[int]) -> list[np.ndarray]:
+    """Kernel-shaped bool masks (True = kept) dropping the first removed[i] entries (or units) of each layer's
+    order."""
+    out = []
+    for order, count, shape in zip(ranking.orders, removed, ranking.shapes):
+        if order is None:
+            out.append(np.ones(shape, dtype=bool))
+        elif ranking.mode == "weight":
+            out.append(mask_from_order(order, count, shape))
+        else:
+            out.append(np.broadcast_to(mask_from_order(order, count, (shape[1],)), shape))
+    return out
+
+
+def removed_counts(ranking: Ranking, sparsity: float, profiles: Sequence[Profile] | None = None) -> list[int]:
+    """Per layer, how many entries (weight mode) or units (unit mode) go at `sparsity`.
+
+    With loss profiles (loss-aware budget) the pruned layers together lose round(k*N) of their N items, split
+    by `obd.allocation.allocate`; otherwise the ranking's own budget decides (per layer or one threshold).
+    """
+    k = check_sparsity(sparsity)
+    sizes = [0 if o is None else o.size for o in ranking.orders]
+    if profiles is None:
+        return [int((~m[0] if ranking.mode == "unit" else ~m).sum()) if size else 0
+                for m, size in zip(ranking.masks(k), sizes)]
+    kept = iter(allocate(profiles, sum(sizes) - prune_count(k, sum(sizes))))
+    return [size - next(kept) if size else 0 for size in sizes]
+
 
 def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "layer",
              prune_output: bool = False, config: ReconstructConfig = ReconstructConfig(),
-             algorithm: str = "obs") -> ObsPlan:
+             algorithm: str = "obs", y: np.ndarray | None = None) -> ObsPlan:
     """Precompute OBS state for a network: calibration activations and, per mode, orders or global scores.
 
     Args:
@@ -277,12 +335,16 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
         prune_output: prune the logits layer too.
         config: damping (and SparseGPT's block size).
         algorithm: "obs" (mask by OBS score, then least-squares refit) or "sparsegpt" (weight mode only).
+        y: (n,) labels of x; the "loss-aware" budget needs them: it measures each layer's calibration loss
+            when that layer alone is pruned (and reconstructed) to each of `allocation.PROFILE_KEPT`, then
+            splits round(k*N) between the layers by `allocation.allocate`.
 
     Returns:
         An ObsPlan; `plan.prune(k)` reconstructs at any sparsity.
 
     Raises:
-        ValueError: for an unknown mode, budget or algorithm, or "sparsegpt" with mode "unit".
+        ValueError: for an unknown mode, budget or algorithm, "sparsegpt" with mode "unit", or the loss-aware
+            budget without labels.
     """
     check_mode(mode)
     check_budget(budget)
@@ -290,11 +352,30 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
     if algorithm == "sparsegpt" and mode != "weight":
         raise ValueError("sparsegpt prunes single weights only (mode weight); for units use obs")
+    if budget == "loss-aware" and y is None:
+        raise ValueError("the loss-aware budget needs the calibration labels y")
     acts = tuple(net.activations(x))
     last = len(net.layers) - 1
     pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
     if mode == "weight":  # only per-layer counts are needed; a global budget splits them by magnitude
-        return ObsPlan(net, mode, acts, rank(net, mode, prune_output, budget=budget), budget, config, algorithm)
+        ranking = rank(net, mode, prune_output, budget="layer" if budget == "loss-aware" else budget)
+        profiles = None
+        if budget == "loss-aware":
+            damping = config.damping(mode, algorithm)
+            solvers = {i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping)
+                       for i in pruned if algorithm == "obs"}
+
+            def variant(i: int, kept: int) -> dict[int, Layer]:
+                layer = net.layers[i]
+                if algorithm == "obs":
+                    kernel = solvers[i].solve(layer.kernel.size - kept)[0]
+                else:
+                    kernel = sparsegpt(gram(acts[i], damping), layer.kernel, layer.kernel.size - kept,
+                                       config.sparsegpt_block)[0].astype(np.float32)
+                return {i: layer.replace(kernel, layer.bias)}
+
+            profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].kernel.size for i in pruned], variant))
+        return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles)
     orders, costs = [], []
     for i, layer in enumerate(net.layers):
         if i == last:  # no next layer: order the output units by their output energy
@@ -317,7 +398,23 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
         global_order = position[np.lexsort((step, cost))]
     ranking = Ranking("unit", tuple(o if i in pruned else None for i, o in enumerate(orders)),
                       tuple(l.kernel.shape for l in net.layers), global_order)
-    return ObsPlan(net, mode, acts, ranking, budget, config)
+    profiles = None
+    if budget == "loss-aware":
+        def variant(i: int, kept: int) -> dict[int, Layer]:
+            layer = net.layers[i]
+            live = np.ones(layer.units, dtype=bool)
+            live[orders[i][: layer.units - kept]] = False
+            bias = None if layer.bias is None else np.where(live, layer.bias, np.float32(0))
+            out = {i: layer.replace(np.where(live, layer.kernel, np.float32(0)), bias)}
+            if i < last:  # the next layer's live rows absorb the loss of the removed units
+                nxt = net.layers[i + 1]
+                x_next = np.where(live, acts[i + 1], np.float32(0))  # (n, units)
+                out[i + 1] = nxt.replace(_refit_rows(x_next, live, acts[i + 1] @ nxt.kernel, nxt.kernel,
+                                                     config.unit_damping), nxt.bias)
+            return out
+
+        profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].units for i in pruned], variant))
+    return ObsPlan(net, mode, acts, ranking, budget, config, "obs", profiles)
 
 
 def _forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -336,13 +433,8 @@ def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: lis
     for i, layer in enumerate(net.layers):
         if counts[i] == 0 and not changed:
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
-        else:
-            h = gram(x, damping)
-            hinv = inverse(h)
-            target = acts[i] @ layer.kernel  # the dense pre-activation (without bias), (n, units)
-            w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
-            mask = mask_from_order(lowest_first(obs_scores(w_opt, hinv)), counts[i], layer.kernel.shape)
-            kernel = refit(h, hinv, w_opt, mask).astype(np.float32)
+        else:  # the target: the dense pre-activation (without bias), (n, units)
+            kernel, mask = layer_obs(x, acts[i] @ layer.kernel, damping).solve(counts[i])
             changed = True
         kernels.append(kernel)
         masks.append(mask)
@@ -366,19 +458,28 @@ def _sparsegpt_weights(net: Network, x: np.ndarray, counts: list[int], damping: 
     return net.with_weights(kernels, [l.bias for l in net.layers]), masks
 
 
+def _refit_rows(x: np.ndarray, live: np.ndarray, target: np.ndarray, kernel: np.ndarray,
+                damping: float) -> np.ndarray:
+    """A kernel whose live input rows are refit by least squares so that x @ kernel matches target.
+
+    x: (n, inputs) the layer's inputs; live: (inputs,) bool; target: (n, units). Returns (inputs, units) float32.
+    """
+    if live.all() or not live.any():
+        return kernel
+    rows = np.flatnonzero(live)
+    xs = x[:, rows]  # (n, live inputs)
+    out = kernel.copy()
+    out[rows] = cho_solve(cho_factor(gram(xs, damping)), xs.T.astype(np.float64) @ target)
+    return out
+
+
 def _refit_units(net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndarray],
                  damping: float) -> list[np.ndarray]:
     """Refit each kernel's live input rows to the dense pre-activations once any unit upstream is gone."""
     x = acts[0]
     kernels, live = [], np.ones(net.layers[0].inputs, dtype=bool)  # live: (inputs,) of the current layer
     for i, layer in enumerate(net.layers):
-        kernel = layer.kernel
-        if not live.all() and live.any():
-            rows = np.flatnonzero(live)
-            xs = x[:, rows]  # (n, live inputs)
-            rhs = xs.T.astype(np.float64) @ (acts[i] @ layer.kernel)  # (live inputs, units)
-            kernel = kernel.copy()
-            kernel[rows] = cho_solve(cho_factor(gram(xs, damping)), rhs)
+        kernel = _refit_rows(x, live, acts[i] @ layer.kernel, layer.kernel, damping)
         kernel = np.where(masks[i], kernel, np.float32(0))
         kernels.append(kernel)
         live = masks[i].any(axis=0)
