@@ -23,7 +23,9 @@ METHOD_COLORS = {"magnitude": OKABE_ITO["blue"], "random": GREY, "obd": OKABE_IT
                  "obd-fisher": OKABE_ITO["orange"], "obs": OKABE_ITO["green"], "sparsegpt": OKABE_ITO["purple"]}
 SPARE_COLORS = (OKABE_ITO["sky"], OKABE_ITO["black"], OKABE_ITO["yellow"])  # for methods not named above
 MODE_DASH = {"weight": "solid", "unit": "dash"}
-FINETUNED_DASH = {"weight": "dot", "unit": "dashdot"}  # dotted = fine-tuned, still telling the modes apart
+# the dotted variant of each mode's style, for derived lines (fine-tuned curves, ideal latencies): still
+# telling the modes apart
+DOTTED_DASH = {"weight": "dot", "unit": "dashdot"}
 X_AXES = ("compression", "sparsity")
 # a horizontal legend above the plot: it wraps into rows on a phone and pushes the plot down, never squeezing
 # it to a strip beside a legend column, and never collides with the two-line sparsity ticks below
@@ -181,7 +183,7 @@ def methods_figure(records: Sequence, current: tuple[str, str, float] | None = N
             # markers on the measured points: the lines between them are interpolation, and a click (which
             # moves the app there) selects markers only
             mode="lines+markers",
-            line=dict(color=colours[method], dash=(FINETUNED_DASH if epochs else MODE_DASH).get(mode, "solid")),
+            line=dict(color=colours[method], dash=(DOTTED_DASH if epochs else MODE_DASH).get(mode, "solid")),
             marker=dict(symbol="diamond", size=10, line=dict(color="white", width=1)) if epochs else dict(size=6),
             hovertemplate=f"{where}: %{{y:.4g}}{unit_text}<extra>{name}</extra>")
         if epochs:
@@ -240,7 +242,8 @@ def speed_figure(records: Sequence[dict], batch: int = 10_000, current: float | 
 
     Returns:
         A plotly Figure: milliseconds per call on a log axis with round ticks. Solid = measured, dotted = ideal
-        (dense ms / ideal speed-up); dash = unit pruning. customdata per point: [sparsity %, speed-up ×].
+        (dense ms / ideal speed-up), dash-dotted for unit pruning; dash = unit pruning; open markers = noisy readings. customdata per measured
+        point: [sparsity %, speed-up, `speedup_text`], the reading's own words.
 
     Raises:
         ValueError: for an unknown x_axis.
@@ -257,15 +260,15 @@ def speed_figure(records: Sequence[dict], batch: int = 10_000, current: float | 
             fig.add_trace(go.Scatter(
                 x=axis_position([r["sparsity"] for r in rs], x_axis), y=[r["ms"] for r in rs], name=name,
                 mode="lines+markers", line=dict(color=ENGINE_COLORS[engine], dash=MODE_DASH[mode]),
-                customdata=[[100 * r["sparsity"], r["speedup"]] for r in rs],
-                hovertemplate="%{customdata[0]:g} %: %{y:.3g} ms, %{customdata[1]:.2f}× dense<extra>" + name
-                              + "</extra>"))
+                marker=dict(symbol=["circle-open" if r.get("noisy") else "circle" for r in rs], size=8),
+                customdata=[[100 * r["sparsity"], r["speedup"], speedup_text(r)] for r in rs],
+                hovertemplate="%{customdata[0]:g} %: %{y:.3g} ms, %{customdata[2]}<extra>" + name + "</extra>"))
         dense = sorted((r for r in rows if r["mode"] == mode and r["engine"] == "dense"), key=lambda r: r["sparsity"])
         if dense:
             fig.add_trace(go.Scatter(
                 x=axis_position([r["sparsity"] for r in dense], x_axis),
                 y=[r["ms"] / r["ideal_speedup"] for r in dense],
-                name=f"ideal ({mode} pruning)", mode="lines", line=dict(color=IDEAL_COLOR, dash="dot"),
+                name=f"ideal ({mode} pruning)", mode="lines", line=dict(color=IDEAL_COLOR, dash=DOTTED_DASH[mode]),
                 customdata=[[100 * r["sparsity"], r["ideal_speedup"]] for r in dense],
                 hovertemplate="%{customdata[0]:g} %: ideal %{y:.3g} ms, %{customdata[1]:.1f}× dense<extra>ideal, "
                               + mode + "</extra>"))
@@ -279,11 +282,28 @@ def speed_figure(records: Sequence[dict], batch: int = 10_000, current: float | 
     return fig
 
 
+def speedup_text(record: dict) -> str:
+    """A `bench` record's speed-up as the speed figure and reading both show it: "4.10× dense", plus its
+    interquartile range where that differs at the printed precision, and "noisy" where the reading was taken
+    while other work used the machine (or had to be capped).
+
+    Args:
+        record: an `obd.engines.bench` record (speedup_low, speedup_high and noisy optional).
+
+    Returns:
+        E.g. "4.10× dense (range 3.90–4.30×, noisy)".
+    """
+    low, high = record.get("speedup_low", record["speedup"]), record.get("speedup_high", record["speedup"])
+    notes = ([f"range {low:.2f}–{high:.2f}×"] if f"{low:.2f}" != f"{high:.2f}" else []) + (
+        ["noisy"] if record.get("noisy") else [])
+    return f"{record['speedup']:.2f}× dense" + (f" ({', '.join(notes)})" if notes else "")
+
+
 def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000) -> str:
-    """A one-line honest reading of measured `bench` records, in the speed figure's numbers and notation, e.g.
+    """A one-line honest reading of measured `bench` records, in the speed figure's words (`speedup_text`), e.g.
     "weight pruning at 60 % is not faster on this CPU (sparse 0.93× dense, ideal 2.5×); unit pruning at 60 % is
-    faster on this CPU (shrunk 4.10× dense, ideal 5.4×), at batch 10,000." Uses the nearest measured sparsity and
-    says so when it differs.
+    faster on this CPU (shrunk 4.10× dense (range 3.90–4.30×), ideal 5.4×), at batch 10,000." Uses the nearest
+    measured sparsity and says so when it differs.
 
     Args:
         records: `obd.engines.bench` records.
@@ -302,7 +322,7 @@ def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000)
         faster = r["speedup"] >= SPEED_NOISE
         nearest = "" if abs(r["sparsity"] - sparsity) < 0.005 else f" (nearest measured: {100 * r['sparsity']:g} %)"
         parts.append(f"{mode} pruning at {100 * sparsity:g} %{nearest} is {'' if faster else 'not '}faster on this "
-                     f"CPU ({r['engine']} {r['speedup']:.2f}× dense, ideal {r['ideal_speedup']:.1f}×)")
+                     f"CPU ({r['engine']} {speedup_text(r)}, ideal {r['ideal_speedup']:.1f}×)")
     if not parts:
         return f"no speed measured at batch {batch:,}"
     return "; ".join(parts) + f", at batch {batch:,}."
