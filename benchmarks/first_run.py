@@ -1,0 +1,190 @@
+"""First run and later starts as a new user meets them (issue 14): a fresh clone set up the README's way,
+`streamlit run app.py`, Debian's chromium opening the page.
+
+- first run: a `git clone` of the repository's HEAD into a temp folder, a `.venv` inside it (the README's
+  layout: what Streamlit's file watcher would crawl), an empty OBD_CACHE_DIR. Prints seconds from the server's
+  launch until the first usable page (a metric of the metrics row is visible) and until the default model is
+  shown (the page names the default preset's sizes, "784 → 1000 → … → 10", wherever it writes them).
+- later start: the same clone and venv with the cache filled (by the first run, or with the default model's
+  files copied from `--cache-from`): seconds from launch to metrics, `--runs` times (the first start after
+  this change also writes the network's .npz beside a .keras cached before it).
+
+The venv: `--venv hardlink` (the default) hard-links this checkout's installed .venv into the clone (`cp -al`:
+no network, seconds, the same 2.5 GB tree inside the project); `--venv fresh` runs the README's
+`python3.11 -m venv .venv && pip install -r requirements.txt` (network, minutes). Either way the install time
+is printed apart from the start-up times. MNIST comes from $OBD_MNIST_PATH (this machine is offline).
+The clock starts when the server is launched; the browser is started before (a user's is already open).
+
+Selectors: Streamlit's `[data-testid='stMetric']` (visible) for "usable", and the page's text for the default
+model's sizes, so that either holds whichever element (caption, banner) the page puts them in.
+
+Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both]
+           [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--timeout 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+
+from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, healthy
+from obd.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
+from obd.netfile import cache_path
+
+TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0}
+METRIC = "[data-testid='stMetric']"
+FIRST_CONTENT = "[data-testid='stMetric'], [data-testid='stProgress'], [data-testid='stAlert']"
+DEFAULT_SIZES = " → ".join(map(str, (INPUTS, *preset_spec(DEFAULT_PRESET).hidden, CLASSES)))
+
+
+def clone(source: Path, dest: Path) -> None:
+    """A fresh clone of `source`'s HEAD (committed work only, as a user would get it)."""
+    subprocess.run(["git", "clone", "--quiet", str(source), str(dest)], check=True)
+
+
+def make_venv(project: Path, how: str) -> float:
+    """Set up `project/.venv`; returns the seconds it took."""
+    start = time.perf_counter()
+    venv = project / ".venv"
+    if how == "hardlink":
+        subprocess.run(["cp", "-al", str(ROOT / ".venv"), str(venv)], check=True)
+    else:
+        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r",
+                        str(project / "requirements.txt")], check=True, cwd=project)
+    return time.perf_counter() - start
+
+
+def fill_cache(cache: Path, source: Path) -> None:
+    """Copy the default model's cache files (.keras, and its .json/.npz where present) from `source` to `cache`."""
+    name = cache_path(preset_spec(DEFAULT_PRESET), preset_train_config(DEFAULT_PRESET)).name
+    keras_file = source / name
+    if not keras_file.is_file():
+        raise SystemExit(f"first_run: error: {keras_file} is missing; train it first (python -m obd train) or run "
+                         "--phase both")
+    for suffix in (".keras", ".json", ".npz"):
+        f = keras_file.with_suffix(suffix)
+        if f.is_file():
+            shutil.copy2(f, cache / f.name)
+
+
+def start(project: Path, cache: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
+    """`streamlit run app.py` in `project` with its own venv, as the README says (headless, a free port; the app's
+    .streamlit/config.toml decides everything else). Returns the process, its URL and its launch time."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OBD_PRESET", "VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(OBD_CACHE_DIR=str(cache), PATH=f"{project / '.venv' / 'bin'}:{env.get('PATH', '')}")
+    cmd = [str(project / ".venv" / "bin" / "python"), "-m", "streamlit", "run", "app.py", "--server.headless",
+           "true", "--server.address", "127.0.0.1", "--server.port", str(port)]
+    launched = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}", launched
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the server we started (its own process group: streamlit and any worker it spawned)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, wait_default: bool) -> dict:
+    """Launch the server, open the page, and time what the user sees (seconds from launch)."""
+    proc, url, launched = start(project, cache, log)
+    out: dict[str, float | str | None] = {}
+    try:
+        while not healthy(url):
+            if proc.poll() is not None or time.perf_counter() - launched > timeout_s:
+                raise RuntimeError(f"streamlit did not start (exit code {proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        out["health_s"] = time.perf_counter() - launched
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, timeout=timeout_s * 1000)
+        first = page.wait_for_selector(FIRST_CONTENT, state="visible", timeout=timeout_s * 1000)
+        out["first_content_s"] = time.perf_counter() - launched
+        out["first_content"] = first.get_attribute("data-testid")
+        page.wait_for_selector(METRIC, state="visible", timeout=timeout_s * 1000)
+        out["usable_s"] = time.perf_counter() - launched
+        if wait_default:  # None when it is not shown in time: the page is then left as it was
+            left = max(1.0, timeout_s - (time.perf_counter() - launched))
+            try:
+                page.wait_for_function("s => document.body.innerText.includes(s)", arg=DEFAULT_SIZES, polling=250,
+                                       timeout=left * 1000)
+                page.wait_for_selector(METRIC, state="visible", timeout=left * 1000)
+                out["default_shown_s"] = time.perf_counter() - launched
+            except PlaywrightTimeout:
+                out["default_shown_s"] = None
+        page.close()
+    finally:
+        stop(proc)
+    return out
+
+
+def verdict(value: float | None, target: float) -> str:
+    return "not measured" if value is None else f"{value:6.1f} s (target <= {target:g} s: " \
+                                                f"{'met' if value <= target else 'NOT met'})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=("first", "later", "both"), default="both")
+    ap.add_argument("--venv", choices=("hardlink", "fresh"), default="hardlink")
+    ap.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone (its HEAD)")
+    ap.add_argument("--cache-from", type=Path, default=Path.home() / ".cache" / "obd",
+                    help="later phase alone: the cache folder to copy the default model's files from")
+    ap.add_argument("--runs", type=int, default=3, help="later starts to measure")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each page state")
+    args = ap.parse_args()
+    if not os.environ.get("OBD_MNIST_PATH"):
+        raise SystemExit("first_run: error: set OBD_MNIST_PATH to an mnist.npz (this benchmark never downloads)")
+    work = Path(tempfile.mkdtemp(prefix="obd-first-run-"))
+    project, cache, log = work / "obd", work / "cache", work / "streamlit.log"
+    cache.mkdir()
+    try:
+        clone(args.source, project)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True,
+                              text=True).stdout.strip()
+        install_s = make_venv(project, args.venv)
+        print(f"clone of {args.source} at {head} in {project}; .venv ({args.venv}) set up in {install_s:.1f} s "
+              "(not counted below)", flush=True)
+        if args.phase == "later":
+            fill_cache(cache, args.cache_from.expanduser())
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            if args.phase in ("first", "both"):
+                first = open_page(browser, project, cache, log, args.timeout, wait_default=True)
+                print(f"first run (empty cache): health {first['health_s']:.1f} s; first thing shown "
+                      f"{first['first_content']} at {first['first_content_s']:.1f} s", flush=True)
+                print(f"  usable page:          {verdict(first.get('usable_s'), TARGETS['usable_s'])}")
+                print(f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}")
+            if args.phase in ("later", "both"):
+                for i in range(args.runs):
+                    later = open_page(browser, project, cache, log, args.timeout, wait_default=False)
+                    print(f"later start {i + 1} (cache filled): health {later['health_s']:.1f} s; metrics "
+                          f"{verdict(later['usable_s'], TARGETS['later_metrics_s'])}", flush=True)
+            browser.close()
+        watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]
+        print(f"server log: {log} ({len(watcher)} file-watcher warnings)")
+    finally:
+        shutil.rmtree(project / ".venv", ignore_errors=True)  # hard links or 2.5 GB: never left behind
+
+
+if __name__ == "__main__":
+    sys.exit(main())
