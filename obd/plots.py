@@ -424,7 +424,7 @@ PRESENTER_SCALE = 1.6  # 12 px text becomes 19 px: readable from the back of a r
 
 def style_for_presenter(fig: go.Figure, scale: float = PRESENTER_SCALE) -> go.Figure:
     """A copy of `fig` in large type for a projector (the dashboard's `?present=1`): every font, line and
-    marker scaled up.
+    marker scaled up, the legend in a column beside the plot (a short, wide screen).
 
     Args:
         fig: any figure of this module.
@@ -441,7 +441,10 @@ def style_for_presenter(fig: go.Figure, scale: float = PRESENTER_SCALE) -> go.Fi
     big = go.Figure(fig)
     grow = float(np.sqrt(scale))
     big.update_layout(font_size=round(12 * scale), title_font_size=round(17 * scale),
-                      hoverlabel_font_size=round(13 * scale))
+                      hoverlabel_font_size=round(13 * scale),
+                      # a projector is wide and short: the legend goes beside the plot, not in rows under it
+                      legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top", yref="paper",
+                                  font_size=round(9 * scale), tracegroupgap=0))  # 10 entries fit a 360 px chart
     for trace in big.data:
         if trace.type != "scatter":
             continue
