@@ -283,6 +283,7 @@ def test_presenter_style_scales_the_type_and_leaves_the_figure_alone():
     fig = plots.methods_figure(records, current=("magnitude", "weight", 0.5))
     big = plots.style_for_presenter(fig)
     assert big.layout.font.size >= 19 and fig.layout.font.size is None
+    assert (big.layout.legend.orientation, fig.layout.legend.orientation) == ("v", "h")  # beside: a wide screen
     assert trace(big, "magnitude, weight").marker.size > trace(fig, "magnitude, weight").marker.size
     with pytest.raises(ValueError, match="at least 1"):
         plots.style_for_presenter(fig, 0.5)
