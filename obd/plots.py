@@ -27,8 +27,8 @@ MODE_DASH = {"weight": "solid", "unit": "dash"}
 # telling the modes apart
 DOTTED_DASH = {"weight": "dot", "unit": "dashdot"}
 X_AXES = ("compression", "sparsity")
-# a horizontal legend above the plot: it wraps into rows on a phone and pushes the plot down, never squeezing
-# it to a strip beside a legend column, and never collides with the two-line sparsity ticks below
+# a horizontal legend at the bottom of the chart: it wraps into rows on a phone and pushes the plot up, never
+# squeezing it to a strip beside a legend column, and never overlaps the two-line sparsity ticks or axis title
 PHONE_LEGEND = dict(orientation="h", x=0, xanchor="left", yref="container", y=0, yanchor="bottom")
 # the compression axis labels these sparsities; 25 % (1.33×) would collide with 0 % on a phone, so it and the
 # other swept sparsities get unlabelled grid lines
