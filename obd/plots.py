@@ -408,8 +408,15 @@ def layer_sparsity_figure(report) -> go.Figure:
 
 
 def class_accuracy_figure(dense: np.ndarray, pruned: np.ndarray) -> go.Figure:
-    """Per-class test accuracy (fractions, one per digit) of the dense and the pruned network, every digit
-    labelled (a category axis: plotly would read "0".."9" as numbers and label every other one)."""
+    """Per-class test accuracy of the dense and the pruned network, every digit labelled.
+
+    Args:
+        dense: (classes,) accuracy fractions of the dense network, one per digit.
+        pruned: (classes,) the same for the pruned network.
+
+    Returns:
+        A grouped bar chart on a category axis (plotly would read "0".."9" as numbers and label every other one).
+    """
     digits = [str(d) for d in range(len(dense))]
     fig = go.Figure([go.Bar(name="dense", x=digits, y=100 * np.asarray(dense), marker_color=GREY),
                      go.Bar(name="pruned", x=digits, y=100 * np.asarray(pruned), marker_color=OKABE_ITO["vermillion"])])
