@@ -18,16 +18,16 @@ from obd.config import PRESETS
 from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
-from ui import about, curves, metrics, predictions, shared, speed, weights
+from ui import about, curves, lesson, metrics, predictions, shared, speed, weights
 from ui.state import QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, write_url
 
 VIEWS = ("Curves", "Weights", "Predictions", "Speed", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
 PRESENT_CSS = """
 <style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
-[data-testid="stMetricValue"] { font-size: 2.4rem; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.2rem; padding-bottom: 0; }
+html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
+[data-testid="stMetricValue"] { font-size: 2rem; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 0.6rem 1.5rem 0 1.5rem; }
 [data-testid="stHeader"] { display: none; }
 </style>
 """
@@ -88,7 +88,7 @@ def model_ui(present: bool) -> ModelKey:
 def _on_mode() -> None:
     if not supports(st.session_state.method, st.session_state.mode):
         st.session_state.method_note = (f"{st.session_state.method} prunes single weights only: "
-                                        "switched to obs for units.")
+                                        "switched to obs for units.", "obs", st.session_state.mode)
         st.session_state.method = "obs"  # the reconstruction method that also removes units
 
 
@@ -101,8 +101,11 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
     method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
     if not present:
         sb.caption(METHOD_HELP[method])  # visible, not only in a tooltip
-    if note := st.session_state.pop("method_note", None):
-        sb.info(note)
+    if note := st.session_state.get("method_note"):  # shown until the method or the mode changes again
+        if note[1:] == (method, mode):
+            sb.info(note[0])
+        else:
+            del st.session_state.method_note
     budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True,
                                   help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()))
     sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity", on_change=_on_slider,
@@ -159,15 +162,25 @@ def _training_banner(name: str, job) -> None:
 
 
 # ---------------------------------------------------------------- page
+def _state() -> tuple:
+    s = st.session_state
+    return s.get("mode"), s.get("method"), s.get("budget"), s.get("sparsity"), s.get("preset")
+
+
 def main() -> None:
     st.set_page_config(page_title="obd · pruning lab", page_icon="✂️", layout="wide")
     problems = init_state_from_url()
+    if bad_lesson := lesson.start_from_url(VIEWS):
+        problems.append(bad_lesson)
+    if problems:  # shown until the first control is moved (polls rerun the page too)
+        st.session_state.url_problems = (problems, _state())
     present = bool(st.session_state.get("present"))
     if present:
         st.html(PRESENT_CSS)
     else:
         st.title("obd — pruning lab")
-    for p in problems:
+    problems, at = st.session_state.get("url_problems", ([], None))
+    for p in problems if at == _state() else ():
         st.warning(p)
     try:
         shared.data()
@@ -186,8 +199,11 @@ def main() -> None:
     st.caption(f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "
                f"at {k} % ({c.budget} budget)")
     v = View(key, c, k, present)
+    lesson_box = st.container()  # above the numbers it quotes, filled once they exist
     cur = metrics.render(v)
-    tabs = st.tabs(VIEWS, key="view", on_change="rerun")  # lazy: only the open tab's code runs
+    with lesson_box:
+        lesson.render(v, cur, VIEWS)
+    tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
     opened = dict(zip(VIEWS, tabs))
     if opened["Curves"].open:
         with opened["Curves"]:

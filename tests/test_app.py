@@ -5,6 +5,7 @@ seconds into the test session's temporary cache)."""
 import base64
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,27 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300  # the first run trains the tiny preset
 
 
-def open_app(**params) -> AppTest:
+def waiting(at: AppTest) -> bool:
+    """Whether the page still waits for a background job (a progress bar, or a latency being measured)."""
+    return bool(at.get("progress")) or any(m.value == "measuring…" for m in at.metric)
+
+
+def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Rerun the page (as its polling fragments do in a browser) until no background job is pending."""
+    deadline = time.monotonic() + timeout
+    while waiting(at) and not at.exception:
+        assert time.monotonic() < deadline, "the page did not settle"
+        time.sleep(0.2)
+        at.run()
+    return at
+
+
+def open_app(settled: bool = True, **params) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for name, value in {"preset": "tiny", **params}.items():
         at.query_params[name] = value
-    return at.run()
+    at.run()
+    return settle(at) if settled else at
 
 
 def metric(at: AppTest, label: str):
@@ -57,17 +74,18 @@ def test_app_starts_from_a_url_and_shows_obds_numbers(tiny, mnist):
     assert not at.warning and not at.error
     lat = metric(at, "Latency, batch 100")  # the tiny net runs in microseconds: never shown as "0.0 ms"
     assert re.fullmatch(r"[1-9]\d* µs|[1-9][\d.]* ms", lat.value), lat.value
-    assert re.fullmatch(r"\d+\.\d× (faster|slower) · (dense|shrunk|sparse)", lat.delta), lat.delta
+    assert re.fullmatch(r"\d+\.\d(–\d+\.\d)?× (faster|slower) · (dense|shrunk|sparse) · FLOPs \d+\.\d×", lat.delta), \
+        lat.delta
 
 
 def test_moving_the_slider_and_the_mode_updates_the_metrics(tiny, mnist):
     at = open_app(mode="weight", sparsity="50")
     assert_metrics_match(at, tiny, mnist, "magnitude", "weight", 50)
-    at.slider(key="sparsity").set_value(95).run()
+    settle(at.slider(key="sparsity").set_value(95).run())
     assert_metrics_match(at, tiny, mnist, "magnitude", "weight", 95)
-    at.segmented_control(key="mode").set_value("unit").run()
+    settle(at.segmented_control(key="mode").set_value("unit").run())
     assert_metrics_match(at, tiny, mnist, "magnitude", "unit", 95)
-    at.selectbox(key="method").set_value("random").run()
+    settle(at.selectbox(key="method").set_value("random").run())
     assert_metrics_match(at, tiny, mnist, "random", "unit", 95)
 
 
@@ -96,14 +114,14 @@ def test_the_global_budget_gives_obds_global_numbers(tiny, mnist, mode):
     layer, _ = expected(tiny, mnist, "magnitude", mode, 80)
     assert metric(at, "Test accuracy").value != f"{100 * layer.accuracy:.2f} %", "the budget changes the result"
     assert "global budget" in at.caption[0].value
-    at.segmented_control(key="budget").set_value("layer").run()
+    settle(at.segmented_control(key="budget").set_value("layer").run())
     assert_metrics_match(at, tiny, mnist, "magnitude", mode, 80, "layer")
 
 
 def test_sparsegpt_is_offered_for_weights_only(tiny, mnist):
     at = open_app(mode="weight", sparsity="70", method="sparsegpt")
     assert_metrics_match(at, tiny, mnist, "sparsegpt", "weight", 70)
-    at.segmented_control(key="mode").set_value("unit").run()
+    settle(at.segmented_control(key="mode").set_value("unit").run())
     options = at.selectbox(key="method").options  # as shown: "obs — Optimal Brain Surgeon, …"
     assert at.selectbox(key="method").value == "obs" and any(o.startswith("obs") for o in options)
     assert not any(o.startswith("sparsegpt") for o in options)
@@ -155,7 +173,7 @@ def test_a_good_upload_is_used(mnist, tmp_path):
     path = save_model(model, tmp_path / "mine.keras")
     at = open_app(mode="weight", sparsity="0")
     at.sidebar.file_uploader[0].set_value(("mine.keras", path.read_bytes(), "application/octet-stream"))
-    at.run()
+    settle(at.run())
     assert not at.exception and "upload" in at.caption[0].value
     acc = evaluate(from_keras(model), mnist.x_test, mnist.y_test).accuracy
     assert metric(at, "Test accuracy").value == f"{100 * acc:.2f} %"
@@ -181,14 +199,14 @@ def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist)
     at = open_app(mode="weight", sparsity="90")
     at.number_input(key="ft_epochs").set_value(0.1)
     at.number_input(key="ft_steps").set_value(2)
-    next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run()
+    settle(next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run())
     assert not at.exception and "9 points" in at.success[0].value and "in 2 pruning steps" in at.success[0].value
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first
     tuned = next(t for t in traces if t.get("name") == "magnitude, weight, fine-tuned 0.1 ep in 2 steps")
-    assert tuned["x"] == pytest.approx([25, 50, 60, 70, 80, 90, 95, 97, 99])
+    assert [c[2] for c in tuned["customdata"]] == pytest.approx([25, 50, 60, 70, 80, 90, 95, 97, 99])
     one_shot = next(t for t in traces if t.get("name") == "magnitude, weight")
     assert tuned["y"][-1] > one_shot["y"][-1] + 5, "fine-tuning recovers accuracy at 99 %"
-    at.segmented_control(key="budget").set_value("global").run()
+    settle(at.segmented_control(key="budget").set_value("global").run())
     names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     assert not any("fine-tuned" in str(n) for n in names), "layer-budget fine-tuning is not drawn for global"
 
@@ -198,23 +216,54 @@ def test_gradual_steps_are_off_for_the_reconstruction_methods():
     assert at.number_input(key="ft_steps").disabled and not at.exception
 
 
-def test_compare_all_methods_draws_every_curve_and_new_sessions_keep_them():
+def test_compare_all_methods_draws_every_curve_but_only_in_that_session():
     # the global budget's curves: the layer budget's, which other tests' sessions show, stay magnitude only
     at = open_app(mode="weight", sparsity="60", budget="global")
-    next(b for b in at.button if b.label == "Compare all methods").click().run()
+    other = open_app(mode="weight", sparsity="60", budget="global")
+    settle(next(b for b in at.button if b.label == "Compare all methods").click().run())
     assert not at.exception
     names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
     expected = {f"{m}, {md}" for m in ("magnitude", "random", "obd", "obd-fisher", "obs") for md in ("weight", "unit")}
     assert expected | {"sparsegpt, weight"} <= names and "sparsegpt, unit" not in names
-    later = open_app(mode="unit", sparsity="10", budget="global")  # computed curves are shown to every new session
-    assert set(later.multiselect(key="extra_methods").value) == {"random", "obd", "obd-fisher", "obs", "sparsegpt"}
-    assert next(b for b in later.button if b.label == "Compare all methods").disabled
+    for session in (settle(other.run()), open_app(mode="unit", sparsity="10", budget="global")):
+        assert session.multiselect(key="extra_methods").value == [], "one session's choice is not another's view"
+        shown = {t.get("name") for t in json.loads(session.get("plotly_chart")[0].proto.spec)["data"]}
+        assert not any(n and n.startswith(("random", "obs")) for n in shown)
+
+
+def test_a_reconstruction_point_is_computed_in_the_background_while_the_page_answers(tiny, mnist):
+    at = open_app(settled=False, mode="unit", sparsity="73", method="obs", budget="global")  # on no curve
+    assert not at.exception
+    assert not any(m.label == "Test accuracy" for m in at.metric), "no numbers before they exist"
+    assert any("in the background" in i.value for i in at.info) and at.get("progress")
+    assert at.slider(key="sparsity").value == 73, "the controls are drawn at once"
+    settle(at.slider(key="sparsity").set_value(74).run())  # a control moved while the job runs answers
+    assert_metrics_match(at, tiny, mnist, "obs", "unit", 74, "global")
+
+
+def test_the_address_carries_prune_output_and_presenter_mode():
+    at = open_app(mode="weight", sparsity="40", prune_output="1", present="1")
+    assert at.checkbox(key="prune_output").value and at.toggle(key="present").value
+    assert at.query_params["prune_output"] == "1" and at.query_params["present"] == "1"
+    assert not at.title, "presenter mode leaves out the title to fit one screen"
+    assert any("Weight pruning zeroes single weights" in c.value for c in at.caption), "explanations as text"
+    settle(at.checkbox(key="prune_output").uncheck().run())
+    assert "prune_output" not in at.query_params and at.query_params["present"] == "1"
+
+
+def test_a_tab_opens_from_the_address_and_only_it_is_built():
+    at = open_app(mode="weight", sparsity="50", view="Weights")
+    assert at.selectbox(key="layer").value == 0 and not at.exception
+    labels = [b.label for b in at.button]
+    assert "Compare all methods" not in labels, "the closed Curves tab is not built"
+    settle(at.selectbox(key="layer").set_value(1).run())
+    assert at.query_params["view"] == "Weights" and not at.exception
 
 
 def test_the_heatmap_shows_the_methods_saliency(tiny, mnist):
     from obd.methods import calibration, saliency_map
 
-    at = open_app(mode="weight", sparsity="50", method="obd")
+    at = open_app(mode="weight", sparsity="50", method="obd", view="Weights")
     at.selectbox(key="layer").set_value(2).run()  # 64 x 10: drawn as a hoverable heatmap, every value exact
     at.radio(key="colour_by").set_value("saliency").run()
     assert not at.exception
@@ -227,3 +276,28 @@ def test_the_heatmap_shows_the_methods_saliency(tiny, mnist):
         [int(n) for n in z["shape"].split(",")])
     np.testing.assert_allclose(z[mask], want[mask], rtol=1e-6)
     assert np.isnan(z[~mask]).all(), "pruned entries are left uncoloured (black)"
+
+
+def test_the_lesson_sets_the_state_each_step_claims_and_quotes_the_shown_numbers():
+    from obd import lesson as steps
+
+    at = open_app(lesson="3")
+    s = steps.STEPS[2]
+    assert (at.segmented_control(key="mode").value, at.selectbox(key="method").value,
+            at.slider(key="sparsity").value) == (s.mode, s.method, s.sparsity)
+    accuracy = metric(at, "Test accuracy").value
+    box = " ".join(m.value for m in at.markdown)
+    assert f"Lesson 3/{len(steps.STEPS)} · {s.title}" in box and accuracy in box, "the text quotes the metric"
+    settle(next(b for b in at.button if b.label == "Next ▶").click().run())
+    s = steps.STEPS[3]
+    assert at.query_params["lesson"] == "4" and at.slider(key="sparsity").value == s.sparsity
+    assert at.segmented_control(key="mode").value == s.mode
+    assert metric(at, "Test accuracy").value in " ".join(m.value for m in at.markdown)
+    settle(next(b for b in at.button if b.label == "End lesson").click().run())
+    assert "lesson" not in at.query_params and not any(b.label == "Next ▶" for b in at.button)
+
+
+def test_a_bad_lesson_step_in_the_address_is_named():
+    at = open_app(lesson="42")
+    assert any("lesson must be a step number from 1 to" in w.value for w in at.warning)
+    assert not at.exception and at.metric

@@ -64,23 +64,43 @@ def _chart(v: View, wanted: list[Choice]) -> None:
                 st.error(f"{job.label} failed: {job.error}")
             else:
                 st.progress(job.done / job.total, text=f"{job.label}: {shared.eta_text(job)}")
-        cols = st.columns([2, 2, 3])
-        metric = cols[0].segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
-                                           required=True)
-        axis = cols[1].segmented_control("x axis", ["compression", "sparsity"], default="compression",
-                                         key="curve_axis", required=True,
-                                         help="compression = 1 / (1 − sparsity) on a log scale spreads 90–99 %, "
-                                              "where the methods differ")
-        fig = plots.methods_figure(records, current=(v.choice.method, v.choice.mode, v.k / 100), metric=metric,
-                                   x_axis=axis)
-        if v.present:  # slider, numbers and this chart on one 1280x720 screen
-            fig.update_layout(height=330, font=dict(size=16))
+        metric, axis = _chart_options(v.present)
+        fig = _figure(records, (v.choice.method, v.choice.mode, v.k / 100), metric, axis, v.present)
         st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
         if not jobs and running:
             st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
     chart()
     st.caption(f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
                "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are.")
+
+
+def _figure(records: list, current: tuple, metric: str, axis: str, present: bool):
+    """The chart, built once per content: a rerun that changes nothing here costs no figure building (a finished
+    curve's records never change, a running one's only grow, so the count of records names them)."""
+    signature = (tuple((r.method, r.mode, r.budget, r.finetune_epochs, r.gradual_steps, r.sparsity) for r in records),
+                 current, metric, axis, present)
+    if (fig := shared.stores()["figures"].get(signature)) is None:
+        fig = plots.methods_figure(records, current=current, metric=metric, x_axis=axis)
+        if present:  # slider, numbers and this chart on one 1280x720 screen
+            fig = plots.style_for_presenter(fig)
+            fig.update_layout(height=360)
+        shared.stores()["figures"].put(signature, fig)
+    return fig
+
+
+def _chart_options(present: bool) -> tuple[str, str]:
+    """What to plot against what: chosen above the chart, or (presenter mode, where the screen is short) taken
+    from the session as last chosen."""
+    if present:
+        return st.session_state.get("curve_metric", "accuracy"), st.session_state.get("curve_axis", "compression")
+    cols = st.columns([2, 2, 3])
+    metric = cols[0].segmented_control("Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric",
+                                       required=True)
+    axis = cols[1].segmented_control("x axis", ["compression", "sparsity"], default="compression",
+                                     key="curve_axis", required=True,
+                                     help="compression = 1 / (1 − sparsity) on a log scale spreads 90–99 %, "
+                                          "where the methods differ")
+    return metric, axis
 
 
 def _more_ui(c: Choice) -> None:
@@ -113,20 +133,21 @@ def finetune_ui(v: View) -> None:
     net = shared.network(v.key)
     per_point = shared.estimate_finetune_seconds(net, epochs)
     if cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)",
-                      help=f"about {per_point:.0f} s on this machine, in the background"):
+                      help=f"about {per_point:.0f} s on this machine, in the background", key="ft_point"):
         st.session_state.finetune_job = _start(v, (k / 100,), epochs, steps)
     if cols[3].button(f"Fine-tune the whole curve ({len(curve)} points)",
-                      help=f"about {len(curve) * per_point:.0f} s on this machine, in the background"):
+                      help=f"about {len(curve) * per_point:.0f} s on this machine, in the background", key="ft_curve"):
         st.session_state.finetune_job = _start(v, curve, epochs, steps)
-    if done_text := st.session_state.pop("finetune_done", None):
+    if done_text := st.session_state.get("finetune_done"):  # kept until the next fine-tuning starts
         st.success(done_text)
     if (jk := st.session_state.get("finetune_job")) is not None:
         _finetune_progress(v, jk)
 
 
 def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:
-    """Submit one fine-tuning job per point (shared across sessions, deduplicated by its settings)."""
+    """Submit a fine-tuning job, one task per point (shared across sessions, deduplicated by its settings)."""
     c, key = v.choice, v.key
+    st.session_state.pop("finetune_done", None)
     jk = ("finetune", key, c, ks, epochs, steps)
     d = shared.data()
 
@@ -162,8 +183,11 @@ def _finetune_progress(v: View, jk: tuple) -> None:
             return
         else:
             done = sorted(job.results().values(), key=lambda r: r.sparsity)
+            _, _, _, _, epochs, steps = jk
+            how = f" in {steps} pruning steps" if steps > 1 else ""
             st.session_state.finetune_done = (
-                f"Fine-tuned {len(done)} point{'s' if len(done) > 1 else ''}: "
+                f"Fine-tuned {len(done)} point{'s' if len(done) > 1 else ''} for {epochs:g} "
+                f"epoch{'s' if epochs != 1 else ''} each{how}: "
                 + ", ".join(f"{100 * r.sparsity:g} % → {100 * r.accuracy:.2f} %" for r in done)
                 + ". On the chart as diamonds.")
         del st.session_state.finetune_job

@@ -17,9 +17,15 @@ def ms_text(ms: float) -> str:
     return f"{ms * 1000:.0f} µs" if ms < 1 else f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
-def speedup_text(ratio: float, engine: str) -> str:
-    """Short enough for a metric's delta: "5.2× faster · shrunk", "1.1× slower · sparse"."""
-    return f"{ratio:.1f}× faster · {engine}" if ratio >= 1 else f"{1 / ratio:.1f}× slower · {engine}"
+def speedup_text(lat) -> str:
+    """Short enough for a metric's delta, the measured speed-up beside the FLOP ratio: "5.2× faster · shrunk ·
+    FLOPs 13.6×"; a reading that noise could not be taken out of shows its range: "4.1–6.0× faster"."""
+    lo, hi = lat.speedup_range
+    if lat.speedup >= 1:
+        measured = f"{lo:.1f}–{hi:.1f}× faster" if lat.noisy and hi - lo >= 0.1 else f"{lat.speedup:.1f}× faster"
+    else:
+        measured = f"{1 / lat.speedup:.1f}× slower"
+    return f"{measured} · {lat.engine} · FLOPs {lat.flop_ratio:.1f}×"
 
 
 def render(v: View) -> dict | None:
@@ -52,17 +58,18 @@ def render(v: View) -> dict | None:
 
 def _latency(col, v: View, r) -> None:
     """Latency through the engine obd.engines picks, measured in the background once per network structure."""
-    flops = f"{r.flop_ratio:.1f}× fewer FLOPs" if getattr(r, "flop_ratio", None) else ""
+    flops = f"{r.flop_ratio:.1f}× fewer FLOPs"
     lat = shared.latency(v.key, v.choice, v.k)
     if lat is None:
         col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", "measuring…", flops, delta_color="off",
                    delta_arrow="off")
         _poll_latency(v)
         return
-    col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", ms_text(lat.engine_ms),
-               speedup_text(lat.speedup, lat.engine), delta_color="off", delta_arrow="off",
-               help=f"dense: {ms_text(lat.dense_ms)}; FLOP ratio {getattr(lat, 'flop_ratio', 0):.1f}×; the engine is the one "
-                    "obd.engines picks (auto), timed interleaved with dense")
+    col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", ms_text(lat.engine_ms), speedup_text(lat),
+               delta_color="off", delta_arrow="off",
+               help=f"dense: {ms_text(lat.dense_ms)}. The engine obd.engines picks (auto), timed in {lat.repeats} "
+                    "interleaved pairs with dense after a warm-up: the median of the per-pair ratios; FLOPs = the "
+                    "ideal speed-up (multiply-adds). " + (lat.note or "A clean reading: nothing else ran."))
 
 
 def _waiting(v: View) -> None:

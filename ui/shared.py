@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import numpy as np
+import pandas  # noqa: F401  before any job thread can import it: plotly reads sys.modules["pandas"] without
+# importing, and a module another thread is still importing would be seen half initialized ("no attribute Series")
 import streamlit as st
 
 from obd import engines
@@ -125,7 +127,8 @@ def train_seconds_left(name: str) -> float:
 def stores() -> dict[str, Store]:
     # points: ~11 KB each (the predictions), 22 MB when full; pruned: up to 19 MB each for the default net
     # (kernels and masks), needed only by the weights view and latency of recent states
-    return {"points": Store(2048), "pruned": Store(8), "latency": Store(512), "curves": Store(256)}
+    return {"points": Store(2048), "pruned": Store(8), "latency": Store(512), "curves": Store(256),
+            "structures": Store(2048), "figures": Store(64)}
 
 
 def upload_path(digest: str) -> Path:
@@ -251,14 +254,18 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
 
 # ---------------------------------------------------------------- latency
 def latency_key(key: ModelKey, c: Choice, k: int) -> tuple:
-    """Latency depends on the pruned net's structure only: nets of identical shapes share one reading."""
-    net = pruned(key, c, k)
-    return ("latency", key, tuple((l.kernel.shape, int((l.kernel != 0).sum())) for l in engines.shrink(net.net).layers))  # TEMP
+    """Latency depends on the pruned net's structure only: nets of identical shapes share one reading. (Finding
+    the structure costs a shrink of the net, a quarter second for the default one: kept per state.)"""
+    if (found := stores()["structures"].get((key, c, k))) is None:
+        found = ("latency", engines.structure_key(pruned(key, c, k).net))
+        stores()["structures"].put((key, c, k), found)
+    return found
 
 
 def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
-    """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured once per structure as a background
-    job (so it never runs beside other background work); None until measured."""
+    """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured once per structure (obd.engines
+    keeps the readings) as a background job, so it never runs beside other background work; None until
+    measured."""
     lk = latency_key(key, c, k)
     if (found := stores()["latency"].get(lk)) is not None:
         return found

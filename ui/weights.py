@@ -19,7 +19,8 @@ def kernel_chart(key: ModelKey, c: Choice, k: int, layer: int, colour_by: str):
     if colour_by == "weight":
         return plots.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
     scores = shared.saliencies(key, c.method)[layer]
-    return plots.kernel_figure(scores, p.masks[layer], f"{c.method} saliency, layer {name}", signed=False)
+    return plots.kernel_figure(scores, p.masks[layer], f"{c.method} saliency, layer {name}", signed=False,
+                               value_name=f"{c.method} saliency")
 
 
 def render(v: View, cur: dict) -> None:
