@@ -62,7 +62,7 @@ def healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(preset: str, log: Path, start_timeout: float = 120.0) -> Iterator[Server]:
+def serve(preset: str, log: Path, start_timeout: float = 120.0, options: tuple[str, ...] = ()) -> Iterator[Server]:
     """A headless `streamlit run app.py` on a free port, opening `preset`; stopped on exit.
 
     The model comes from $OBD_CACHE_DIR (trained there first if missing) and MNIST from $OBD_MNIST_PATH, as the
@@ -72,6 +72,8 @@ def serve(preset: str, log: Path, start_timeout: float = 120.0) -> Iterator[Serv
         preset: the OBD_PRESET the server opens with.
         log: file that receives the server's stdout and stderr.
         start_timeout: seconds to wait for the health check to pass.
+        options: more `streamlit run` flags, after (and so overriding) these, e.g. ("--browser.gatherUsageStats",
+            "true") to have every run's page profile sent (benchmarks/load.py reads its execution time).
 
     Yields:
         the running Server.
@@ -83,7 +85,7 @@ def serve(preset: str, log: Path, start_timeout: float = 120.0) -> Iterator[Serv
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]  # a watcher over the repository only adds load
+           "--server.fileWatcherType", "none", *options]  # a watcher over the repository only adds load
     launched = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OBD_PRESET": preset}, stdout=out,

@@ -1,389 +1,529 @@
-"""Concurrent users on one dashboard server: N chromium sessions move sparsity and mode at once; is every session
-fast, error-free, shown its own numbers, and does the server's memory stay put?
+"""A class on one server: N concurrent sessions move sparsity and mode for T seconds; is every session fast,
+error-free, shown its own numbers, and does the server's memory stay put? And what does one rerun of a state seen
+before cost the server?
 
-A real `streamlit run app.py` (benchmarks/live_app.py) is driven by Playwright: one chromium, one browser context
-(its own cookies, websocket and Streamlit session) per user. Each session opens its own address, then makes a
-seeded random sequence of moves through the widgets, as a user does: press an arrow key on the sparsity slider
-(a neighbouring state, often new), click a quick pick (25 … 99 %: states every session revisits) or click the
-other mode. After each move it waits until the page's script state is notRunning, the caption names the
-session's new state and the metrics are drawn, then (up to GRACE_S more) for them to show obd's numbers.
+The sessions are protocol-level clients (benchmarks/streamlit_client.py), not browsers: each opens the
+websocket a browser opens, sends the widget values a browser sends and reruns fragments on the server's timers,
+but draws nothing, so 30 of them fit beside the server on 2 cores (30 chromium pages would starve it). Each
+session opens its own address, then walks a seeded random sequence of moves with a think time between them:
+a quick pick (25 … 99 %: states every session revisits), a random slider value, a small slider step, or the other
+mode. A move is done when the page shows the new state's caption and metrics (the page may first say the point is
+being computed, then rerun itself when its background job is done).
 
 Reported:
-- rerun latency: from the input event (timestamped in the page) to the first frame that shows the new state's
-  numbers after the run, p50/p95, also split by whether some session had opened the state before (the
-  server's caches hold it);
-- errors: exception boxes and st.error boxes after a move, moves that never finished (timeouts), and tracebacks
-  in the server's log; target 0;
-- cross-talk: the accuracy, loss, weights and units kept shown must equal what obd computes for the session's
-  own (mode, sparsity), and the address must hold that state; target 0 mismatches;
-- the server's resident memory (VmRSS) after a warm-up (every session open and a few moves made, so first-load
-  allocation is not counted) and after the measured moves: target growth < 50 MB over 500 reruns.
+- per move, client side: request to the first finished run, and request to the page showing the new state's
+  numbers (p50/p95, also split by whether some session had opened the state before);
+- server side: its CPU seconds (/proc/PID/stat, every thread) over the measured phase per full run and per move,
+  and each run's execution time as the server measured it (the page profile Streamlit sends with
+  browser.gatherUsageStats on; with --url, new_session to script_finished as the client saw them instead);
+- errors: exception boxes and st.error alerts on a settled page, moves that never settled, and tracebacks in the
+  server's log;
+- cross-talk: the caption, the slider, the address and the metrics must be those of the session's own (mode,
+  sparsity): the metrics are checked against obd's own numbers after the run, so the check takes no CPU from the
+  server while it is measured;
+- the server's resident memory after the warm-up and at the end of the measured phase.
+`--cpu-per-rerun`: one session visits the quick picks in both modes, then revisits them; the server's CPU per
+rerun of a state seen before (target <= 50 ms on the default model).
 
-Measured (2-core machine shared with other work; the 8 chromium pages run on it too, and they, not the server,
-take most of the CPU): tiny preset, 8 sessions x 50 moves (400 reruns after 5 warm-up moves each): p50 3.05 s,
-p95 5.44 s (one session alone: 0.40 / 0.97 s); 0 errors; 0 cross-talk mismatches; server RSS 1127 MB after the
-warm-up, 1156 MB after the moves (+29 MB, flat over the last minute); server CPU 178 ms per rerun, chromium's
-230 s against the server's 71 s. Challenge preset, 8 x 10: p50 3.2 s, p95 16.2 s, 0 errors, 0 cross-talk; its
-RSS swings between 1.5 and 1.85 GB with each rerun's 40 MB activation arrays. Again with 8 x 63 = 504 reruns
-(tiny): p50 3.07 s, p95 4.86 s, 0 errors, 0 cross-talk, RSS 1126 -> 1148 MB (+22 MB); and after the budget
-control and the all-methods curves (11 traces per chart): p50 2.74 s, p95 3.98 s, 0 errors, 0 cross-talk,
-RSS 1127 -> 1145 MB (+17.5 MB), 166 ms of server CPU per rerun.
+Every label the client looks for is in `LABELS`, so a reworded or rearranged page needs one change here.
 
-Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.load [--preset tiny|challenge] [--sessions 8]
-           [--moves 50] [--warmup 5] [--seed 0] [--json benchmarks/out/load.json]
+Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.load [--preset challenge|tiny|…] [--sessions 30]
+           [--duration 300] [--think 1 3] [--warmup 3] [--seed 0] [--url http://host:port [--pid PID]]
+           [--cpu-per-rerun [--rounds 5]] [--json benchmarks/out/load.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from typing import Iterator
+from urllib.parse import parse_qs
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 
-from benchmarks.live_app import (CHROMIUM, CHROMIUM_ARGS, METRICS, Expected, app_constant, cpu_s, descendants_cpu_s,
-                                 rss_mb, serve, state_caption)
+from benchmarks.live_app import METRICS, Expected, cpu_s, rss_mb, serve, state_caption
+from benchmarks.streamlit_client import Page, ProtocolError, Session
+from obd.config import DEFAULT_PRESET
 from obd.pruning import MODES
 
 OUT = Path(__file__).resolve().parent / "out" / "load.json"
-QUICK_PICKS = app_constant("QUICK_PICKS")
-KINDS, KIND_P = ("nudge", "pick", "mode"), (0.45, 0.3, 0.25)  # slider steps most, as a user exploring does
-TARGETS = {"errors": 0, "cross_talk": 0, "rss_growth_mb": 50.0}
-GRACE_S = 10.0  # how long finished metrics may take to show the new state's numbers before they count as wrong
-SLIDER = "[data-testid='stSlider'] input[type='range']"
-SIDEBAR = "[data-testid='stSidebar']"
-# The page stamps every input event, so a move's latency is measured in the page's own clock from the moment
-# the user acted, without Playwright's action overhead (scrolling, actionability checks) in it.
-MARK_INPUT_JS = """for (const t of ["keydown", "pointerdown"])
-  addEventListener(t, () => { window.__obdInput = performance.now(); }, true);"""
-# What the page shows: the script state, the "Model: …" caption, the metrics {label: value}, and how many
-# exception and st.error boxes.
-SHOWN_JS = """() => {
-  const app = document.querySelector("[data-testid='stApp']"), metrics = {};
-  const errors = document.querySelectorAll("[data-testid='stException'], [data-testid='stAlertContentError']");
-  for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
-    const label = m.querySelector("[data-testid='stMetricLabel']");
-    const value = m.querySelector("[data-testid='stMetricValue']");
-    if (label && value) metrics[label.innerText.trim()] = value.innerText.trim();
-  }
-  const cap = [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-    .find(c => c.innerText.startsWith("Model:"));
-  return {state: app ? app.getAttribute("data-test-script-state") : null, caption: cap ? cap.innerText : null,
-          metrics, errors: errors.length};
-}"""
-# Done = the run is over, its caption names the expected state and the metrics are drawn; with `exact`, they
-# also show the wanted values. Returns ms since the last input event. The metrics can be drawn seconds after the
-# script state says notRunning when the machine is busy (React renders the element tree after the status), and
-# until then the previous state's numbers may still be on screen: only numbers that stay wrong are cross-talk.
-DONE_JS = f"""({{suffix, want, exact}}) => {{
-  const shown = ({SHOWN_JS})();
-  if (shown.state !== "notRunning" || !shown.caption || !shown.caption.endsWith(suffix)) return false;
-  const ok = Object.entries(want).every(([l, v]) => exact ? shown.metrics[l] === v : shown.metrics[l] !== undefined);
-  return ok ? {{ms: performance.now() - (window.__obdInput ?? 0)}} : false;
-}}"""
+TARGETS = {"errors": 0, "cross_talk": 0, "server_p95_s": 1.0, "rss_growth_mb": 100.0, "seen_cpu_ms": 50.0}
+MOVES = {"pick": 0.35, "slide": 0.2, "nudge": 0.2, "mode": 0.25}  # kind -> probability of a session's next move
+LOST_GRACE_S = 3.0  # how long a page that settled on another state may take to start one more run
+USAGE_STATS = ("--browser.gatherUsageStats", "true")  # makes the server send each run's page profile (its
+# execution time); only a browser would send anything on from there, and these sessions are not browsers
 
 
 @dataclass(frozen=True)
-class Move:
-    """One user input and the state it leads to."""
+class AppLabels:
+    """The dashboard's texts the sessions find things by: change them here when the page is reworded."""
 
-    kind: str  # "nudge" (arrow key on the slider), "pick" (a quick-pick pill) or "mode" (the other mode's button)
-    arg: str  # the key pressed or the button's label
-    mode: str  # the session's mode after the move
-    sparsity: int  # the session's sparsity (percent) after the move
-
-
-def script(rng: np.random.Generator, start: tuple[str, int], moves: int) -> tuple[tuple[str, int], list[Move]]:
-    """A user's session: a start state (opened by address) and `moves` inputs, each of which changes the state.
-
-    Args:
-        rng: the session's seeded generator.
-        start: the (mode, sparsity) the session opens.
-        moves: how many inputs.
-
-    Returns:
-        (start, the moves in order).
-    """
-    mode, k = start
-    picked, out = None, []  # picked: the pill shown selected (clicking it again would clear it)
-    for _ in range(moves):
-        kind = str(rng.choice(KINDS, p=KIND_P))
-        if kind == "nudge":
-            step = 1 if k == 0 else -1 if k == 99 else int(rng.choice((-1, 1)))
-            k += step
-            arg = "ArrowRight" if step > 0 else "ArrowLeft"
-        elif kind == "pick":
-            picked = k = int(rng.choice([p for p in QUICK_PICKS if p not in (k, picked)]))
-            arg = str(k)
-        else:
-            mode = arg = MODES[1 - MODES.index(mode)]
-        out.append(Move(kind, arg, mode, k))
-    return start, out
+    sparsity: str = "Sparsity (%)"  # the slider
+    quick_picks: str = "Quick picks (%)"  # the pills that set the slider
+    mode: str = "Mode"  # the segmented control: weight / unit
+    caption: str = "Model:"  # the caption that names the state starts with this
+    metrics: tuple[str, ...] = METRICS  # the metrics whose values depend on the state
+    method: str = "magnitude"  # the method and budget the sessions keep (the caption names them)
+    budget: str = "layer"
 
 
-def scripts(sessions: int, moves: int, seed: int = 0) -> list[tuple[tuple[str, int], list[Move]]]:
-    """Every session's script. The sessions open spread over the slider's range in alternating modes, the last
-    at weight pruning 99 %, so that the first runs load everything a state can need (the sparse engine's numba
-    kernels are ~55 MB, loaded on first use) before memory is first measured.
+LABELS = AppLabels()
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """One load run."""
+
+    sessions: int = 30  # concurrent sessions
+    duration_s: float = 300.0  # length of the measured phase
+    think_s: tuple[float, float] = (1.0, 3.0)  # a user's pause between moves, drawn uniformly
+    warmup: int = 3  # moves per session before memory and CPU are first measured
+    seed: int = 0  # seeds every session's walk
+    timeout_s: float = 120.0  # how long one move may take to settle before it counts as an error
+
+    def __post_init__(self):
+        if self.sessions < 1 or self.duration_s <= 0 or self.warmup < 0 or self.timeout_s <= 0:
+            raise ValueError("sessions must be >= 1, duration and timeout > 0 and warmup >= 0")
+        if not 0 <= self.think_s[0] <= self.think_s[1]:
+            raise ValueError(f"think time {self.think_s} must be (low, high) with 0 <= low <= high")
+
+
+def shows(page: Page, mode: str | None, k: int | None, labels: AppLabels = LABELS) -> bool:
+    """Whether a page has finished drawing the state (mode, k): its caption names it and the metrics are drawn.
 
     Args:
-        sessions: how many sessions.
-        moves: inputs per session (warm-up and measured).
-        seed: seeds every session's generator.
+        page: the session's page.
+        mode: "weight" or "unit"; None (with k None): any state.
+        k: sparsity in percent.
+        labels: the page's labels.
 
     Returns:
-        one (start, moves) per session.
+        True when the state's caption and every state metric are on the page.
     """
-    rngs = np.random.default_rng(seed).spawn(sessions)
-    starts = [(MODES[(sessions - 1 - s) % 2], round(99 * (s + 1) / sessions)) for s in range(sessions)]
-    return [script(rng, start, moves) for rng, start in zip(rngs, starts)]
+    suffix = "" if mode is None else state_caption(mode, k, labels.method, labels.budget)
+    caption = any(c.startswith(labels.caption) and c.endswith(suffix) for c in page.captions())
+    return caption and all(m in page.metrics() for m in labels.metrics)
 
 
-async def _settle(page, mode: str, k: int, expected: Expected, timeout_s: float) -> dict:
-    """Wait for the run that shows (mode, k) to finish and its metrics to be drawn, then up to GRACE_S more for
-    them to read obd's numbers; what the page shows then, and how long it took (None if it never finished)."""
-    arg = {"suffix": state_caption(mode, k), "want": expected(mode, k), "exact": False}
-    try:
-        await page.wait_for_function(DONE_JS, arg=arg, polling=20, timeout=timeout_s * 1000)
-    except Exception as e:  # noqa: BLE001 -- a timeout or a crashed page both count as a move that never finished
-        return {"latency_s": None, "failure": f"{type(e).__name__}: {str(e).splitlines()[0]}", **await _read(page)}
-    try:
-        done = await page.wait_for_function(DONE_JS, arg={**arg, "exact": True}, polling=20, timeout=GRACE_S * 1000)
-        latency = (await done.json_value())["ms"] / 1000
-    except Exception:  # noqa: BLE001 -- finished, but showing other numbers: _check says which
-        latency = None
-    return {"latency_s": latency, "failure": None, **await _read(page)}
+def mismatches(session: Session, mode: str, k: int, labels: AppLabels = LABELS) -> list[str]:
+    """How a settled session's caption, slider and address differ from its own state (empty: no cross-talk).
 
+    Args:
+        session: the session, its page settled on (mode, k).
+        mode: the session's mode.
+        k: the session's sparsity in percent.
+        labels: the page's labels.
 
-async def _read(page) -> dict:
-    shown = await page.evaluate(SHOWN_JS)
-    q = parse_qs(urlsplit(page.url).query)
-    shown["address"] = (q.get("mode", [None])[0], q.get("sparsity", [None])[0])
-    return shown
-
-
-def _check(shown: dict, mode: str, k: int, expected: Expected) -> list[str]:
-    """How what a session shows differs from its own state's numbers (empty: no cross-talk)."""
-    want = expected(mode, k)
-    wrong = [f"{label}: shows {shown['metrics'].get(label)!r}, obd says {want[label]!r}" for label in METRICS
-             if shown["metrics"].get(label) != want[label]]
-    if shown["address"] != (mode, str(k)):
-        wrong.append(f"address holds {shown['address']}, the session is at {(mode, str(k))}")
+    Returns:
+        one line per difference.
+    """
+    wrong = []
+    suffix = state_caption(mode, k, labels.method, labels.budget)
+    captions = [c for c in session.page.captions() if c.startswith(labels.caption)]
+    if not any(c.endswith(suffix) for c in captions):
+        wrong.append(f"caption {captions} does not end with {suffix!r}")
+    slider = session.value(labels.sparsity, "slider")
+    if slider != k:
+        wrong.append(f"slider at {slider}, the session is at {k}")
+    q = parse_qs(session.address)
+    if (q.get("mode", [None])[0], q.get("sparsity", [None])[0]) != (mode, str(k)):
+        wrong.append(f"address {session.address!r}, the session is at mode={mode}&sparsity={k}")
     return wrong
 
 
-async def _open(browser, url: str, preset: str, session: int, start: tuple[str, int], expected: Expected,
-                timeout_s: float):
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    await context.add_init_script(MARK_INPUT_JS)
-    page = await context.new_page()
-    mode, k = start
-    await page.goto(f"{url}/?mode={mode}&sparsity={k}&preset={preset}", timeout=timeout_s * 1000)
-    shown = await _settle(page, mode, k, expected, timeout_s)
-    return page, {"session": session, "move": -1, "kind": "open", "mode": mode, "sparsity": k,
-                  **_outcome(shown, mode, k, expected)}
+def next_move(rng: np.random.Generator, session: Session, mode: str, k: int,
+              labels: AppLabels = LABELS) -> tuple[str, str, object, str, int]:
+    """A user's next input, drawn from MOVES; the quick picks are read from the page.
+
+    Args:
+        rng: the session's generator.
+        session: the session (its page says which quick picks exist and which is selected).
+        mode: the current mode.
+        k: the current sparsity in percent.
+        labels: the page's labels.
+
+    Returns:
+        (kind, widget label, value to set, mode after, sparsity after).
+    """
+    kind = str(rng.choice(list(MOVES), p=list(MOVES.values())))
+    if kind == "pick":
+        _, pills = session.page.widget(labels.quick_picks, "button_group")
+        held = session.value(labels.quick_picks, "button_group")  # clicking the selected pill would clear it
+        options = [o.content for o in pills.options if o.content not in (held, str(k))]
+        pick = str(rng.choice(options))
+        return kind, labels.quick_picks, pick, mode, int(pick)
+    if kind == "mode":
+        other = MODES[1 - MODES.index(mode)]
+        return kind, labels.mode, other, other, k
+    if kind == "slide":
+        new = int(rng.choice([v for v in range(100) if v != k]))
+    else:
+        step = int(rng.integers(1, 4)) * (1 if k < 50 else -1) * int(rng.choice((1, 1, -1)))
+        new = min(max(k + step, 0), 99) if k + step != k else k + 1
+    return kind, labels.sparsity, new, mode, new
 
 
-def _outcome(shown: dict, mode: str, k: int, expected: Expected) -> dict:
-    return {"latency_s": shown["latency_s"], "failure": shown["failure"], "error_boxes": shown["errors"],
-            "mismatches": [] if shown["failure"] else _check(shown, mode, k, expected)}
+async def move(session: Session, label: str, value: object, mode: str, k: int, timeout_s: float,
+               labels: AppLabels = LABELS) -> dict:
+    """Make one input and wait for the page to show (mode, k).
 
+    Args:
+        session: the session.
+        label: the widget's label.
+        value: its new value.
+        mode: the mode the input leads to.
+        k: the sparsity it leads to.
+        timeout_s: how long the page may take to settle.
+        labels: the page's labels.
 
-async def _play(page, session: int, moves: list[Move], first: int, expected: Expected, timeout_s: float,
-                clock0: float) -> list[dict]:
-    """Make the moves; stops after a move that never finishes (the session's state is unknown from then on)."""
-    records = []
-    for i, move in enumerate(moves, start=first):
-        started = time.perf_counter() - clock0
+    Returns:
+        a record: run_s (request to the first finished run), settle_s (request to the page showing the state),
+        server_s (that run's time on the server), runs (how many runs it took), errors (what the page shows as
+        failed), mismatches (cross-talk), metrics (as shown, for the oracle) and failure (None, or why the move
+        never settled).
+    """
+    record = {"mode": mode, "sparsity": k, "run_s": None, "settle_s": None, "server_s": None, "runs": None,
+              "errors": [], "mismatches": [], "metrics": {}, "failure": None}
+    before = len(session.runs)
+    try:
+        run = await session.set(label, value)
+        record.update(run_s=run.latency_s, server_s=run.server_s)
+        target = lambda page: shows(page, mode, k, labels) or bool(page.errors())  # noqa: E731
+        # A page that shows some other state, complete, with nothing polling, has dropped the input (unless one
+        # more run is on its way): no need to wait the whole timeout for it.
+        settled = await session.until(lambda page: target(page) or (not session.polling
+                                                                    and shows(page, None, None, labels)), timeout_s)
+        if not target(session.page):
+            try:
+                settled = await session.until(target, LOST_GRACE_S)
+            except ProtocolError:
+                shown = [c for c in session.page.captions() if c.startswith(labels.caption)]
+                raise ProtocolError(f"input lost: the page settled on {shown} and stayed") from None
+        record.update(settle_s=settled - run.sent, runs=len(session.runs) - before)
+    except (ProtocolError, LookupError, ValueError) as e:
+        record["failure"] = f"{type(e).__name__}: {e}"
+    page = session.page
+    record["errors"] = page.errors()
+    if record["failure"] is None and not record["errors"]:
         try:
-            if move.kind == "nudge":
-                await page.locator(SLIDER).focus()  # a click elsewhere (pill, mode) took the keyboard focus
-                await page.keyboard.press(move.arg)
-            else:  # Streamlit draws pills and segmented controls as radio buttons
-                button = page.locator(SIDEBAR).get_by_role("radio", name=move.arg, exact=True)
-                await button.click(timeout=timeout_s * 1000)
-        except Exception as e:  # noqa: BLE001 -- an input the page would not take is a failed move
-            shown = {"latency_s": None, "failure": f"input: {type(e).__name__}: {str(e).splitlines()[0]}",
-                     **await _read(page)}
-        else:
-            shown = await _settle(page, move.mode, move.sparsity, expected, timeout_s)
-        records.append({"session": session, "move": i, "kind": move.kind, "mode": move.mode,
-                        "sparsity": move.sparsity, "started_s": started, **_outcome(shown, move.mode, move.sparsity,
-                                                                                     expected)})
-        if shown["failure"]:
-            break
-    return records
+            record["mismatches"] = mismatches(session, mode, k, labels)
+        except LookupError as e:  # the page lost its slider
+            record["failure"] = f"LookupError: {e}"
+        record["metrics"] = {m: page.metrics().get(m) for m in labels.metrics}
+    return record
 
 
-async def _sample_rss(pid: int, clock0: float, series: list[tuple[float, float]]) -> None:
+async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm: asyncio.Barrier,
+                phase: dict, labels: AppLabels) -> tuple[Session | None, list[dict]]:
+    """One session: open, warm up, wait for the others, then move until the measured phase ends."""
+    rng = np.random.default_rng([cfg.seed, i])
+    mode, k = start
+    records = []
+    try:
+        session, run = await Session.open(url, f"mode={mode}&sparsity={k}", cfg.timeout_s)
+        settled = await session.until(lambda page: shows(page, mode, k, labels) or bool(page.errors()))
+    except (ProtocolError, OSError) as e:
+        await warm.wait()
+        return None, [{"session": i, "move": -1, "kind": "open", "phase": "warmup", "mode": mode, "sparsity": k,
+                       "failure": f"{type(e).__name__}: {e}", "errors": [], "mismatches": [], "metrics": {}}]
+    records.append({"session": i, "move": -1, "kind": "open", "phase": "warmup", "mode": mode, "sparsity": k,
+                    "run_s": run.latency_s, "settle_s": settled - run.sent, "server_s": run.server_s,
+                    "errors": session.page.errors(), "mismatches": [], "failure": None,
+                    "metrics": {m: session.page.metrics().get(m) for m in labels.metrics}})
+    n, waited = 0, False
     while True:
-        series.append((time.perf_counter() - clock0, rss_mb(pid)))
+        if n == cfg.warmup and not waited:
+            waited = True
+            await warm.wait()
+        if waited and time.perf_counter() >= phase["end"]:
+            break
+        await asyncio.sleep(rng.uniform(*cfg.think_s))
+        kind, label, value, mode_after, k_after = next_move(rng, session, mode, k, labels)
+        started = time.perf_counter()
+        rec = await move(session, label, value, mode_after, k_after, cfg.timeout_s, labels)
+        records.append({"session": i, "move": n, "kind": kind, "phase": "warmup" if n < cfg.warmup else "measured",
+                        "started": started, **rec})
+        n += 1
+        if rec["failure"]:
+            break  # the session's state is unknown from here on
+        mode, k = mode_after, k_after
+    if not waited:  # it failed during the warm-up: the others must not wait for it
+        await warm.wait()
+    return session, records
+
+
+async def _sample(pid: int, series: list[tuple[float, float]]) -> None:
+    while True:
+        series.append((time.perf_counter(), rss_mb(pid)))
         await asyncio.sleep(1.0)
 
 
-async def drive(url: str, preset: str, scripts: list[tuple[tuple[str, int], list[Move]]], expected: Expected,
-                warmup: int = 0, timeout_s: float = 120.0, pid: int | None = None) -> dict:
-    """Run every session's script at once against the server at `url`.
+async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLabels = LABELS) -> dict:
+    """Run every session at once against the server at `url`.
 
-    Each session opens its start state, makes its first `warmup` moves, and waits for the others; then (with the
-    server's memory sampled) all make the rest of their moves concurrently.
+    Each session opens its start state (spread over the slider in alternating modes) and makes `cfg.warmup`
+    moves; when all have, memory and CPU are read and every session keeps moving for `cfg.duration_s`.
 
     Args:
         url: the dashboard's address.
-        preset: the preset the sessions open (it must be the one `expected` was computed for).
-        scripts: one (start, moves) per session, from `script`.
-        expected: obd's numbers for the preset's network.
-        warmup: moves per session made before the measured part (not in the records' measured set).
-        timeout_s: how long one move may take before it counts as never finished.
-        pid: the server's process id, to sample its VmRSS; None skips memory.
+        cfg: sessions, duration, think time, warm-up, seed, timeout.
+        pid: the server's process id, for its CPU and memory; None skips both.
+        labels: the page's labels.
 
     Returns:
-        {"warmup": records, "measured": records, "server": {...} or None}; a record per open or move with
-        latency_s (None if it never finished), failure, error_boxes and mismatches; the server's VmRSS in MB at
-        start, before and after the measured moves, at its peak, once a second (series) and after the sessions
-        closed, and its CPU seconds over the measured moves, with those of the browser (chromium and
-        Playwright's driver: the rest of this process's children) beside them.
+        {"records": one per open and move, "runs": every run the sessions saw during the measured phase as
+        (fragment?, server seconds), "server": CPU and memory figures or None, "wall_s": the measured phase's
+        length}.
     """
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        stats = {"server_started": rss_mb(pid)} if pid else None
-        opened = await asyncio.gather(*(_open(browser, url, preset, s, start, expected, timeout_s)
-                                        for s, (start, _) in enumerate(scripts)))
-        clock0 = time.perf_counter()
-        warm = await asyncio.gather(*(_play(page, s, moves[:warmup], 0, expected, timeout_s, clock0)
-                                      for s, ((page, _), (_, moves)) in enumerate(zip(opened, scripts))))
-        series: list[tuple[float, float]] = []
-        clock0 = time.perf_counter()
-        if pid:
-            stats.update(before=rss_mb(pid), cpu_start=cpu_s(pid), client_start=descendants_cpu_s(os.getpid(), pid))
-            sampler = asyncio.create_task(_sample_rss(pid, clock0, series))
-        measured = await asyncio.gather(*(_play(page, s, moves[warmup:], warmup, expected, timeout_s, clock0)
-                                          for s, ((page, _), (_, moves)) in enumerate(zip(opened, scripts))))
-        if pid:
-            sampler.cancel()
-            stats.update(after=rss_mb(pid), cpu_s=cpu_s(pid) - stats.pop("cpu_start"),
-                         client_cpu_s=descendants_cpu_s(os.getpid(), pid) - stats.pop("client_start"),
-                         wall_s=time.perf_counter() - clock0)
-            stats.update(peak=max([stats["after"]] + [m for _, m in series]), series=series)
-        await browser.close()
+    warm = asyncio.Barrier(cfg.sessions + 1)
+    phase = {"end": float("inf")}
+    starts = [(MODES[i % 2], round(99 * (i + 1) / cfg.sessions)) for i in range(cfg.sessions)]
+    users = [asyncio.create_task(_user(i, url, s, cfg, warm, phase, labels)) for i, s in enumerate(starts)]
+    await warm.wait()
+    t0 = time.perf_counter()
+    phase["end"] = t0 + cfg.duration_s
+    server, series, sampler = None, [], None
     if pid:
-        await asyncio.sleep(5)  # let the server notice the closed websockets and drop the sessions
-        stats["after_close"] = rss_mb(pid)
-    return {"warmup": [r for _, r in opened] + [r for rs in warm for r in rs],
-            "measured": [r for rs in measured for r in rs], "server": stats}
+        server = {"rss_after_warmup_mb": rss_mb(pid), "cpu_start": cpu_s(pid)}
+        sampler = asyncio.create_task(_sample(pid, series))
+    done = await asyncio.gather(*users)
+    t1 = time.perf_counter()
+    if pid:
+        sampler.cancel()
+        server.update(rss_end_mb=rss_mb(pid), cpu_s=cpu_s(pid) - server.pop("cpu_start"),
+                      rss_peak_mb=max(m for _, m in series + [(t1, rss_mb(pid))]),
+                      rss_series=[(round(t - t0, 1), round(m, 1)) for t, m in series])
+    runs = [(r.fragment, r.server_s) for s, _ in done if s for r in s.runs if t0 <= r.finished <= t1]
+    for s, _ in done:
+        if s:
+            await s.close()
+    if pid:
+        await asyncio.sleep(5)  # the server drops closed sessions
+        server["rss_closed_mb"] = rss_mb(pid)
+    return {"records": [r for _, rs in done for r in rs], "runs": runs, "server": server, "wall_s": t1 - t0}
 
 
-def summarize(result: dict, preset: str, sessions: int, moves: int, log: Path | None = None) -> dict:
-    """The figures of one `drive` run: latency percentiles, errors, cross-talk and memory.
+async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 120.0,
+                        labels: AppLabels = LABELS) -> dict:
+    """The server's CPU per rerun of a state seen before: one session visits every quick pick in both modes
+    (first visits: computed and cached), then revisits them `rounds` times.
+
+    Args:
+        url: the dashboard's address.
+        pid: the server's process id.
+        rounds: revisits of every state.
+        timeout_s: how long one move may take to settle.
+        labels: the page's labels.
+
+    Returns:
+        CPU ms per move and per full run for first visits and for revisits, the server's idle CPU rate, the
+        server's execution time per revisit (median), and the failures or errors seen.
+    """
+    session, _ = await Session.open(url, f"mode={MODES[0]}&sparsity=0", timeout_s)
+    _, pills = session.page.widget(labels.quick_picks, "button_group")
+    picks = [int(o.content) for o in pills.options]
+    states = [(m, p) for m in MODES for p in picks]
+
+    at = {"mode": MODES[0], "k": 0}  # the session's state
+
+    async def visit() -> dict:
+        c0, n_runs, records = cpu_s(pid), len(session.runs), []
+        for m, p in states:
+            if m != at["mode"]:
+                records.append(await move(session, labels.mode, m, m, at["k"], timeout_s, labels))
+            if p != at["k"]:
+                records.append(await move(session, labels.sparsity, p, m, p, timeout_s, labels))
+            at.update(mode=m, k=p)
+        await asyncio.sleep(3)  # background work a move started (e.g. its latency measurement) is part of its cost
+        cpu = cpu_s(pid) - c0
+        runs = [r for r in session.runs[n_runs:] if not r.fragment]
+        return {"moves": len(records), "full_runs": len(runs), "cpu_s": cpu,
+                "server_s": [r.server_s for r in runs],
+                "problems": [r["failure"] or r["errors"] or r["mismatches"] for r in records
+                             if r["failure"] or r["errors"] or r["mismatches"]]}
+
+    first = await visit()
+    c0 = cpu_s(pid)
+    await asyncio.sleep(5)
+    idle = (cpu_s(pid) - c0) / 5
+    again = [await visit() for _ in range(rounds)]
+    await session.close()
+    moves, full = sum(v["moves"] for v in again), sum(v["full_runs"] for v in again)
+    cpu = sum(v["cpu_s"] for v in again)
+    return {"states": len(states), "rounds": rounds, "idle_cpu_ms_per_s": 1000 * idle,
+            "first_visit_cpu_ms_per_move": 1000 * first["cpu_s"] / first["moves"],
+            "seen_cpu_ms_per_move": 1000 * cpu / moves, "seen_cpu_ms_per_full_run": 1000 * cpu / full,
+            "seen_server_s_p50": float(np.median([s for v in again for s in v["server_s"]])),
+            "problems": first["problems"] + [p for v in again for p in v["problems"]]}
+
+
+def _pct(values: list[float]) -> dict:
+    return {"n": len(values), "p50_s": float(np.percentile(values, 50)) if values else None,
+            "p95_s": float(np.percentile(values, 95)) if values else None,
+            "max_s": max(values) if values else None}
+
+
+def summarize(result: dict, cfg: LoadConfig, expected: Expected | None, log: Path | None = None) -> dict:
+    """The figures of one `drive` run, with the metrics checked against obd's numbers.
 
     Args:
         result: what `drive` returned.
-        preset: the preset the sessions opened.
-        sessions: sessions driven.
-        moves: measured moves each session was to make.
+        cfg: the run's configuration.
+        expected: obd's numbers for the server's network; None skips the metric check.
         log: the server's log, to count tracebacks in; None skips that count.
 
     Returns:
         a JSON-able dict of figures (see the module docstring).
     """
-    measured = result["measured"]
-    seen: set[tuple[str, int]] = {(r["mode"], r["sparsity"]) for r in result["warmup"]}
-    for r in sorted(measured, key=lambda r: r["started_s"]):  # first opened by any session = new to the server
+    records = result["records"]
+    for r in records:  # the oracle runs after the load, on the metrics each settled page showed
+        if expected and r["metrics"]:
+            want = expected(r["mode"], r["sparsity"])
+            r["mismatches"] = r["mismatches"] + [f"{m}: shows {r['metrics'][m]!r}, obd says {want[m]!r}"
+                                                 for m in want if r["metrics"].get(m) != want[m]]
+    measured = sorted((r for r in records if r["phase"] == "measured"), key=lambda r: r["started"])
+    seen = {(r["mode"], r["sparsity"]) for r in records if r["phase"] == "warmup"}
+    for r in measured:  # first opened by any session = new to the server
         r["new_state"] = (r["mode"], r["sparsity"]) not in seen
         seen.add((r["mode"], r["sparsity"]))
-    everything = result["warmup"] + measured
-
-    def pct(rows: list[dict]) -> dict:
-        lat = [r["latency_s"] for r in rows if r["latency_s"] is not None]
-        return {"n": len(lat), "p50_s": float(np.percentile(lat, 50)) if lat else None,
-                "p95_s": float(np.percentile(lat, 95)) if lat else None, "max_s": max(lat, default=None)}
-
-    errors = {"error_boxes": sum(r["error_boxes"] > 0 for r in everything),
-              "unfinished": sum(r["failure"] is not None for r in everything),
-              "moves_not_made": sessions * moves - len(measured),
+    ok = [r for r in measured if r["settle_s"] is not None]
+    full = [s for fragment, s in result["runs"] if not fragment]
+    errors = {"error_pages": sum(bool(r["errors"]) for r in records),
+              "unsettled": sum(r["failure"] is not None for r in records),
               "server_tracebacks": log.read_text(errors="replace").count("Traceback") if log else None}
-    stats = result["server"]
-    if stats:
-        stats["growth"] = stats["after"] - stats["before"]
-    return {"preset": preset, "sessions": sessions, "moves_per_session": moves, "reruns": len(measured),
-            "cpu_count": os.cpu_count(), "latency": pct(measured),
-            "latency_new_state": pct([r for r in measured if r["new_state"]]),
-            "latency_seen_state": pct([r for r in measured if not r["new_state"]]),
-            "moves_by_kind": {k: sum(r["kind"] == k for r in measured) for k in KINDS},
+    server = result["server"]
+    if server:
+        server.update(growth_mb=server["rss_end_mb"] - server["rss_after_warmup_mb"],
+                      cpu_ms_per_full_run=1000 * server["cpu_s"] / max(len(full), 1),
+                      cpu_ms_per_move=1000 * server["cpu_s"] / max(len(measured), 1),
+                      cpu_share=server["cpu_s"] / result["wall_s"])
+    return {"config": {"sessions": cfg.sessions, "duration_s": cfg.duration_s, "think_s": cfg.think_s,
+                       "warmup": cfg.warmup, "seed": cfg.seed}, "cpu_count": os.cpu_count(),
+            "wall_s": result["wall_s"], "moves": len(measured),
+            "moves_by_kind": {k: sum(r["kind"] == k for r in measured) for k in MOVES},
+            "full_runs": len(full), "fragment_runs": len(result["runs"]) - len(full),
+            "move_run": _pct([r["run_s"] for r in ok]), "move_settle": _pct([r["settle_s"] for r in ok]),
+            "settle_new_state": _pct([r["settle_s"] for r in ok if r["new_state"]]),
+            "settle_seen_state": _pct([r["settle_s"] for r in ok if not r["new_state"]]),
+            "server_run": _pct(full), "server_fragment_run": _pct([s for f, s in result["runs"] if f]),
             "errors": errors, "errors_total": sum(v or 0 for v in errors.values()),
-            "cross_talk": sum(bool(r["mismatches"]) for r in everything),
-            "mismatch_examples": [f"session {r['session']} move {r['move']}: {m}" for r in everything
-                                  for m in r["mismatches"]][:10],
-            "failure_examples": [f"session {r['session']} move {r['move']}: {r['failure']}" for r in everything
-                                 if r["failure"]][:10],
-            "server": stats, "targets": TARGETS, "records": everything}
+            "cross_talk": sum(bool(r["mismatches"]) for r in records),
+            "examples": [f"session {r['session']} move {r['move']}: {r['failure'] or r['errors'] or r['mismatches']}"
+                         for r in records if r["failure"] or r["errors"] or r["mismatches"]][:10],
+            "server": server, "targets": TARGETS, "records": records}
 
 
 def table(s: dict) -> str:
-    """The figures as a plain-text table with the targets."""
+    """The figures as plain text, with the targets."""
     def ms(p: dict) -> str:
         return "n/a" if p["p50_s"] is None else f"{1000 * p['p50_s']:.0f} / {1000 * p['p95_s']:.0f} ms (n={p['n']})"
 
-    stats = s["server"]
-    rows = [("sessions x moves (preset)", f"{s['sessions']} x {s['moves_per_session']} = {s['reruns']} reruns "
-                                          f"({s['preset']}, {s['cpu_count']} cores)"),
-            ("moves: nudge / pick / mode", " / ".join(str(v) for v in s["moves_by_kind"].values())),
-            ("rerun latency p50 / p95", ms(s["latency"])),
-            ("  state new to the server", ms(s["latency_new_state"])),
-            ("  state seen before", ms(s["latency_seen_state"])),
+    c, server = s["config"], s["server"]
+    rows = [("sessions x seconds", f"{c['sessions']} x {c['duration_s']:.0f} s, think {c['think_s'][0]:g}-"
+                                   f"{c['think_s'][1]:g} s ({s['cpu_count']} cores)"),
+            ("moves (pick / slide / nudge / mode)", f"{s['moves']} ("
+                                                    + " / ".join(map(str, s["moves_by_kind"].values())) + ")"),
+            ("server runs: full / fragment", f"{s['full_runs']} / {s['fragment_runs']}"),
+            ("move -> first run finished, p50 / p95", ms(s["move_run"])),
+            ("move -> state shown, p50 / p95", ms(s["move_settle"])),
+            ("  state new to the server", ms(s["settle_new_state"])),
+            ("  state seen before", ms(s["settle_seen_state"])),
+            ("server time per full run p50 / p95 (<= 1 s)", ms(s["server_run"])),
+            ("server time per fragment run p50 / p95", ms(s["server_fragment_run"])),
             ("errors (target 0)", f"{s['errors_total']}  " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())),
-            ("cross-talk mismatches (target 0)", str(s["cross_talk"]))]
-    if stats:
-        rows += [("server RSS at start / after warm-up", f"{stats['server_started']:.0f} / {stats['before']:.0f} MB"),
-                 ("server RSS after moves / peak / sessions closed",
-                  f"{stats['after']:.0f} / {stats['peak']:.0f} / {stats['after_close']:.0f} MB"),
-                 ("RSS growth over the moves (target < 50)", f"{stats['growth']:+.1f} MB"),
-                 ("server CPU over the moves", f"{stats['cpu_s']:.0f} s in {stats['wall_s']:.0f} s "
-                                               f"({1000 * stats['cpu_s'] / max(s['reruns'], 1):.0f} ms per rerun)"),
-                 ("browser CPU over the moves (same machine)", f"{stats['client_cpu_s']:.0f} s")]
+            ("cross-talk (target 0)", str(s["cross_talk"]))]
+    if server:
+        rows += [("server RSS after warm-up / end / peak / closed",
+                  f"{server['rss_after_warmup_mb']:.0f} / {server['rss_end_mb']:.0f} / {server['rss_peak_mb']:.0f}"
+                  f" / {server['rss_closed_mb']:.0f} MB"),
+                 ("RSS growth (target < 100 MB)", f"{server['growth_mb']:+.1f} MB"),
+                 ("server CPU", f"{server['cpu_s']:.0f} s in {s['wall_s']:.0f} s ({server['cpu_share']:.2f} cores): "
+                                f"{server['cpu_ms_per_full_run']:.0f} ms per full run, "
+                                f"{server['cpu_ms_per_move']:.0f} ms per move")]
     return "\n".join(f"{label:48}{value}" for label, value in rows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the arguments, run the load against a fresh server, print the table and write the JSON."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny", help="the model the sessions open (default: tiny; challenge is "
-                                                      "the default net, slower per rerun)")
-    ap.add_argument("--sessions", type=int, default=8)
-    ap.add_argument("--moves", type=int, default=50, help="measured moves per session")
-    ap.add_argument("--warmup", type=int, default=5, help="moves per session before memory is first measured")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds one move may take")
-    ap.add_argument("--json", type=Path, default=OUT)
-    args = ap.parse_args(argv)
-
-    from obd.config import TrainConfig, preset_spec
+def _oracle(preset: str) -> Expected:
+    """obd's numbers for the preset's network (trained into the cache first if it is not there, so that the
+    server opens it rather than training it)."""
+    from obd.config import preset_spec, preset_train_config
     from obd.data import load_mnist
-    from obd.model import trained_model
-    from obd.network import from_keras
+    from obd.netfile import cached_network
 
     d = load_mnist()
-    net = from_keras(trained_model(preset_spec(args.preset), TrainConfig(), d)[0])  # trains into the cache if needed
-    plans = scripts(args.sessions, args.warmup + args.moves, args.seed)
-    expected = Expected(net, d.x_test, d.y_test)
-    for start, moves in plans:  # before the server starts, so the oracle takes no CPU from it
-        for mode, k in [start] + [(m.mode, m.sparsity) for m in moves]:
-            expected(mode, k)
+    spec, train = preset_spec(preset), preset_train_config(preset)
+    net = cached_network(spec, train)
+    if net is None:
+        from obd.model import trained_model
+        from obd.network import from_keras
+
+        net = from_keras(trained_model(spec, train, d)[0])
+    return Expected(net, d.x_test, d.y_test, LABELS.method)
+
+
+@contextlib.contextmanager
+def _server(url: str | None, pid: int | None, preset: str) -> Iterator[tuple[str, int | None, Path | None]]:
+    """The server to drive: the one at `url`, or a fresh `streamlit run app.py` on `preset` that sends its page
+    profiles; yields (address, process id or None, log file or None)."""
+    if url:
+        yield url, pid, None
+        return
     log = Path(tempfile.mkdtemp(prefix="obd-load-")) / "streamlit.log"
-    with serve(args.preset, log) as server:
-        result = asyncio.run(drive(server.url, args.preset, plans, expected, args.warmup, args.timeout, server.pid))
-    figures = summarize(result, args.preset, args.sessions, args.moves, log)
-    print(table(figures))
-    print(f"server log: {log}")
+    with serve(preset, log, options=USAGE_STATS) as server:
+        yield server.url, server.pid, log
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, run the load (or the CPU-per-rerun measurement), print the figures, write the JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default=os.environ.get("OBD_PRESET", DEFAULT_PRESET),
+                    help=f"the server's OBD_PRESET (default: $OBD_PRESET, else {DEFAULT_PRESET})")
+    ap.add_argument("--sessions", type=int, default=LoadConfig.sessions)
+    ap.add_argument("--duration", type=float, default=LoadConfig.duration_s, help="seconds of measured load")
+    ap.add_argument("--think", type=float, nargs=2, default=LoadConfig.think_s, metavar=("LOW", "HIGH"),
+                    help="seconds a user pauses between moves, drawn uniformly")
+    ap.add_argument("--warmup", type=int, default=LoadConfig.warmup, help="moves per session before measuring")
+    ap.add_argument("--seed", type=int, default=LoadConfig.seed)
+    ap.add_argument("--timeout", type=float, default=LoadConfig.timeout_s, help="seconds one move may take")
+    ap.add_argument("--url", help="drive this running server instead of starting one")
+    ap.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU and memory")
+    ap.add_argument("--cpu-per-rerun", action="store_true", help="one session: server CPU per rerun of seen states")
+    ap.add_argument("--rounds", type=int, default=5, help="with --cpu-per-rerun: revisits of every state")
+    ap.add_argument("--no-check", action="store_true", help="skip checking the metrics against obd's numbers")
+    ap.add_argument("--json", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    try:
+        cfg = LoadConfig(args.sessions, args.duration, tuple(args.think), args.warmup, args.seed, args.timeout)
+    except ValueError as e:
+        ap.error(str(e))
+    expected = None if args.no_check else _oracle(args.preset)  # before the server starts: it trains if needed
+    with _server(args.url, args.pid, args.preset) as (url, pid, log):
+        if args.cpu_per_rerun:
+            if pid is None:
+                ap.error("--cpu-per-rerun needs the server's process id: start no server (leave out --url) or "
+                         "give --pid")
+            figures = asyncio.run(cpu_per_rerun(url, pid, args.rounds, args.timeout))
+            figures["preset"] = args.preset
+            print("\n".join(f"{k:32}{v}" for k, v in figures.items()))
+            print(f"target: <= {TARGETS['seen_cpu_ms']:.0f} ms of server CPU per rerun of a seen state")
+        else:
+            result = asyncio.run(drive(url, cfg, pid))
+    if not args.cpu_per_rerun:
+        figures = summarize(result, cfg, expected, log)  # after the server stopped: the oracle takes no CPU from it
+        figures["preset"] = args.preset
+        print(table(figures))
+        for line in figures["examples"]:
+            print("  " + line)
+    if log:
+        print(f"server log: {log}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=1))
 
