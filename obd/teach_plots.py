@@ -1,0 +1,233 @@
+"""The teaching views' figures (plotly, no Streamlit): what the first layer sees, OBD against magnitude, the
+network as a diagram, the confusion matrix and a drawn digit's probabilities.
+
+Every figure draws numbers computed in obd.explain, stays under 300 KB of JSON (numpy arrays travel as
+plotly's binary arrays, float32) and is testable without a server. A sibling of obd/plots.py, which holds the
+dashboard's original figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .explain import SIDE, Comparison, Diagram, ReceptiveFields
+
+KEPT_COLOR = "#1f77b4"
+PRUNED_COLOR = "#bbbbbb"
+# the four ways two criteria can treat one weight: (label, colour)
+AGREEMENT_STYLE = {
+    (True, True): ("both keep", "#2ca02c"),
+    (False, False): ("both delete", "#bbbbbb"),
+    (False, True): ("OBD keeps, magnitude deletes", "#d62728"),
+    (True, False): ("magnitude keeps, OBD deletes", "#1f77b4"),
+}
+
+
+def receptive_field_figure(fields: ReceptiveFields, columns: int = 4) -> go.Figure:
+    """First-layer units as 28x28 images of their kept incoming weights; pruned units grey and crossed out.
+
+    Args:
+        fields: `obd.explain.receptive_fields(...)`.
+        columns: images per row.
+
+    Returns:
+        A Figure with one Heatmap per unit (trace i is unit fields.units[i]): a live unit's kept weights on a
+        shared diverging scale (red > 0 > blue), its pruned weights as gaps (NaN); a pruned unit's dense |w|
+        in grey, crossed out.
+    """
+    n = len(fields.units)
+    rows = max(1, math.ceil(n / columns))
+    titles = [f"unit {u}" + ("" if alive else " · pruned") for u, alive in zip(fields.units, fields.alive)]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.25 / rows)
+    scale = float(np.abs(fields.weights).max()) or 1.0  # (the grey of pruned units scales on its own)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        if fields.alive[i]:
+            z, axis = np.where(fields.kept[i], fields.weights[i], np.nan), "coloraxis"  # (28, 28), gaps pruned
+        else:  # what the unit looked for before it was pruned, in grey
+            z, axis = np.abs(fields.dense_weights[i]), "coloraxis2"
+        fig.add_trace(go.Heatmap(
+            z=z.astype(np.float32), coloraxis=axis, hoverongaps=False,
+            hovertemplate=f"unit {fields.units[i]}, pixel (%{{y}}, %{{x}}): %{{z:.3g}}<extra></extra>"),
+            row=r + 1, col=c + 1)
+        if not fields.alive[i]:
+            for x0, x1 in ((0, SIDE - 1), (SIDE - 1, 0)):
+                fig.add_shape(type="line", x0=x0, y0=0, x1=x1, y1=SIDE - 1, line=dict(color="#d62728", width=2),
+                              row=r + 1, col=c + 1)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     scaleanchor="x", constrain="domain")
+    for i in range(2, rows * columns + 1):  # every subplot square, each with its own anchor
+        fig.layout[f"yaxis{i}"].scaleanchor = f"x{i}"
+    fig.update_layout(
+        coloraxis=dict(colorscale="RdBu_r", cmin=-scale, cmax=scale, colorbar=dict(title="w", len=0.6)),
+        coloraxis2=dict(colorscale="Greys", showscale=False),
+        height=170 * rows + 60, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="#f4f4f4",
+        title="What the first layer's units look for (incoming weights; gaps = pruned weights)")
+    return fig
+
+
+def pixel_survival_figure(counts: np.ndarray, units: int) -> go.Figure:
+    """How many first-layer connections each input pixel keeps, as a 28x28 heatmap.
+
+    Args:
+        counts: `obd.explain.pixel_survival(mask)`, (28, 28) ints.
+        units: the first layer's width (the most a pixel can keep).
+
+    Returns:
+        A Figure with one Heatmap whose z is `counts`.
+    """
+    counts = np.asarray(counts)
+    empty = int((counts == 0).sum())
+    fig = go.Figure(go.Heatmap(z=counts.astype(np.int32), zmin=0, zmax=units, colorscale="Viridis",
+                               colorbar=dict(title="kept"),
+                               hovertemplate="pixel (%{y}, %{x}): %{z} of " + f"{units:,}" + " kept<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
+    fig.update_layout(title=f"Connections kept per input pixel ({empty} of {counts.size} pixels cut off)",
+                      height=380, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def _positive_floor(values: np.ndarray) -> float:
+    positive = values[values > 0]
+    return float(positive.min()) / 10 if positive.size else 1e-12
+
+
+def criteria_figure(comp: Comparison) -> go.Figure:
+    """Magnitude against OBD saliency for a sample of one layer's weights (or units), coloured by what each
+    criterion keeps, with both cut lines (log axes).
+
+    Scores of exactly 0 (weights from pixels that are blank in every calibration image have h_kk = 0) are
+    drawn at a floor a decade below the smallest positive score; hover shows the true value.
+
+    Args:
+        comp: `obd.explain.compare(...)`.
+
+    Returns:
+        A Figure: one Scatter per agreement class, a vertical line at the magnitude cut and a horizontal one
+        at the OBD cut.
+    """
+    what = "weights" if comp.mode == "weight" else "units"
+    x_floor, y_floor = _positive_floor(comp.magnitude), _positive_floor(comp.saliency)
+    fig = go.Figure()
+    for (by_magnitude, by_obd), (label, color) in AGREEMENT_STYLE.items():
+        pick = (comp.kept_by_magnitude == by_magnitude) & (comp.kept_by_obd == by_obd)
+        fig.add_trace(go.Scattergl(
+            x=np.maximum(comp.magnitude[pick], x_floor), y=np.maximum(comp.saliency[pick], y_floor),
+            mode="markers", name=f"{label} ({int(pick.sum())})", marker=dict(color=color, size=5, opacity=0.7),
+            customdata=np.stack([comp.index[pick], comp.magnitude[pick], comp.saliency[pick]], axis=1),
+            hovertemplate=("#%{customdata[0]}: magnitude %{customdata[1]:.3g}, saliency %{customdata[2]:.3g}"
+                           "<extra>" + label + "</extra>")))
+    for cut, axis in ((comp.cut_magnitude, "x"), (comp.cut_obd, "y")):
+        if math.isfinite(cut):
+            line = dict(color="black", width=1, dash="dash")
+            if axis == "x":
+                fig.add_vline(x=max(cut, x_floor), line=line, annotation_text="magnitude cut",
+                              annotation_position="bottom left")
+            else:
+                fig.add_hline(y=max(cut, y_floor), line=line, annotation_text="OBD cut",
+                              annotation_position="top left")
+    a = comp.agreement
+    fig.update_layout(
+        title=(f"OBD keeps {a.obd_only:,} {what} that magnitude deletes, and deletes {a.magnitude_only:,} it "
+               f"keeps (of {a.total:,}; at {100 * comp.sparsity:g} %)"),
+        xaxis=dict(type="log", title="|w|" if comp.mode == "weight" else "column L2 norm (magnitude score)"),
+        yaxis=dict(type="log", title="OBD saliency ½·h·w² (loss units)"),
+        legend=dict(orientation="h", y=-0.2), height=460, margin=dict(l=60, r=20, t=50, b=40))
+    return fig
+
+
+def diagram_figure(d: Diagram) -> go.Figure:
+    """The network as layers and bands. A layer's bar is as tall as its live units (the outline: its dense
+    width), so unit pruning narrows it; the band between two layers joins their live units and is as opaque
+    as the share of the possible connections between them that still work, so weight pruning thins it.
+
+    Args:
+        d: `obd.explain.diagram(pruned)`.
+
+    Returns:
+        A Figure: one filled band (Scatter) per layer pair, then bars for the dense widths and the live widths.
+    """
+    fig = go.Figure()
+    xs = list(range(len(d.units)))
+    labels = ["input"] + list(d.names)
+    top = max(d.units)
+    for i in range(len(d.weights)):
+        density = min(1.0, d.effective[i] / max(d.alive[i] * d.alive[i + 1], 1))
+        h0, h1 = d.alive[i] / top, d.alive[i + 1] / top
+        fig.add_trace(go.Scatter(
+            x=[i + 0.12, i + 0.88, i + 0.88, i + 0.12, i + 0.12], y=[h0 / 2, h1 / 2, -h1 / 2, -h0 / 2, h0 / 2],
+            fill="toself", mode="lines", line=dict(width=0), fillcolor=f"rgba(31,119,180,{max(density, 0.04):.3f})",
+            hoverinfo="text", showlegend=False, name=f"{labels[i]} → {labels[i + 1]}",
+            text=(f"{labels[i]} → {labels[i + 1]}: {d.effective[i]:,} of {d.weights[i]:,} connections work "
+                  f"({100 * d.effective[i] / d.weights[i]:.1f} %; {d.kept[i]:,} kept by the mask)")))
+    fig.add_trace(go.Bar(x=xs, y=[u / top for u in d.units], base=[-u / top / 2 for u in d.units], width=0.22,
+                         marker=dict(color="rgba(0,0,0,0)", line=dict(color=PRUNED_COLOR, width=1.5)),
+                         name="dense width", customdata=list(d.units), textposition="outside",
+                         textfont=dict(size=12), cliponaxis=False,
+                         text=[f"{a:,}" if a == u else f"{a:,} of {u:,}" for a, u in zip(d.alive, d.units)],
+                         hovertemplate="%{customdata:,} units dense<extra></extra>"))
+    fig.add_trace(go.Bar(x=xs, y=[a / top for a in d.alive], base=[-a / top / 2 for a in d.alive], width=0.22,
+                         marker_color=KEPT_COLOR, name="live units", customdata=list(d.alive),
+                         hovertemplate="%{customdata:,} units live<extra></extra>"))
+    fig.update_layout(
+        barmode="overlay", title="The network: bar = units that still work, band = connections that do",
+        xaxis=dict(tickmode="array", tickvals=xs, ticktext=labels, showgrid=False, zeroline=False),
+        yaxis=dict(visible=False, range=[-0.6, 0.65]), height=380, margin=dict(l=10, r=10, t=50, b=30),
+        legend=dict(orientation="h", y=-0.1), plot_bgcolor="white")
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, title: str = "Confusion matrix of the pruned network") -> go.Figure:
+    """A confusion matrix (rows = true digit, columns = predicted) with counts in the cells: the diagonal
+    (right answers) in blue, the mistakes in red, each on its own scale so that a few dozen mistakes show next
+    to a thousand right answers.
+
+    Args:
+        matrix: `obd.explain.confusion(labels, predictions)`, (10, 10) ints.
+        title: the chart's title.
+
+    Returns:
+        A Figure with two Heatmaps: trace 0 the diagonal, trace 1 the rest (NaN where the other one draws);
+        together their z is the matrix.
+    """
+    m = np.asarray(matrix).astype(np.float32)
+    digits = [str(i) for i in range(m.shape[0])]
+    diagonal = np.eye(m.shape[0], dtype=bool)
+    fig = go.Figure()
+    for part, scale, name in ((diagonal, "Blues", "right"), (~diagonal, "Reds", "mistaken")):
+        z = np.where(part, m, np.nan)
+        fig.add_trace(go.Heatmap(
+            z=z, x=digits, y=digits, text=np.where(part, m.astype(np.int32).astype(str), ""), texttemplate="%{text}",
+            colorscale=scale, zmin=0, zmax=max(float(np.nanmax(z)), 1.0), showscale=False, hoverongaps=False,
+            hovertemplate="true %{y}, predicted %{x}: %{z:.0f} " + name + "<extra></extra>"))
+    fig.update_yaxes(title="true digit", autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(title="predicted digit", side="top", constrain="domain")
+    fig.update_layout(title=title, height=460, margin=dict(l=50, r=10, t=80, b=10), plot_bgcolor="white")
+    return fig
+
+
+def probabilities_figure(dense: np.ndarray, pruned: np.ndarray) -> go.Figure:
+    """The dense and the pruned network's probabilities for one digit, as bar pairs.
+
+    Args:
+        dense, pruned: (10,) softmax probabilities (`obd.explain.probabilities`).
+
+    Returns:
+        A Figure with two Bar traces (dense, pruned), percent per digit.
+    """
+    digits = [str(i) for i in range(len(dense))]
+    fig = go.Figure([
+        go.Bar(name=f"dense: {int(np.argmax(dense))}", x=digits, y=100 * np.asarray(dense, dtype=np.float64),
+               marker_color="#7f7f7f"),
+        go.Bar(name=f"pruned: {int(np.argmax(pruned))}", x=digits, y=100 * np.asarray(pruned, dtype=np.float64),
+               marker_color="#d62728")])
+    fig.update_layout(barmode="group", xaxis_title="digit", yaxis=dict(title="probability (%)", range=[0, 100]),
+                      height=300, margin=dict(l=50, r=10, t=30, b=40), legend=dict(orientation="h", y=1.15))
+    return fig
