@@ -113,3 +113,18 @@ def test_the_budget_control_switches_to_global_pruning_in_chromium(server, chrom
         expect(page.get_by_text("magnitude weight pruning at 80 % (global budget)")).to_be_visible()
         expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %")
         assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_the_slider_answers_while_an_obs_job_runs(server, chromium, tiny, mnist):
+    from playwright.sync_api import expect
+
+    # prune_output + global: a choice no other test computes, so its points and curves start from nothing
+    query = "mode=unit&sparsity=71&method=obs&budget=global&prune_output=1"
+    want = evaluate(plan(tiny, "obs", "unit", "global", True).prune(0.72).net, mnist.x_test, mnist.y_test).accuracy
+    with dashboard(chromium, server.url, query, wait_for_curves=False) as page:
+        expect(page.locator("[data-testid='stProgress']").first).to_be_visible(timeout=30_000)  # a job runs
+        page.locator("[data-testid='stSlider'] [role='slider']").first.focus()
+        page.keyboard.press("ArrowRight")  # while it runs
+        expect(page.get_by_text("obs unit pruning at 72 % (global budget)")).to_be_visible(timeout=5_000)
+        expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %", timeout=RUN_TIMEOUT_MS)
+        assert page.locator("[data-testid='stException']").count() == 0

@@ -9,7 +9,7 @@ from obd import plots
 from obd.finetune import check_gradual
 from obd.methods import METHODS, supports
 from obd.pruning import MODES
-from obd.sweep import DEFAULT_SPARSITIES, sweep
+from obd.sweep import DEFAULT_SPARSITIES, estimate_seconds, sweep
 
 from . import shared
 from .state import Choice, ModelKey, View
@@ -131,7 +131,7 @@ def finetune_ui(v: View) -> None:
     steps = int(steps) if gradual_ok else 1
     curve = tuple(x for x in DEFAULT_SPARSITIES if x > 0)
     net = shared.network(v.key)
-    per_point = shared.estimate_finetune_seconds(net, epochs)
+    per_point = estimate_seconds(net, c.method, c.mode, 1, epochs)
     if cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)",
                       help=f"about {per_point:.0f} s on this machine, in the background", key="ft_point"):
         st.session_state.finetune_job = _start(v, (k / 100,), epochs, steps)

@@ -14,7 +14,6 @@ import hashlib
 import math
 import tempfile
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Hashable
@@ -31,9 +30,11 @@ from obd.config import preset_spec, preset_train_config
 from obd.jobs import Job, JobBoard
 from obd.methods import ALGORITHMS, NEEDS_CALIBRATION, Plan, cached_plan, calibration, saliency_map
 from obd.netfile import cache_path, cached_network
+from obd.warm import load_speed, save_speed, speed_table
 from obd.network import Network
 from obd.pruning import Pruned, report
-from obd.sweep import DEFAULT_SPARSITIES, SweepRecord, load_records, save_records
+from obd.sweep import (DEFAULT_SPARSITIES, SweepPoint, SweepRecord, curve_path, estimate_seconds, load_records,
+                       save_records)
 
 from .state import Choice, ModelKey
 
@@ -197,21 +198,19 @@ def inline_ok(key: ModelKey, c: Choice) -> bool:
 
 
 def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
-    """Prune at k percent and evaluate on the test set; keeps the result (and the pruned net) for every session.
+    """Prune at k percent and evaluate on the test set (obd.sweep's point, as the curves and the CLI compute it);
+    keeps the result (and the pruned net) for every session.
 
     Returns:
         {"accuracy", "loss", "predictions" (int8), "class_accuracy", "report", "record" (a SweepRecord)}
     """
-    start = time.perf_counter()
-    p = plan_for(key, c)
-    pruned = p.prune(k / 100)
     d = data()
-    ev = evaluate(pruned.net, d.x_test, d.y_test, engine="auto")  # shrunk or sparse when that is faster
-    rep = report(pruned)
-    record = SweepRecord(c.mode, k / 100, ev.accuracy, ev.loss, rep.kept_weights, c.method,
-                         time.perf_counter() - start, c.budget, 0.0, 1, p.seconds)
+    # "auto": the shrunk or sparse engine when that is faster
+    pruned, ev, record = SweepPoint(network(key), c.method, c.mode, k / 100, c.budget, c.prune_output,
+                                    engine="auto", x=d.x_test, y=d.y_test, calib=calib_for(c.method),
+                                    plan=plan_for(key, c)).run()
     point = {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
-             "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": rep, "record": record}
+             "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned), "record": record}
     stores()["points"].put((key, c, k), point)
     stores()["pruned"].put((key, c, k), pruned)
     return point
@@ -231,8 +230,9 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
         return found
     if inline_ok(key, c):
         return compute_point(key, c, k)
+    about = estimate_seconds(network(key), c.method, c.mode, 1)
     job = board().submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
-                         label=f"{c.method} {c.mode} pruning at {k} %")
+                         label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)")
     if job.finished and job.error is None:  # done between the lookup and the submit
         return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
     return None
@@ -282,10 +282,8 @@ def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
 
 
 # ---------------------------------------------------------------- curves
-def curve_file(key: ModelKey, c: Choice) -> Path:  # TEMP until obd.sweep.curve_path lands
-    from obd.netfile import cache_dir
-    budget = "" if c.budget == "layer" else f"-{c.budget}"
-    return cache_dir() / "curves" / f"{network(key).fingerprint()}-{c.method}-{c.mode}{budget}-{int(c.prune_output)}.json"
+def curve_file(key: ModelKey, c: Choice) -> Path:
+    return curve_path(network(key), c.method, c.mode, c.budget, c.prune_output)
 
 
 def curve_job_key(key: ModelKey, c: Choice) -> tuple:
@@ -310,7 +308,9 @@ def curve(key: ModelKey, c: Choice, k_first: int | None = None) -> tuple[list[Sw
     job = board().get(jk)
     if job is None:
         tasks = [_curve_task(key, c, k) for k in ks]
-        job = board().submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget)", first=first)
+        about = estimate_seconds(network(key), c.method, c.mode, len(ks))
+        job = board().submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
+                             first=first)
     else:
         board().touch(jk, first=first)
     results = job.results()
@@ -336,13 +336,16 @@ def saliencies(key: ModelKey, method: str) -> list[np.ndarray]:
     return saliency_map(network(key), method, calib_for(method))
 
 
-def speed_job(key: ModelKey, batch: int, prune_output: bool) -> tuple[list[dict] | None, Job]:
-    """The engines' latency table at one batch size (from the disk cache, or a background job)."""
+def speed_job(key: ModelKey, batch: int, prune_output: bool) -> tuple[list[dict] | None, Job | None]:
+    """The engines' latency table at one batch size (from the disk cache, which `python -m obd warm` fills, or a
+    background job); the job is None when the table came from the disk."""
     net = network(key)
+    if (saved := load_speed(net, batch, prune_output)) is not None:
+        return saved, None
 
     def measure() -> list[dict]:
-        records = engines.bench(net, data().x_test, ("weight", "unit"), (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), (batch,),
-                                repeats=3, prune_output=prune_output)
+        records = speed_table(net, batch, prune_output)
+        save_speed(records, net, batch, prune_output)
         return records
 
     job = board().submit(("speed", key, batch, prune_output), [measure], label=f"timing the engines at batch {batch:,}")
@@ -355,8 +358,3 @@ def eta_text(job: Job) -> str:
     return f"{job.done}/{job.total} done{left}"
 
 
-def estimate_finetune_seconds(net: Network, epochs: float) -> float:
-    """Seconds to fine-tune one point for `epochs` on this machine: the cached default net trained at about
-    13 s an epoch per 3.8 M weights (the CLI's 64 s for 5 epochs); fine-tuning keeps its masks after every batch,
-    which the app's own measurements put at about 1.5× that."""
-    return 1.5 * 13.0 * epochs * net.n_weights / 3.794e6 + 2.0

@@ -1,0 +1,144 @@
+"""Inside the network: the current state explained from its own numbers, the network as a diagram, what the
+first layer's units look for, OBD against magnitude (a scatter, the counts and one weight worked through) and
+the pruned model's confusion matrix. Numbers from obd.explain, figures from obd.teach_plots."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from obd import explain, teach_plots
+from obd.evaluate import Evaluation
+from obd.saliency import hessian_diagonal
+
+from . import shared
+from .state import Choice, ModelKey, View
+
+POLL_S = 1.0
+FIELDS_SHOWN = 16  # first-layer units in the grid
+
+
+@st.cache_resource
+def _criteria_store() -> shared.Store:
+    # Magnitude and OBD scores and rankings of one (model, mode, budget): up to ~140 MB for the default net in
+    # weight mode, so only the two most recent are kept (the job board keeps none: its task returns nothing).
+    return shared.Store(2)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _hessian(key: ModelKey) -> list:
+    """The dense network's Hessian diagonal on the shared calibration sample (seconds: run inside a job)."""
+    calib = shared.calib_for("obd")
+    return hessian_diagonal(shared.network(key), calib.x, calib.y)
+
+
+def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
+    """The state's magnitude-vs-OBD rankings, or None while a background job builds them."""
+    ck = ("criteria", key, c.mode, c.budget, c.prune_output)
+    if (found := _criteria_store().get(ck)) is not None:
+        return found
+
+    def build() -> None:
+        _criteria_store().put(ck, explain.criteria(shared.network(key), _hessian(key), c.mode, c.budget,
+                                                   c.prune_output))
+    job = shared.board().get(ck)
+    if job is not None and job.finished and _criteria_store().get(ck) is None:
+        shared.board().forget(ck)  # built once, then evicted by another state's: build it again
+    job = shared.board().submit(ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
+    return _criteria_store().get(ck) if job.finished else None
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def comparison(key: ModelKey, c: Choice, k: int, layer: int, _criteria: explain.Criteria) -> explain.Comparison:
+    """One state's comparison (the criteria are named by key and choice: never hashed, they are large)."""
+    return explain.compare(_criteria, k / 100, layer)
+
+
+def _facts(v: View, cur: dict) -> explain.Facts:
+    dense = shared.point(v.key, v.choice.dense(), 0)
+    lat = shared.latency(v.key, v.choice, v.k)
+    ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
+    return explain.facts(shared.network(v.key), shared.pruned(v.key, v.choice, v.k), ev(dense), ev(cur),
+                         v.choice.method, None if lat is None else lat.speedup, None if lat is None else lat.engine)
+
+
+def example_text(comp: explain.Comparison, net) -> str:
+    """One weight (or unit) worked through both criteria, in words."""
+    e = comp.example
+    layer = net.layers[e.layer].name
+    if e.row is None:
+        what = f"**Unit {e.column} of {layer}**: column norm ‖w‖ = {e.weight:.4g}, saliency Σ½·h·w² = {e.saliency:.3g}"
+    else:
+        source = (f"pixel ({e.row // explain.SIDE}, {e.row % explain.SIDE})" if e.layer == 0 else f"unit {e.row}")
+        what = (f"**Weight from {source} to unit {e.column} of {layer}**: w = {e.weight:.4g}, "
+                f"h_kk = {e.hessian:.3g}, saliency ½·h_kk·w² = {e.saliency:.3g}")
+    verdict = lambda kept: "kept" if kept else "deleted"  # noqa: E731
+    return (f"{what}. Ranked {e.magnitude_rank:,} of {e.of:,} by magnitude ({verdict(e.kept_by_magnitude)}) and "
+            f"{e.obd_rank:,} by OBD ({verdict(e.kept_by_obd)}) at {100 * comp.sparsity:g} %.")
+
+
+def render(v: View, cur: dict) -> None:
+    net = shared.network(v.key)
+    pruned = shared.pruned(v.key, v.choice, v.k)
+    st.markdown(explain.explanation(_facts(v, cur)))
+    st.plotly_chart(teach_plots.diagram_figure(explain.diagram(pruned)), key="inside_diagram")
+    if net.layers[0].inputs != explain.SIDE * explain.SIDE:
+        st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
+    else:
+        first_layer(v, pruned.masks[0])
+    obd_vs_magnitude(v)
+    d = shared.data()
+    st.plotly_chart(teach_plots.confusion_figure(explain.confusion(d.y_test, cur["predictions"])),
+                    key="inside_confusion")
+
+
+def first_layer(v: View, mask) -> None:
+    net = shared.network(v.key)
+
+    @st.fragment
+    def show() -> None:
+        st.subheader("What the first layer sees")
+        pick = st.radio("Units shown", explain.PICKS, horizontal=True, key="inside_pick",
+                        format_func=lambda p: {"strongest": "the strongest", "spread": "strongest to weakest"}[p])
+        cols = st.columns([3, 2])
+        fields = explain.receptive_fields(net, mask, FIELDS_SHOWN, pick)
+        cols[0].plotly_chart(teach_plots.receptive_field_figure(fields), key="inside_fields")
+        cols[1].plotly_chart(teach_plots.pixel_survival_figure(explain.pixel_survival(mask), mask.shape[1]),
+                             key="inside_pixels")
+        cols[1].caption("Weight pruning cuts the border pixels off first: they are blank in almost every digit, "
+                        "so nothing made their weights grow (Han et al. 2015 saw the same on LeNet-300-100).")
+    show()
+
+
+def obd_vs_magnitude(v: View) -> None:
+    st.subheader("OBD against magnitude")
+    c = criteria(v.key, v.choice)
+    if c is None:
+        job = shared.board().get(("criteria", v.key, v.choice.mode, v.choice.budget, v.choice.prune_output))
+
+        @st.fragment(run_every=POLL_S)
+        def wait() -> None:
+            if job is not None and job.error:
+                st.error(f"Ranking failed: {job.error}")
+            elif criteria(v.key, v.choice) is not None:
+                st.rerun()
+            else:
+                st.progress(0.0, text="Computing the Hessian diagonal and both rankings in the background…")
+        wait()
+        return
+    net = shared.network(v.key)
+    layers = [i for i, order in enumerate(c.by_magnitude.orders) if order is not None]
+
+    @st.fragment
+    def show() -> None:
+        layer = st.selectbox("Layer", layers, key="inside_layer",
+                             format_func=lambda i: f"{i}: {net.layers[i].name} ({net.layers[i].inputs}×"
+                                                   f"{net.layers[i].units})")
+        comp = comparison(v.key, v.choice, v.k, layer, c)
+        st.plotly_chart(teach_plots.criteria_figure(comp), key="inside_criteria")
+        what = "weights" if comp.mode == "weight" else "units"
+        a = comp.agreement
+        st.markdown(f"Over every pruned layer, **OBD keeps {a.obd_only:,} {what} that magnitude deletes** "
+                    f"and deletes {a.magnitude_only:,} that magnitude keeps; they agree on {a.both_kept:,} kept "
+                    f"and {a.both_pruned:,} deleted.")
+        st.markdown(example_text(comp, net))
+    show()
