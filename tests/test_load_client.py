@@ -1,0 +1,68 @@
+"""The load benchmark's protocol-level client against a real `streamlit run app.py` (tiny preset, from
+tests/conftest.py): one session moves the sparsity slider and the mode and must be shown obd's numbers for each
+state, in the caption, the metrics, the slider and the address; and three sessions moving at once must each see
+their own state, never another's, and no error. The 30-session measurement is `python -m benchmarks.load`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from benchmarks.live_app import Expected
+from benchmarks.load import LABELS, mismatches, move
+from benchmarks.streamlit_client import Session
+
+TIMEOUT_S = 60.0  # one move on a busy 2-core machine, the first one computing the state
+
+
+def _settled(record: dict) -> dict:
+    assert record["failure"] is None and record["errors"] == [], record
+    assert record["mismatches"] == [], record["mismatches"]
+    return record
+
+
+def test_one_session_sees_its_sparsity_and_mode_with_obds_numbers(server, tiny, mnist):
+    expected = Expected(tiny, mnist.x_test, mnist.y_test)
+
+    async def scenario():
+        session, first = await Session.open(server.url, "mode=weight&sparsity=30", TIMEOUT_S)
+        try:
+            assert first.status == "FINISHED_SUCCESSFULLY" and first.latency_s > 0
+            assert session.value(LABELS.sparsity, "slider") == 30  # the address set the slider
+            moved = _settled(await move(session, LABELS.sparsity, 85, "weight", 85, TIMEOUT_S))
+            assert session.value(LABELS.sparsity, "slider") == 85
+            switched = _settled(await move(session, LABELS.mode, "unit", "unit", 85, TIMEOUT_S))
+            return moved, switched, mismatches(session, "weight", 85)
+        finally:
+            await session.close()
+
+    moved, switched, stale = asyncio.run(scenario())
+    assert moved["metrics"] == expected("weight", 85) and switched["metrics"] == expected("unit", 85)
+    assert moved["metrics"] != switched["metrics"]  # the two states differ, so the check above can fail
+    assert moved["settle_s"] >= moved["run_s"] > 0
+    assert any("weight pruning at 85 %" in line for line in stale)  # the check names a state the page left
+
+
+def test_concurrent_sessions_see_only_their_own_state(server, tiny, mnist):
+    expected = Expected(tiny, mnist.x_test, mnist.y_test)
+    walks = [[("weight", 20), ("weight", 64), ("unit", 64)], [("unit", 40), ("unit", 91), ("weight", 91)],
+             [("weight", 75), ("unit", 75), ("unit", 12)]]
+
+    async def walk(states):
+        (mode, k), records = states[0], []
+        session, _ = await Session.open(server.url, f"mode={mode}&sparsity={k}", TIMEOUT_S)
+        try:
+            for m, p in states[1:]:
+                label, value = (LABELS.mode, m) if m != mode else (LABELS.sparsity, p)
+                records.append(await move(session, label, value, m, p, TIMEOUT_S))
+                mode, k = m, p
+        finally:
+            await session.close()
+        return records
+
+    async def together():
+        return await asyncio.gather(*(walk(w) for w in walks))
+
+    for records in asyncio.run(together()):
+        for r in records:
+            assert _settled(r)["metrics"] == expected(r["mode"], r["sparsity"])
