@@ -320,13 +320,18 @@ def choose_kind(net: Network, batch_size: int) -> str:
     Returns:
         "sparse", "shrunk" or "dense".
     """
-    threshold = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= max(batch_size, 1))]
     small = shrink(net)
-    if small.n_weights < SMALL_NET_WEIGHTS and batch_size >= ROW_BY_ROW:
-        threshold = min(threshold, SMALL_NET_MAX_DENSITY)
-    if _count_nonzero(small) <= threshold * small.n_weights:
+    if _count_nonzero(small) <= _sparse_max_density(small.n_weights, batch_size) * small.n_weights:
         return "sparse"
     return "shrunk" if small.sizes != net.sizes else "dense"
+
+
+def _sparse_max_density(n_weights: int, batch_size: int) -> float:
+    """The largest kept fraction of a (shrunk) net of `n_weights` at which "auto" runs the sparse engine."""
+    threshold = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= max(batch_size, 1))]
+    if n_weights < SMALL_NET_WEIGHTS and batch_size >= ROW_BY_ROW:
+        threshold = min(threshold, SMALL_NET_MAX_DENSITY)
+    return threshold
 
 
 def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> Engine:
@@ -379,8 +384,10 @@ class Latency:
 
     speedup is the median of per-pair ratios (dense ms / engine ms of calls timed back to back), the robust
     figure; engine_ms is dense_ms / speedup, so the three agree. speedup_range is the interquartile range of the
-    ratios (of every attempt's when noisy). flop_ratio is the dense net's multiply-adds over the engine's: its
-    ideal speed-up, which speedup never exceeds by more than `TimingConfig.over_ideal`.
+    ratios (of every attempt's when noisy). flop_ratio is the dense net's multiply-adds over those of the engine
+    timed (from `measure` and `Readings.reading`; speedup never exceeds it by more than `TimingConfig.over_ideal`)
+    or, from `latency`, over the pruned net's nonzero ones (`ideal_speedup`: what a perfect engine would reach,
+    at least the former, so the rule holds against it too).
     """
 
     dense_ms: float  # the dense net's median at this batch size: one figure per shape and batch in a process
@@ -508,20 +515,25 @@ def _engine_flops(net: Network, kind: str) -> int:
 
 
 class Readings:
-    """Latency readings kept for a process, one per (engine kind, batch size, structure), shared by threads.
+    """Latency readings kept for a process, shared by threads: one per engine kind, batch size and structure,
+    and one per batch size and structure for what "auto" reports.
 
     Besides caching (so equal structures read identically, and the dense net reads one figure per batch size),
-    it keeps the readings of one kind monotone in work: a net that needs fewer multiply-adds from an engine
-    must not read slower on it than one that needs more (so one method's speed-up never drops as sparsity
-    grows). A reading that breaks this is retaken; if it still does, it is held to its neighbour's speed-up
-    and marked noisy. Readings are taken one at a time (a lock), so two callers never time against each
-    other.
+    it keeps readings monotone in work. Per engine kind: a net that needs fewer multiply-adds from the engine
+    must not read slower on it than one that needs more; a reading that breaks this is timed again, and if it
+    still does, it is held to its neighbour's speed-up and marked noisy (that is noise: the engine's work
+    really is smaller). For "auto": a net with fewer nonzero weights must not read slower than one with more,
+    so one method's speed-up never drops as its sparsity grows. That can be real, not noise: a method whose
+    masks are not nested (sparsegpt, obs) may leave more units alive at 95 % than at 90 %, so its 95 % net
+    runs slower; such a reading is held, marked noisy, and its range spans both figures. Readings are taken one
+    at a time (a lock), so two callers never time against each other.
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._lock = threading.RLock()
-        self._found: dict[tuple, tuple[int, Latency]] = {}  # (kind, batch, sizes, structure) -> (flops, reading)
+        # (kind, batch, sizes, structure) -> (multiply-adds the work is ordered by, reading); kind "auto" too
+        self._found: dict[tuple, tuple[int, Latency]] = {}
         self._dense_ms: dict[tuple, float] = {}  # (batch, sizes) -> the dense net's ms, fixed by the first reading
 
     def clear(self) -> None:
@@ -557,26 +569,58 @@ class Readings:
             flops = _engine_flops(net, kind)
             lat = measure(dense, engine, x, net.n_weights / max(flops, 1), config)
             if kind == "dense":  # dense against itself: only its time is news
-                lat = dataclasses.replace(lat, speedup=1.0, speedup_range=(1.0, 1.0), flop_ratio=1.0, note="")
-            low, high = self._bounds(key, flops)
-            if not low <= lat.speedup <= high:  # a smaller net read slower than a larger one, or the reverse
+                lat = dataclasses.replace(lat, speedup=1.0, speedup_range=(1.0, 1.0), note="")
+            elif not self._in_line(lat, key, flops):  # out of line with the nets around it: once more
                 lat = measure(dense, engine, x, lat.flop_ratio, config)
-                if not low <= lat.speedup <= high:
-                    held = min(max(lat.speedup, low), high)
-                    lat = dataclasses.replace(
-                        lat, speedup=held, noisy=True,
-                        speedup_range=(min(lat.speedup_range[0], held), max(lat.speedup_range[1], held)),
-                        note=f"measured {lat.speedup:.3g}x twice, out of line with the nets around it: held")
+            lat = self._keep(lat, key, flops, f"measured {lat.speedup:.3g}x twice, out of line with the nets around it: held")
             ref = self._dense_ms.setdefault((len(x), net.sizes), lat.dense_ms)
-            lat = dataclasses.replace(lat, dense_ms=ref, engine_ms=ref / lat.speedup)
-            if len(self._found) >= self.max_entries:
-                del self._found[next(iter(self._found))]  # the oldest
-            self._found[key] = flops, lat
+            return self._store(key, flops, dataclasses.replace(lat, dense_ms=ref, engine_ms=ref / lat.speedup))
+
+    def auto(self, net: Network, x: np.ndarray, config: TimingConfig = TimingConfig()) -> Latency:
+        """What "auto" reports for `net` at batch len(x): its fastest measured candidate, or dense (see
+        `latency`), held monotone in the net's nonzero weights."""
+        small = shrink(net)
+        nonzeros = _count_nonzero(small)
+        key = ("auto", len(x), net.sizes, structure_key(net)[1:])
+        with self._lock:
+            if (found := self._found.get(key)) is not None:
+                return found[1]
+            kinds = [kind for kind, ok in (
+                ("shrunk", small.sizes != net.sizes),
+                # against the unshrunk count, so that a kind stays a candidate as sparsity grows; includes the pick
+                ("sparse", nonzeros <= _sparse_max_density(net.n_weights, len(x)) * net.n_weights),
+            ) if ok]
+            best = max((self.reading(net, x, kind, config) for kind in kinds), key=lambda lat: lat.speedup,
+                       default=None)
+            if best is None or best.speedup < 1:
+                best = self.reading(net, x, "dense", config)
+            best = self._keep(dataclasses.replace(best, flop_ratio=ideal_speedup(net, net)), key, nonzeros, f"its engines measured {best.speedup:.3g}x; held to a net with "
+                              "other nonzero weights (a method whose masks are not nested)")
+            return self._store(key, nonzeros, best)
+
+    def _in_line(self, lat: Latency, key: tuple, flops: int) -> bool:
+        low, high = self._bounds(key, flops)
+        return low <= lat.speedup <= high
+
+    def _keep(self, lat: Latency, key: tuple, flops: int, note: str) -> Latency:
+        """`lat`, or held to the bounds its neighbours set, marked noisy, its range spanning both figures."""
+        low, high = self._bounds(key, flops)
+        if low <= lat.speedup <= high:
             return lat
+        held = min(max(lat.speedup, low), high)
+        span = (min(lat.speedup_range[0], lat.speedup, held), max(lat.speedup_range[1], lat.speedup, held))
+        return dataclasses.replace(lat, speedup=held, engine_ms=lat.dense_ms / held, speedup_range=span, noisy=True,
+                                   note=note)
+
+    def _store(self, key: tuple, flops: int, lat: Latency) -> Latency:
+        if len(self._found) >= self.max_entries:
+            del self._found[next(iter(self._found))]  # the oldest
+        self._found[key] = flops, lat
+        return lat
 
     def _bounds(self, key: tuple, flops: int) -> tuple[float, float]:
-        """The speed-ups a reading of `key` must lie between: those of its kind's readings of nets that need
-        more multiply-adds, and of those that need fewer (same batch size and dense net)."""
+        """The speed-ups a reading of `key` must lie between: those of the same kind's readings (same batch
+        size and dense net) of nets that need more multiply-adds, and of those that need fewer."""
         low, high = 0.0, math.inf
         for other, (other_flops, lat) in self._found.items():
             if other[:3] == key[:3] and other_flops > flops:
@@ -593,10 +637,11 @@ def latency(net: Network, x: np.ndarray, config: TimingConfig = TimingConfig(),
             readings: Readings = READINGS) -> Latency:
     """The latency of `net` on the batch `x` through the engine "auto" picks, against dense.
 
-    Readings come from `readings` (one per structure: nets of identical shapes read identically). The pick is
-    checked by measurement: when it is the sparse engine and units died, the shrunk engine is timed too and the
-    faster kept; when the pick measures slower than dense, dense is what auto runs and what is reported, so the
-    number shown is never a slow-down that auto chose. See `measure` for how a reading is taken.
+    auto's candidates are timed and the fastest kept: the shrunk engine when units died, the sparse engine when
+    few enough weights are kept (counted against the unpruned net, so that a candidate stays one as sparsity
+    grows). When none beats dense, dense is what auto runs and what is reported, so the number shown is never a
+    slow-down that auto chose. Readings come from `readings`: one per structure (nets of identical shapes read
+    identically), monotone in nonzero weights (see `Readings`); see `measure` for how one is taken.
 
     Args:
         net: the (pruned) network.
@@ -607,13 +652,7 @@ def latency(net: Network, x: np.ndarray, config: TimingConfig = TimingConfig(),
     Returns:
         A Latency; `engine` is "dense" when nothing faster applies or measured faster.
     """
-    pick = choose_kind(net, len(x))
-    kinds = [pick] + (["shrunk"] if pick == "sparse" and shrink(net).sizes != net.sizes else [])
-    best = max((readings.reading(net, x, kind, config) for kind in kinds if kind != "dense"),
-               key=lambda lat: lat.speedup, default=None)
-    if best is None or best.speedup < 1:
-        return readings.reading(net, x, "dense", config)
-    return best
+    return readings.auto(net, x, config)
 
 
 MODE_ENGINES = {"weight": ("dense", "sparse"), "unit": ("dense", "shrunk")}  # what each pruning can use

@@ -26,14 +26,14 @@ from obd.network import Layer, Network
 from obd.pruning import MODES, Pruned, live_units, prune, report
 
 QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)  # the dashboard's quick-pick sparsities, percent
-FAST = TimingConfig(pairs=5, window_s=0.05, attempts=2)  # enough for the rules, which hold by construction
+FAST = TimingConfig(pairs=3, window_s=0.02, attempts=2)  # quick: the rules must hold for any reading
 
 
 @pytest.fixture(scope="module")
 def sweep_latencies(small_net, mnist) -> dict:
     """(mode, method, sparsity %) -> (structure key, Latency, pruned net) at batch 100, one Readings for all."""
     readings, x = Readings(), mnist.x_test[:100]
-    calib = calibration(mnist, size=512)
+    calib = calibration(mnist, size=256)
     out = {}
     for mode in MODES:
         for method in (m for m in METHODS if supports(m, mode)):
@@ -47,9 +47,7 @@ def sweep_latencies(small_net, mnist) -> dict:
 def test_no_speedup_above_its_flop_ratio_by_more_than_20_percent(sweep_latencies):
     for (mode, method, k), (_, lat, net) in sweep_latencies.items():
         assert lat.speedup <= 1.2 * lat.flop_ratio * (1 + 1e-9), (mode, method, k, lat)
-        engine = build_engine(net, lat.engine)
-        flops = nonzero_weights(net) if lat.engine == "sparse" else (engine.net.n_weights)
-        assert lat.flop_ratio == pytest.approx(net.n_weights / flops), "the ratio of the engine that ran"
+        assert lat.flop_ratio == pytest.approx(net.n_weights / nonzero_weights(net)), "the net's ideal speed-up"
 
 
 def test_auto_is_never_slower_than_dense_and_its_figures_agree(sweep_latencies):
