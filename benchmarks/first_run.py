@@ -25,9 +25,11 @@ Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase fi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,10 +68,14 @@ def make_venv(project: Path, how: str) -> float:
     return time.perf_counter() - start
 
 
+def cache_path_in(folder: Path) -> Path:
+    """The default model's .keras file in a cache folder."""
+    return folder / cache_path(preset_spec(DEFAULT_PRESET), preset_train_config(DEFAULT_PRESET)).name
+
+
 def fill_cache(cache: Path, source: Path) -> None:
     """Copy the default model's cache files (.keras, and its .json/.npz where present) from `source` to `cache`."""
-    name = cache_path(preset_spec(DEFAULT_PRESET), preset_train_config(DEFAULT_PRESET)).name
-    keras_file = source / name
+    keras_file = cache_path_in(source)
     if not keras_file.is_file():
         raise SystemExit(f"first_run: error: {keras_file} is missing; train it first (python -m obd train) or run "
                          "--phase both")
@@ -106,29 +112,34 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, wait_default: bool) -> dict:
-    """Launch the server, open the page, and time what the user sees (seconds from launch)."""
+    """Launch the server, open the page, and time what the user sees (seconds from launch; each printed as it
+    happens, since a first run can take minutes)."""
     proc, url, launched = start(project, cache, log)
     out: dict[str, float | str | None] = {}
+
+    def seen(name: str, what: str = "") -> None:
+        out[name] = time.perf_counter() - launched
+        print(f"    {out[name]:7.1f} s  {name.removesuffix('_s')}{what}", flush=True)
+
     try:
         while not healthy(url):
             if proc.poll() is not None or time.perf_counter() - launched > timeout_s:
                 raise RuntimeError(f"streamlit did not start (exit code {proc.poll()}):\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
-        out["health_s"] = time.perf_counter() - launched
+        seen("health_s")
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, timeout=timeout_s * 1000)
         first = page.wait_for_selector(FIRST_CONTENT, state="visible", timeout=timeout_s * 1000)
-        out["first_content_s"] = time.perf_counter() - launched
-        out["first_content"] = first.get_attribute("data-testid")
+        seen("first_content_s", f" ({first.get_attribute('data-testid')})")
         page.wait_for_selector(METRIC, state="visible", timeout=timeout_s * 1000)
-        out["usable_s"] = time.perf_counter() - launched
+        seen("usable_s")
         if wait_default:  # None when it is not shown in time: the page is then left as it was
             left = max(1.0, timeout_s - (time.perf_counter() - launched))
             try:
                 page.wait_for_function("s => document.body.innerText.includes(s)", arg=DEFAULT_SIZES, polling=250,
                                        timeout=left * 1000)
                 page.wait_for_selector(METRIC, state="visible", timeout=left * 1000)
-                out["default_shown_s"] = time.perf_counter() - launched
+                seen("default_shown_s")
             except PlaywrightTimeout:
                 out["default_shown_s"] = None
         page.close()
@@ -169,16 +180,20 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             if args.phase in ("first", "both"):
+                print("first run (empty cache), seconds from the server's launch:", flush=True)
                 first = open_page(browser, project, cache, log, args.timeout, wait_default=True)
-                print(f"first run (empty cache): health {first['health_s']:.1f} s; first thing shown "
-                      f"{first['first_content']} at {first['first_content_s']:.1f} s", flush=True)
+                trained = json.loads(cache_path_in(cache).with_suffix(".json").read_text())["train_seconds"] \
+                    if cache_path_in(cache).with_suffix(".json").is_file() else None
                 print(f"  usable page:          {verdict(first.get('usable_s'), TARGETS['usable_s'])}")
-                print(f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}")
+                print(f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}"
+                      f"; its training took {trained} s (the cache's .json)")
             if args.phase in ("later", "both"):
+                starts = []
                 for i in range(args.runs):
-                    later = open_page(browser, project, cache, log, args.timeout, wait_default=False)
-                    print(f"later start {i + 1} (cache filled): health {later['health_s']:.1f} s; metrics "
-                          f"{verdict(later['usable_s'], TARGETS['later_metrics_s'])}", flush=True)
+                    print(f"later start {i + 1} (cache filled):", flush=True)
+                    starts.append(open_page(browser, project, cache, log, args.timeout, wait_default=False)["usable_s"])
+                print(f"  later start to metrics, median of {len(starts)}: "
+                      f"{verdict(statistics.median(starts), TARGETS['later_metrics_s'])}")
             browser.close()
         watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]
         print(f"server log: {log} ({len(watcher)} file-watcher warnings)")

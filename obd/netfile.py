@@ -159,11 +159,8 @@ def save_network(net: Network, path: str | os.PathLike) -> Path:
     arrays[_META] = np.array(json.dumps(meta))
     p.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name ending ".tmp"
-            np.savez(f, **arrays)  # uncompressed: float32 weights barely compress, and it opens faster
-
-    atomic_write(p, write)
+    # uncompressed: float32 weights barely compress, and it opens faster
+    atomic_write(p, lambda tmp: np.savez(tmp, **arrays))
     return p
 
 

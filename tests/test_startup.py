@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = TrainConfig(epochs=0.2, batch_size=64, train_limit=2000, seed=3)  # 7 steps: the weights move off their init
 PLAIN = ModelSpec((32, 16), use_bias=True)
 STANDARDIZED = ModelSpec((16,), use_bias=False, input_norm=(0.1307, 0.3081))  # as the mlpnet preset
-# The modules the dashboard's view path imports; none may pull in TensorFlow or Keras.
+# The obd modules the dashboard's view path imports; none may pull in TensorFlow or Keras.
 VIEW_PATH = ("obd.config", "obd.data", "obd.network", "obd.netfile", "obd.pruning", "obd.evaluate", "obd.engines",
-             "obd.methods", "obd.plots", "obd.sweep")
+             "obd.methods", "obd.plots", "obd.sweep", "obd.images", "obd.finetune", "obd.jobs")
 
 
 def same(a: object, b: object) -> bool:
