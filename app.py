@@ -18,10 +18,10 @@ from obd.config import PRESETS
 from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
-from ui import about, curves, lesson, metrics, predictions, shared, speed, weights
+from ui import about, compare, curves, downloads, draw, inside, lesson, metrics, predictions, shared, speed, weights
 from ui.state import QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, write_url
 
-VIEWS = ("Curves", "Weights", "Predictions", "Speed", "About")
+VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
 PRESENT_CSS = """
 <style>
@@ -221,6 +221,13 @@ def main() -> None:
     if opened["About"].open:
         with opened["About"]:
             about.render()
+    if opened["Draw"].open:
+        with opened["Draw"]:
+            draw.render(v)
+    for name, view in (("Inside", inside), ("Compare", compare), ("Downloads", downloads)):
+        if opened[name].open:
+            with opened[name]:
+                view.render(v, cur) if cur is not None else st.info(f"{name} appears once this point is computed.")
 
 
 if __name__ == "__main__":

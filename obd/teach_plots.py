@@ -9,11 +9,13 @@ dashboard's original figures.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import plots
 from .explain import SIDE, Comparison, Diagram, ReceptiveFields
 
 KEPT_COLOR = "#1f77b4"
@@ -230,4 +232,28 @@ def probabilities_figure(dense: np.ndarray, pruned: np.ndarray) -> go.Figure:
                marker_color="#d62728")])
     fig.update_layout(barmode="group", xaxis_title="digit", yaxis=dict(title="probability (%)", range=[0, 100]),
                       height=300, margin=dict(l=50, r=10, t=30, b=40), legend=dict(orientation="h", y=1.15))
+    return fig
+
+
+def settings_figure(records: Sequence, points: Sequence[tuple[str, str, str, float, float]]) -> go.Figure:
+    """Accuracy curves (obd.plots.methods_figure) with several settings marked and labelled on them.
+
+    Args:
+        records: the SweepRecords of every curve to draw.
+        points: (label, method, mode, sparsity as a fraction, accuracy as a fraction) per setting, e.g.
+            ("A", "obd", "weight", 0.9, 0.911).
+
+    Returns:
+        The curves' Figure plus one labelled marker trace per setting (the last len(points) traces), placed at
+        the setting's own measured accuracy.
+    """
+    fig = plots.methods_figure(records, current=None)
+    colours = plots.method_colors(method for _, method, *_ in points)
+    for label, method, mode, sparsity, accuracy in points:
+        fig.add_trace(go.Scatter(
+            x=plots.axis_position([sparsity]), y=[100 * accuracy], mode="markers+text", text=[label],
+            textposition="top center", textfont=dict(size=16), name=f"{label}: {method}, {mode}",
+            customdata=[[method, mode, 100 * sparsity]],
+            marker=dict(symbol="star", size=18, color=colours[method], line=dict(color="black", width=1)),
+            hovertemplate=f"{label}: {method}, {mode} at %{{customdata[2]:g}} %: %{{y:.2f}} %<extra></extra>"))
     return fig
