@@ -1,4 +1,4 @@
-"""Command line: `python -m obd train | sweep` (and the subcommands other modules register).
+"""Command line: `python -m obd train | sweep | warm` (and the subcommands other modules register).
 
 Bad arguments and bad files give one line, `obd: error: ...`, and exit code 2; TensorFlow is imported only
 after the arguments are checked, so mistakes are reported at once.
@@ -83,6 +83,16 @@ def model_file(text: str) -> str:
     if Path(text).suffix != ".keras":
         raise argparse.ArgumentTypeError(f"{text!r}: model files must end in .keras")
     return text
+
+
+def scheduler_arg(text: str) -> str:
+    """argparse type: a Dask scheduler address, tcp://host:port."""
+    from .jobs import check_scheduler
+
+    try:
+        return check_scheduler(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def say(message: str) -> None:
@@ -198,7 +208,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     records = sweep(model, args.sparsities, args.modes, x=data.x_test, y=data.y_test, prune_output=args.prune_output,
                     progress=show, methods=args.methods, budget=args.budget, calib=calib,
                     finetune_epochs=args.finetune_epochs, train_data=data, gradual_steps=args.gradual_steps,
-                    train_progress=finetune_printer())
+                    train_progress=finetune_printer(), scheduler=args.scheduler)
     detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
     print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
           + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else ""))
@@ -254,6 +264,43 @@ def _add_bench(sub) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from .network import from_keras
+    from .warm import warm_curves, warm_speed
+
+    net = from_keras(load_or_default(args.model, args.preset))
+    start = time.perf_counter()
+    say(f"warming the cache for {'-'.join(map(str, net.sizes))} ({net.fingerprint()})")
+    parts = warm_curves(net, args.methods, prune_output=args.prune_output, scheduler=args.scheduler, progress=say)
+    curves_s = time.perf_counter() - start
+    parts += warm_speed(net, args.batch, prune_output=args.prune_output, progress=say)
+    print(f"{'part':<44}{'seconds':>9}  status")
+    for part in parts:
+        status = "cached" if part.cached else f"failed: {part.error}" if part.error else "computed"
+        print(f"{part.name:<44}{part.seconds:>9.1f}  {status}")
+    print(f"curves {curves_s:.1f} s, speed tables {time.perf_counter() - start - curves_s:.1f} s, "
+          f"total {time.perf_counter() - start:.1f} s")
+    return 1 if any(part.error for part in parts) else 0
+
+
+def _add_warm(sub) -> None:
+    """`warm`: compute everything a lecture needs into the cache ahead (obd/warm.py)."""
+    from .methods import METHODS
+    from .warm import SPEED_BATCHES
+
+    p = sub.add_parser("warm", help="compute every curve and speed table the dashboard shows into the cache")
+    add_model_args(p)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                   help="the methods whose curves to compute, both modes and budgets (default: all)")
+    p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
+    p.add_argument("--batch", nargs="*", type=_bench_batch, default=list(SPEED_BATCHES), metavar="N",
+                   help="batch sizes of the speed tables (default 1 100 10000; none: no speed tables)")
+    p.add_argument("--scheduler", type=scheduler_arg, metavar="ADDRESS",
+                   help="compute the curves on a Dask cluster, e.g. tcp://10.0.0.5:8786 (speed tables are always "
+                        "timed on this machine)")
+    p.set_defaults(func=_cmd_warm)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m obd` argument parser with every subcommand."""
     from .methods import CALIBRATION_SIZE, METHODS
@@ -292,8 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "fine-tuning E/S epochs between them (magnitude, random, obd; default 1: prune once)")
     p.add_argument("--calib", type=calib_size, default=CALIBRATION_SIZE, metavar="N",
                    help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})")
+    p.add_argument("--scheduler", type=scheduler_arg, metavar="ADDRESS",
+                   help="run the points on a Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers need obd and MNIST; "
+                        "progress is then shown as points finish; default: in this process)")
     p.set_defaults(func=_cmd_sweep)
     _add_bench(sub)
+    _add_warm(sub)
     return parser
 
 

@@ -252,6 +252,12 @@ class Job:
             return (self._ended if self._ended is not None else time.monotonic()) - self._created
 
     @property
+    def work_s(self) -> float:
+        """Seconds its finished tasks took where they ran, summed (compute time, without queueing)."""
+        with self._lock:
+            return self._task_s
+
+    @property
     def eta_s(self) -> float | None:
         """Seconds still to go from the mean task time so far, with the board's workers on this job alone;
         0 when finished, None before the first result or after a failure."""
@@ -390,8 +396,8 @@ class JobBoard:
         with self._lock:
             for key in list(self._jobs):
                 self.cancel(key)
-        if self._owned:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owned:  # only tasks in flight are in the executor: the board holds back the rest
+            self._executor.shutdown(wait=False)
 
     def __enter__(self) -> "JobBoard":
         return self

@@ -12,6 +12,7 @@ from obd.evaluate import evaluate
 from obd.model import load_model
 from obd.network import from_keras
 from obd.pruning import prune
+from obd.sweep import DEFAULT_SPARSITIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,9 @@ def test_sweep_methods_and_gradual_fine_tuning(cli_model, tmp_path):
     (["sweep", "--gradual-steps", "3"], "give fine-tuning epochs too (finetune_epochs, --finetune-epochs)"),
     (["sweep", "--methods", "obs", "--finetune-epochs", "1", "--gradual-steps", "2"], "for obs prune one-shot"),
     (["sweep", "--methods", "sparsegpt", "--modes", "unit"], "none of the methods sparsegpt prunes in mode unit"),
+    (["sweep", "--scheduler", "10.0.0.5:8786"], "a Dask scheduler address looks like tcp://10.0.0.5:8786"),
+    (["warm", "--methods", "annealing"], "invalid choice: 'annealing'"),
+    (["warm", "--batch", "20000"], "batch sizes go up to 10000"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     r = run_cli(*args, cache=tmp_path)
@@ -93,3 +97,27 @@ def test_bad_arguments_give_one_line_and_exit_2(args, message, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("obd: error:") and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == [], "nothing written to the cache"
+
+
+def test_warm_caches_curves_and_speed_tables_once(cli_model, tmp_path, monkeypatch):
+    """`warm` writes the files the dashboard reads (obd.sweep.curve_path, obd.warm.speed_path); a second run
+    finds them all and computes nothing."""
+    from obd.pruning import BUDGETS
+    from obd.sweep import load_curve
+    from obd.warm import load_speed
+
+    r = run_cli("warm", "--model", cli_model, "--methods", "magnitude", "--batch", "1", cache=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "[1/" in r.stderr and "10/10 points" in r.stderr, "progress per point"
+    monkeypatch.setenv("OBD_CACHE_DIR", str(tmp_path))  # read where the CLI wrote
+    net = from_keras(load_model(cli_model))
+    for budget in BUDGETS:
+        for mode in ("weight", "unit"):
+            records = load_curve(net, "magnitude", mode, budget)
+            assert [r.sparsity for r in records] == list(DEFAULT_SPARSITIES) and records[0].budget == budget
+    assert {(t["engine"], t["batch"]) for t in load_speed(net, 1)} == {("dense", 1), ("sparse", 1), ("shrunk", 1)}
+    computed = [line for line in r.stdout.splitlines() if line.endswith("computed")]
+    assert len(computed) == 2 * len(BUDGETS) + 1 and r.stdout.splitlines()[-1].startswith("curves ")
+    again = run_cli("warm", "--model", cli_model, "--methods", "magnitude", "--batch", "1", cache=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [line.split()[-1] for line in again.stdout.splitlines()[1:-1]] == ["cached"] * len(computed)

@@ -93,3 +93,80 @@ def test_a_sweep_reuses_prebuilt_plans_and_refuses_foreign_ones(small_net, mnist
     assert all(r.setup_seconds == built.seconds for r in reused), "the plan's setup is not repeated"
     with pytest.raises(ValueError, match="built for another network, budget or prune_output"):
         sweep(small_net, [0.5], ["unit"], x=x, y=y, methods=["obs"], calib=calib, budget="global", plans=[built])
+
+
+def _without_timing(records):
+    from dataclasses import replace
+
+    return [replace(r, seconds=0.0, setup_seconds=0.0) for r in records]
+
+
+def assert_same_records(there, here):
+    """Equal record for record but for timing; the loss to 1e-6: a Dask worker runs one OpenBLAS thread (Dask's
+    default), which sums the float32 matmuls in another order than this process's threads (last bits)."""
+    from dataclasses import replace
+
+    assert [replace(r, loss=0.0) for r in _without_timing(there)] == [replace(r, loss=0.0) for r in _without_timing(here)]
+    assert [r.loss for r in there] == pytest.approx([r.loss for r in here], rel=1e-6)
+
+
+def test_a_sweep_on_a_two_worker_dask_cluster_equals_the_in_process_one(small_net, mnist):
+    """The issue's check: the same points on a local 2-worker Dask cluster (separate processes) give the same
+    records, one-shot and fine-tuned in gradual steps, in the same order; progress reports every point."""
+    distributed = pytest.importorskip("distributed")
+    calib = calibration(mnist, 256)
+    x, y = mnist.x_test[:2000], mnist.y_test[:2000]
+    one_shot = dict(sparsities=[0.0, 0.5, 0.9], modes=["weight", "unit"], x=x, y=y, methods=["magnitude", "obd"],
+                    calib=calib)
+    tuned = dict(sparsities=[0.9], modes=["weight"], finetune_epochs=0.05, gradual_steps=2, train_data=mnist)
+    local = sweep(small_net, **one_shot), sweep(small_net, **tuned)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        steps = []
+        remote = (sweep(small_net, **one_shot, scheduler=cluster.scheduler_address, progress=steps.append),
+                  sweep(small_net, **tuned, scheduler=cluster.scheduler_address))
+        workers = cluster.scheduler.workers
+        assert len(workers) == 2 and all(len(w.processing) == 0 for w in workers.values())
+    assert sorted(s.done for s in steps) == list(range(12)) and {s.total for s in steps} == {12}
+    for here, there in zip(local, remote):
+        assert_same_records(there, here)
+    assert [r.finetune_epochs for r in remote[1]] == [0.0, 0.05] and remote[1][1].gradual_steps == 2
+
+
+def test_a_sweep_names_a_bad_scheduler_before_working(small_net):
+    with pytest.raises(ValueError, match="tcp://"):
+        sweep(small_net, [0.5], scheduler="localhost:8786")
+
+
+def test_curves_are_cached_under_their_established_names(small_net, mnist):
+    from obd.model import cache_dir
+    from obd.sweep import curve_path, curve_points, load_curve, save_curve
+
+    path = curve_path(small_net, "obd", "unit", "global", True)
+    assert path == cache_dir() / "curves" / f"{small_net.fingerprint()}-obd-unit-global-1.json"
+    assert curve_path(small_net, "magnitude", "weight").name == f"{small_net.fingerprint()}-magnitude-weight-0.json"
+    assert load_curve(small_net, "magnitude", "weight") is None
+    points = curve_points(small_net, "magnitude", "weight")
+    assert [p.sparsity for p in points] == list(DEFAULT_SPARSITIES) and all(p.x is None for p in points)
+    records = [p() for p in points[:2]]
+    save_curve(records, small_net, "magnitude", "weight")
+    assert load_curve(small_net, "magnitude", "weight") == records
+    assert records[1].accuracy == evaluate(prune(small_net, 0.25, "weight").net, mnist.x_test, mnist.y_test).accuracy
+    with pytest.raises(ValueError, match="sparsegpt prunes single weights only"):
+        curve_points(small_net, "sparsegpt", "unit")
+
+
+def test_estimates_scale_with_the_network_and_the_work(small_net, mnist, tmp_path, monkeypatch):
+    from obd.sweep import estimate_seconds, save_curve
+
+    monkeypatch.setenv("OBD_CACHE_DIR", str(tmp_path))  # no curve of this net measured yet: the default net's table
+
+    magnitude = estimate_seconds(small_net, "magnitude", "weight", 10)
+    assert 0 < magnitude < estimate_seconds(small_net, "obs", "weight", 10)
+    assert estimate_seconds(small_net, "magnitude", "weight", 20) > magnitude
+    assert estimate_seconds(small_net, "magnitude", "weight", 10, finetune_epochs=1) > 10 * magnitude
+    with pytest.raises(ValueError, match="n_points"):
+        estimate_seconds(small_net, "magnitude", "weight", -1)
+    measured = sweep(small_net, DEFAULT_SPARSITIES, ["unit"], methods=["obs"], calib=calibration(mnist, 256))
+    save_curve(measured, small_net, "obs", "unit")  # once a curve exists, its own timings make the estimate
+    assert estimate_seconds(small_net, "obs", "unit", 10) == pytest.approx(
+        measured[0].setup_seconds + sum(r.seconds for r in measured))
