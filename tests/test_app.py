@@ -199,7 +199,7 @@ def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist)
     at = open_app(mode="weight", sparsity="90")
     at.number_input(key="ft_epochs").set_value(0.1)
     at.number_input(key="ft_steps").set_value(2)
-    settle(next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run())
+    settle(next(b for b in at.button if b.label.startswith("Fine-tune the whole curve")).click().run(), timeout=900)
     assert not at.exception and "9 points" in at.success[0].value and "in 2 pruning steps" in at.success[0].value
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first
     tuned = next(t for t in traces if t.get("name") == "magnitude, weight, fine-tuned 0.1 ep in 2 steps")

@@ -42,7 +42,7 @@ def render(v: View) -> None:
     c = v.choice
     wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md)]
     _chart(v, wanted)
-    _more_ui(c)
+    _more_ui(v)
     finetune_ui(v)
 
 
@@ -103,14 +103,21 @@ def _chart_options(present: bool) -> tuple[str, str]:
     return metric, axis
 
 
-def _more_ui(c: Choice) -> None:
+def _more_ui(v: View) -> None:
+    c = v.choice
     others = [m for m in METHODS if m not in ("magnitude", c.method)]  # magnitude, the baseline, is always drawn
+    net = shared.network(v.key)
+    missing = [Choice(m, md, c.budget, c.prune_output) for m in others for md in MODES if supports(m, md)]
+    missing = [w for w in missing if not shared.curve_file(v.key, w).is_file()]
+    about = sum(estimate_seconds(net, w.method, w.mode, len(DEFAULT_SPARSITIES)) for w in missing)
     cols = st.columns([4, 1])
     cols[0].multiselect("Curves of other methods (magnitude's are always drawn)", others, key="extra_methods",
                         help="computed in the background the first time (obs and sparsegpt reconstruct every point: "
                              "about a minute each on the default net), then kept on disk for everyone")
     cols[1].button("Compare all methods", on_click=lambda: st.session_state.update(extra_methods=others),
-                   disabled=set(others) <= set(st.session_state.get("extra_methods", [])))
+                   disabled=set(others) <= set(st.session_state.get("extra_methods", [])),
+                   help=f"computes the {len(missing)} missing curves in the background: about {about:.0f} s"
+                   if missing else "every curve is computed already: drawn at once", key="compare_all")
 
 
 def finetune_ui(v: View) -> None:
