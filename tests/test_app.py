@@ -18,6 +18,7 @@ from obd.methods import plan
 from obd.model import build_model, save_model
 from obd.network import from_keras
 from obd.pruning import report
+from ui.metrics import count_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300  # the first run trains the tiny preset
@@ -63,6 +64,8 @@ def assert_metrics_match(at, net, mnist, method, mode, pct, budget="layer"):
     assert metric(at, "Test accuracy").delta == f"{100 * (ev.accuracy - dense.accuracy):+.2f} pts vs dense"
     assert metric(at, "Test loss").value == f"{ev.loss:.4f}"
     assert metric(at, "Weights kept").value == f"{rep.kept_weights:,}"
+    assert metric(at, "Weights kept").delta == \
+        f"in use {count_text(rep.effective_weights)} · {count_text(rep.flops)} FLOPs/image"  # honest counts
     assert metric(at, "Units kept").value == f"{rep.kept_units:,}"
     assert metric(at, "Units kept").delta == f"of {rep.total_units:,} hidden"
 
@@ -301,3 +304,20 @@ def test_a_bad_lesson_step_in_the_address_is_named():
     at = open_app(lesson="42")
     assert any("lesson must be a step number from 1 to" in w.value for w in at.warning)
     assert not at.exception and at.metric
+
+
+def test_a_first_visit_runs_on_tiny_while_the_chosen_model_trains_then_switches():
+    """mlpnet (the small benchmark net: about a minute of training) is not in the test cache: the page opens at once
+    on tiny, says so, follows the training, and shows mlpnet by itself when it is done."""
+    at = open_app(preset="mlpnet", mode="weight", sparsity="50")
+    assert not at.exception and metric(at, "Test accuracy").value, "usable at once"
+    assert "preset tiny" in at.caption[0].value
+    assert any("The **mlpnet** model is training in the background" in i.value for i in at.info)
+    deadline = time.monotonic() + 900
+    while "preset mlpnet" not in at.caption[0].value:
+        assert time.monotonic() < deadline and not at.exception, "the page never switched to the trained model"
+        time.sleep(1.0)
+        at.run()
+    settle(at)
+    assert any("The mlpnet model finished training" in s.value for s in at.success)
+    assert "784 → 40 → 20 → 10" in at.caption[0].value and metric(at, "Test accuracy").value

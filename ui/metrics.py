@@ -17,6 +17,14 @@ def ms_text(ms: float) -> str:
     return f"{ms * 1000:.0f} µs" if ms < 1 else f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
+def count_text(n: int) -> str:
+    """A count in three significant digits: 388,400 -> "388k", 3,794,000 -> "3.79M", 940 -> "940"."""
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:,}"
+
+
 def speedup_text(lat) -> str:
     """Short enough for a metric's delta, the measured speed-up beside the FLOP ratio: "5.2× faster · shrunk ·
     FLOPs 13.6×"; a reading that noise could not be taken out of shows its range: "4.1–6.0× faster"."""
@@ -43,9 +51,12 @@ def render(v: View) -> dict | None:
     col[1].metric("Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense",
                   delta_color="inverse")
     col[2].metric("Weights kept", f"{r.kept_weights:,}",
-                  f"{r.effective_weights:,} in use · {r.compression:.1f}× smaller" if r.kept_weights else "none kept",
+                  f"in use {count_text(r.effective_weights)} · {count_text(r.flops)} FLOPs/image",
                   delta_color="off", delta_arrow="off",
-                  help=f"of {r.total_weights:,}; in use: fed by a live unit and feeding one")
+                  help=f"of {r.total_weights:,} ({r.compression:.1f}× fewer). In use: {r.effective_weights:,}, the "
+                       f"kept weights between two live units (a dead unit's weights do nothing). FLOPs: "
+                       f"{r.flops:,} multiply-adds per image as the engines run it, {r.flop_ratio:.1f}× fewer than "
+                       "dense.")
     col[3].metric("Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
                   delta_arrow="off")
     _latency(col[4], v, r)
