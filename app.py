@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import streamlit as st
@@ -23,6 +24,7 @@ from ui.state import QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, w
 
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
+SWITCH_NOTE_S = 30.0  # how long the page says it switched to the model that finished training
 PRESENT_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
@@ -122,7 +124,11 @@ def shown_model(key: ModelKey) -> ModelKey:
     """The chosen model if it is ready; on a first visit the tiny preset while the chosen one trains in the
     background (with a banner that follows its progress and switches the page over when it is done)."""
     if key.kind != "preset" or shared.preset_trained(key.name):
-        if st.session_state.pop("waited_for", None) == key.name:
+        if st.session_state.get("waited_for") == key.name:  # announce the switch for a while, not one rerun
+            st.session_state.switched = (key.name, time.monotonic())
+            del st.session_state.waited_for
+        name, at = st.session_state.get("switched", (None, 0.0))
+        if name == key.name and time.monotonic() - at < SWITCH_NOTE_S:
             st.success(f"The {key.name} model finished training: the page now shows it.")
         return key
     if key.name == FALLBACK_PRESET:
