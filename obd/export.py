@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Sequence
 
 from .engines import save_shrunk
-from .model import save_model
 from .network import Network, to_keras
 from .pruning import Pruned
 from .sweep import SweepRecord, to_csv
@@ -37,6 +36,8 @@ def masked_model(pruned: Pruned | Network) -> bytes:
         The .keras file's bytes.
     """
     net = pruned.net if isinstance(pruned, Pruned) else pruned
+    from .model import save_model  # TensorFlow: loaded when someone downloads, not when the page opens
+
     return _saved(lambda path: save_model(to_keras(net), path))
 
 
