@@ -321,3 +321,19 @@ def test_a_first_visit_runs_on_tiny_while_the_chosen_model_trains_then_switches(
     settle(at)
     assert any("The mlpnet model finished training" in s.value for s in at.success)
     assert "784 → 40 → 20 → 10" in at.caption[0].value and metric(at, "Test accuracy").value
+
+
+def test_a_cached_model_opens_without_tensorflow(tiny):
+    """Later starts are quick because the page never imports TensorFlow for a cached model (4-5 s on 2 cores)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            f"at = AppTest.from_file({APP!r}, default_timeout=120)\n"
+            "at.query_params.update(preset='tiny', mode='unit', sparsity='50')\nat.run()\n"
+            "assert not at.exception, at.exception\nassert [m for m in at.metric if m.label == 'Test accuracy']\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
