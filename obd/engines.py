@@ -2,7 +2,8 @@
 
 - **dense**: the pruned network run as dense matrices (`Network.logits`, one BLAS matmul per layer); the
   baseline every speed-up is measured against.
-- **shrunk**: dead units physically removed (`shrink`): a smaller dense network with the same logits.
+- **shrunk**: dead units physically removed (`shrink`): a smaller dense network with the same logits (run
+  with layers narrower than 16 units padded to 16, which OpenBLAS multiplies faster).
   Unit pruning kills whole units, so this is where unit pruning becomes speed (and a smaller .keras).
 - **sparse**: the shrunk network's kernels as CSR, run by numba: a tile kernel for batches of 16 rows or
   more, a row kernel below that.
@@ -71,6 +72,12 @@ SPARSE_MAX_DENSITY = {1: 0.25, 8: 0.1, LANES: 0.2, 2 * LANES: 0.3}
 # 1.0x at 10 % (batch 100), 1.5x at 5 %. Batches of tiles there go sparse only at SMALL_NET_MAX_DENSITY.
 SMALL_NET_WEIGHTS = 1_000_000
 SMALL_NET_MAX_DENSITY = 0.05
+# The shrunk engine pads hidden layers narrower than this with zero units: OpenBLAS's AVX-512 sgemm works on 16
+# columns at a time, and a narrow product pays for packing its whole input anyway. x @ W1 at 99 % of units
+# (10,000 x 784 @ 784 x 10), min of 25-40 calls, on a loaded 2-core machine: 4.10 -> 3.27 ms and 5.97 -> 4.92 ms
+# on one thread, 8.9 -> 7.5 ms of CPU on two. Padded units have zero weights and no bias: they output 0 and
+# feed nothing, so the logits are unchanged.
+PAD_UNITS = 16
 
 
 def shrink(net: Network) -> Network:
@@ -355,8 +362,23 @@ def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> 
     if kind == "sparse":
         return sparse_engine(net)
     if kind == "shrunk":
-        return DenseEngine(shrink(net), "shrunk")
+        return DenseEngine(_pad_narrow(shrink(net)), "shrunk")
     return DenseEngine(net)
+
+
+def _pad_narrow(net: Network) -> Network:
+    """`net` with each hidden layer narrower than PAD_UNITS widened to it by units of zero weights and bias."""
+    if min(net.sizes[1:-1], default=PAD_UNITS) >= PAD_UNITS:
+        return net
+    layers, rows = [], net.layers[0].inputs
+    for i, layer in enumerate(net.layers):
+        cols = layer.units if i == len(net.layers) - 1 else max(layer.units, PAD_UNITS)
+        kernel = np.zeros((rows, cols), np.float32)  # (inputs padded, units padded)
+        kernel[: layer.inputs, : layer.units] = layer.kernel
+        bias = None if layer.bias is None else np.pad(layer.bias, (0, cols - layer.units))
+        layers.append(layer.replace(kernel, bias))
+        rows = cols
+    return net.with_layers(tuple(layers))
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def test_a_fully_pruned_layer_keeps_one_silent_unit(small_net, x_test):
     pruned = prune(small_net, 1.0, "unit").net
     small = shrink(pruned)
     assert small.sizes == (784, 1, 1, 10)
+    assert build_engine(pruned, "shrunk").net.sizes == (784, 16, 16, 10), "narrow layers run padded to 16 units"
     for kind in KINDS:
         assert_logits_close(build_engine(pruned, kind).logits(x_test), pruned.logits(x_test))
 
