@@ -29,6 +29,7 @@ PRESENT_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
 [data-testid="stMetricValue"] { font-size: 2rem; }
+[data-testid="stMetricDelta"] { font-size: 0.72rem; }
 [data-testid="stMainBlockContainer"] { max-width: 100%; padding: 0.6rem 1.5rem 0 1.5rem; }
 [data-testid="stHeader"] { display: none; }
 </style>
