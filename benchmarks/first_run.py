@@ -19,7 +19,7 @@ Selectors: Streamlit's `[data-testid='stMetric']` (visible) for "usable", and th
 model's sizes, so that either holds whichever element (caption, banner) the page puts them in.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both]
-           [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--timeout 900]
+           [--rev HEAD] [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--timeout 900]
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ from obd.netfile import cache_path
 
 TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0}
 METRIC = "[data-testid='stMetric']"
-FIRST_CONTENT = "[data-testid='stMetric'], [data-testid='stProgress'], [data-testid='stAlert']"
+FIRST_CONTENT = ", ".join(f"[data-testid='{t}']" for t in ("stMetric", "stProgress", "stAlert", "stException"))
 DEFAULT_SIZES = " → ".join(map(str, (INPUTS, *preset_spec(DEFAULT_PRESET).hidden, CLASSES)))
 
 
-def clone(source: Path, dest: Path) -> None:
-    """A fresh clone of `source`'s HEAD (committed work only, as a user would get it)."""
+def clone(source: Path, dest: Path, rev: str) -> None:
+    """A fresh clone of `source` at `rev` (committed work only, as a user would get it)."""
     subprocess.run(["git", "clone", "--quiet", str(source), str(dest)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", rev], cwd=dest, check=True)
 
 
 def make_venv(project: Path, how: str) -> float:
@@ -130,6 +131,8 @@ def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, 
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url, timeout=timeout_s * 1000)
         first = page.wait_for_selector(FIRST_CONTENT, state="visible", timeout=timeout_s * 1000)
+        if first.get_attribute("data-testid") == "stException":
+            raise RuntimeError(f"the page shows an exception:\n{first.inner_text()[:2000]}")
         seen("first_content_s", f" ({first.get_attribute('data-testid')})")
         page.wait_for_selector(METRIC, state="visible", timeout=timeout_s * 1000)
         seen("usable_s")
@@ -157,7 +160,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phase", choices=("first", "later", "both"), default="both")
     ap.add_argument("--venv", choices=("hardlink", "fresh"), default="hardlink")
-    ap.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone (its HEAD)")
+    ap.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone")
+    ap.add_argument("--rev", default="HEAD", help="the commit to check out in the clone")
     ap.add_argument("--cache-from", type=Path, default=Path.home() / ".cache" / "obd",
                     help="later phase alone: the cache folder to copy the default model's files from")
     ap.add_argument("--runs", type=int, default=3, help="later starts to measure")
@@ -169,7 +173,7 @@ def main() -> None:
     project, cache, log = work / "obd", work / "cache", work / "streamlit.log"
     cache.mkdir()
     try:
-        clone(args.source, project)
+        clone(args.source, project, args.rev)
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True,
                               text=True).stdout.strip()
         install_s = make_venv(project, args.venv)

@@ -8,6 +8,7 @@ import check.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -30,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = TrainConfig(epochs=0.2, batch_size=64, train_limit=2000, seed=3)  # 7 steps: the weights move off their init
 PLAIN = ModelSpec((32, 16), use_bias=True)
 STANDARDIZED = ModelSpec((16,), use_bias=False, input_norm=(0.1307, 0.3081))  # as the mlpnet preset
-# The obd modules the dashboard's view path imports; none may pull in TensorFlow or Keras.
+# The obd modules of the dashboard's view path; none may pull in TensorFlow or Keras (see view_path()).
 VIEW_PATH = ("obd.config", "obd.data", "obd.network", "obd.netfile", "obd.pruning", "obd.evaluate", "obd.engines",
-             "obd.methods", "obd.plots", "obd.sweep", "obd.images", "obd.finetune", "obd.jobs")
+             "obd.methods", "obd.plots", "obd.sweep")
 
 
 def same(a: object, b: object) -> bool:
@@ -45,6 +46,21 @@ def same(a: object, b: object) -> bool:
     if isinstance(a, (tuple, list)):
         return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
+
+
+def view_path() -> list[str]:
+    """VIEW_PATH and every obd module the dashboard (app.py, ui/*.py) imports at module level, read from their
+    source, so that a view added later is checked too."""
+    modules = set(VIEW_PATH)
+    for source in [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py"))]:
+        for node in ast.parse(source.read_text()).body:  # module level only: imports inside functions are lazy
+            if isinstance(node, ast.Import):
+                modules.update(a.name for a in node.names if a.name.startswith("obd."))
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "obd":
+                modules.update(f"obd.{a.name}" for a in node.names)  # from obd import engines, plots
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("obd."):
+                modules.add(node.module)
+    return sorted(modules)
 
 
 def keras_view(path: Path) -> Network:
@@ -148,12 +164,13 @@ def test_network_files_refuse_foreign_content(tmp_path):
 
 
 def test_view_path_and_cached_network_never_import_tensorflow(legacy_cache):
-    """In a fresh interpreter: the view path's modules, then the cached network twice (from the .keras with h5py,
-    then from the .npz that wrote), and neither tensorflow nor keras is ever imported."""
+    """In a fresh interpreter: the view path's modules (the dashboard's own obd imports included), then the cached
+    network twice (from the .keras with h5py, then from the .npz that wrote), and neither tensorflow nor keras is
+    ever imported."""
     code = f"""
 import sys
 import obd
-import {", ".join(VIEW_PATH)}
+import {", ".join(view_path())}
 from obd.config import ModelSpec, TrainConfig
 from obd.netfile import cached_network, network_path, cache_path
 spec, config = {PLAIN!r}, {QUICK!r}
