@@ -258,7 +258,7 @@ def _add_bench(sub) -> None:
                    help="sparsities in percent (default 0 50 80 90 95 99)")
     p.add_argument("--batch", nargs="+", type=_bench_batch, default=[1, 10_000], metavar="N",
                    help="batch sizes (default 1 10000)")
-    p.add_argument("--repeats", type=positive_int, default=5, help="timed calls per engine, median kept (default 5)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed pairs per reading, at least (default 5)")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
     p.add_argument("--json", metavar="PATH", type=report_file, help="write the records as a JSON list (sparsity as a fraction)")
     p.set_defaults(func=_cmd_bench)
