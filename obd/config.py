@@ -80,6 +80,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) or not 0 < self.epochs <= 100:
             raise ValueError(f"epochs must be a number in (0, 100], got {self.epochs!r}")
+        if float(self.epochs).is_integer():  # 5.0 (the CLI's float) and 5 name one cache file, not two trainings
+            object.__setattr__(self, "epochs", int(self.epochs))
         if not is_whole(self.batch_size) or not 1 <= self.batch_size <= 60_000:
             raise ValueError(f"batch_size must be a whole number in [1, 60000], got {self.batch_size!r}")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \

@@ -132,3 +132,12 @@ def test_cache_key_depends_on_every_setting(tmp_path, monkeypatch):
     assert cache_path(ModelSpec(), TrainConfig(epochs=4)) != base
     assert cache_path(ModelSpec((1000,) * 4, True), TrainConfig()) != base
     assert cache_path(ModelSpec(), TrainConfig()) == base and os.fspath(base).endswith(".keras")
+
+
+def test_the_cli_and_the_app_name_one_cache_file_for_whole_epochs():
+    """`python -m obd train` passes epochs as a float (5.0); the app uses the default (5): one trained model."""
+    from obd.netfile import cache_path
+
+    spec = preset_spec("challenge")
+    assert cache_path(spec, TrainConfig(epochs=5.0)) == cache_path(spec, TrainConfig())
+    assert cache_path(spec, TrainConfig(epochs=0.5)) != cache_path(spec, TrainConfig(epochs=1))
