@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from . import plots
 from .explain import SIDE, Comparison, Diagram, ReceptiveFields
@@ -29,48 +28,60 @@ AGREEMENT_STYLE = {
 }
 
 
+GAP = 3  # pixels between two units' images in the receptive-field mosaic
+
+
+def tile_origin(i: int, columns: int) -> tuple[int, int]:
+    """(row, column) of unit i's top-left pixel in the receptive-field mosaic."""
+    r, c = divmod(i, columns)
+    return r * (SIDE + GAP), c * (SIDE + GAP)
+
+
 def receptive_field_figure(fields: ReceptiveFields, columns: int = 4) -> go.Figure:
-    """First-layer units as 28x28 images of their kept incoming weights; pruned units grey and crossed out.
+    """First-layer units as 28x28 images of their kept incoming weights, in a mosaic; pruned units in grey and
+    crossed out.
+
+    One mosaic, not one subplot per unit: plotly's subplots cost about 40 ms each to build.
 
     Args:
         fields: `obd.explain.receptive_fields(...)`.
         columns: images per row.
 
     Returns:
-        A Figure with one Heatmap per unit (trace i is unit fields.units[i]): a live unit's kept weights on a
-        shared diverging scale (red > 0 > blue), its pruned weights as gaps (NaN); a pruned unit's dense |w|
-        in grey, crossed out.
+        A Figure with two Heatmaps over the same mosaic (unit i's image at `tile_origin(i, columns)`, NaN
+        between images): trace 0 the live units' kept weights on a diverging scale (red > 0 > blue; their
+        pruned weights NaN, drawn as gaps), trace 1 the pruned units' dense |w| in grey. Each pruned unit is
+        crossed out (two line shapes); every unit is labelled (an annotation, "· pruned" for pruned ones).
     """
     n = len(fields.units)
     rows = max(1, math.ceil(n / columns))
-    titles = [f"unit {u}" + ("" if alive else " · pruned") for u, alive in zip(fields.units, fields.alive)]
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.25 / rows)
-    scale = float(np.abs(fields.weights).max()) or 1.0  # (the grey of pruned units scales on its own)
+    height, width = rows * (SIDE + GAP) - GAP, columns * (SIDE + GAP) - GAP
+    live = np.full((height, width), np.nan, dtype=np.float32)  # (rows, columns) of the mosaic
+    pruned = np.full((height, width), np.nan, dtype=np.float32)
+    fig = go.Figure()
     for i in range(n):
-        r, c = divmod(i, columns)
+        top, left = tile_origin(i, columns)
+        tile = (slice(top, top + SIDE), slice(left, left + SIDE))
         if fields.alive[i]:
-            z, axis = np.where(fields.kept[i], fields.weights[i], np.nan), "coloraxis"  # (28, 28), gaps pruned
-        else:  # what the unit looked for before it was pruned, in grey
-            z, axis = np.abs(fields.dense_weights[i]), "coloraxis2"
-        fig.add_trace(go.Heatmap(
-            z=z.astype(np.float32), coloraxis=axis, hoverongaps=False,
-            hovertemplate=f"unit {fields.units[i]}, pixel (%{{y}}, %{{x}}): %{{z:.3g}}<extra></extra>"),
-            row=r + 1, col=c + 1)
-        if not fields.alive[i]:
-            for x0, x1 in ((0, SIDE - 1), (SIDE - 1, 0)):
-                fig.add_shape(type="line", x0=x0, y0=0, x1=x1, y1=SIDE - 1, line=dict(color="#d62728", width=2),
-                              row=r + 1, col=c + 1)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
-                     scaleanchor="x", constrain="domain")
-    for i in range(2, rows * columns + 1):  # every subplot square, each with its own anchor
-        fig.layout[f"yaxis{i}"].scaleanchor = f"x{i}"
-    fig.update_layout(
-        coloraxis=dict(colorscale="RdBu_r", cmin=-scale, cmax=scale, colorbar=dict(title="w", len=0.6)),
-        coloraxis2=dict(colorscale="Greys", showscale=False),
-        height=170 * rows + 60, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="#f4f4f4",
-        title="What the first layer's units look for (incoming weights; gaps = pruned weights)")
+            live[tile] = np.where(fields.kept[i], fields.weights[i], np.nan)
+        else:  # what the unit looked for before it was pruned
+            pruned[tile] = np.abs(fields.dense_weights[i])
+            for x0, x1 in ((left, left + SIDE - 1), (left + SIDE - 1, left)):
+                fig.add_shape(type="line", x0=x0, x1=x1, y0=top, y1=top + SIDE - 1,
+                              line=dict(color="#d62728", width=2))
+        fig.add_annotation(x=left + SIDE / 2 - 0.5, y=top - 0.5, yanchor="bottom", showarrow=False,
+                           text=f"unit {fields.units[i]}" + ("" if fields.alive[i] else " · pruned"),
+                           font=dict(size=11))
+    scale = float(np.abs(fields.weights).max()) or 1.0  # (the grey of pruned units scales on its own)
+    fig.add_trace(go.Heatmap(z=live, zmin=-scale, zmax=scale, colorscale="RdBu_r", hoverongaps=False,
+                             colorbar=dict(title="w", len=0.6), name="live units",
+                             hovertemplate="w = %{z:.3g}<extra></extra>"))
+    fig.add_trace(go.Heatmap(z=pruned, colorscale="Greys", showscale=False, hoverongaps=False, name="pruned units",
+                             hovertemplate="|w| before pruning = %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_layout(height=150 * rows + 80, margin=dict(l=10, r=10, t=60, b=10), plot_bgcolor="white",
+                      title="What the first layer's units look for (incoming weights; gaps = pruned weights)")
     return fig
 
 

@@ -26,20 +26,23 @@ def test_receptive_field_figure_shows_the_masked_weights_and_crosses_out_pruned_
     mask = pruned.masks[0]
     fields = explain.receptive_fields(small_net, mask, 16, "spread")
     fig = teach_plots.receptive_field_figure(fields)
-    assert small_enough(fig) and len(fig.data) == 16
+    assert small_enough(fig) and len(fig.data) == 2
+    live, dead = (np.asarray(t.z, dtype=np.float64) for t in fig.data)
     kernel = small_net.layers[0].kernel
-    for trace, unit, alive in zip(fig.data, fields.units, fields.alive):
-        z = np.asarray(trace.z, dtype=np.float64).ravel()
-        if alive:
-            assert trace.coloraxis == "coloraxis"
-            assert np.array_equal(np.isnan(z), ~mask[:, unit])  # pruned weights are gaps
+    for i, (unit, alive) in enumerate(zip(fields.units, fields.alive)):
+        top, left = teach_plots.tile_origin(i, 4)
+        tile = (slice(top, top + 28), slice(left, left + 28))
+        z = (live if alive else dead)[tile].ravel()
+        assert np.isnan((dead if alive else live)[tile]).all()  # each unit in exactly one of the two traces
+        if alive:  # kept weights on the diverging scale, pruned weights as gaps
+            assert np.array_equal(np.isnan(z), ~mask[:, unit])
             assert np.allclose(z[mask[:, unit]], kernel[mask[:, unit], unit])
         else:  # a pruned unit: its dense pattern in grey
-            assert trace.coloraxis == "coloraxis2" and not mask[:, unit].any()
-            assert np.allclose(z, np.abs(kernel[:, unit]))
+            assert not mask[:, unit].any() and np.allclose(z, np.abs(kernel[:, unit]))
     crosses = 2 * int((~fields.alive).sum())
     assert len(fig.layout.shapes) == crosses and (crosses > 0) == (pruned.mode == "unit")
     assert sum("pruned" in a.text for a in fig.layout.annotations) == int((~fields.alive).sum())
+    assert np.isnan(live[:, 28:31]).all()  # the gap between the first two columns of images
 
 
 def test_pixel_survival_figure_counts_each_pixels_kept_connections(pruned):

@@ -40,23 +40,31 @@ def source_image(v: View) -> np.ndarray | None:
 
 
 def render(v: View) -> None:
-    cols = st.columns([2, 3], gap="large")
-    with cols[0]:
-        image = source_image(v)
-    with cols[1]:
-        digit = drawing.to_mnist(image) if image is not None else drawing.Digit(None, drawing.EMPTY_HINT)
-        if not digit.ok:
-            st.info(digit.hint)
-            return
-        pruned = shared.pruned(v.key, v.choice, v.k)
-        if pruned is None:
-            st.info("The pruned network appears once this point is computed.")
-            return
-        dense_p = explain.probabilities(shared.network(v.key), digit.x)
-        pruned_p = explain.probabilities(pruned.net, digit.x)
-        st.markdown(f"Dense network: **{dense_p.argmax()}** ({100 * dense_p.max():.1f} %) · pruned at {v.k} %: "
-                    f"**{pruned_p.argmax()}** ({100 * pruned_p.max():.1f} %)")
-        st.plotly_chart(teach_plots.probabilities_figure(dense_p, pruned_p), key="draw_probabilities")
-        preview = np.kron(digit.x.reshape(drawing.SIDE, drawing.SIDE), np.ones((PREVIEW_SCALE, PREVIEW_SCALE)))
-        st.image(np.clip(preview, 0.0, 1.0), caption="What the networks see (28×28)", clamp=True)
-        st.caption(HOW)
+    @st.fragment  # a stroke reruns this view only, not the whole page: the prediction follows the pen
+    def view() -> None:
+        cols = st.columns([2, 3], gap="large")
+        with cols[0]:
+            image = source_image(v)
+        with cols[1]:
+            prediction(v, image)
+    view()
+
+
+def prediction(v: View, image: np.ndarray | None) -> None:
+    """Both networks' probabilities for the image, and what they see; a hint when there is no digit."""
+    digit = drawing.to_mnist(image) if image is not None else drawing.Digit(None, drawing.EMPTY_HINT)
+    if not digit.ok:
+        st.info(digit.hint)
+        return
+    pruned = shared.pruned(v.key, v.choice, v.k)
+    if pruned is None:
+        st.info("The pruned network appears once this point is computed.")
+        return
+    dense_p = explain.probabilities(shared.network(v.key), digit.x)
+    pruned_p = explain.probabilities(pruned.net, digit.x)
+    st.markdown(f"Dense network: **{dense_p.argmax()}** ({100 * dense_p.max():.1f} %) · pruned at {v.k} %: "
+                f"**{pruned_p.argmax()}** ({100 * pruned_p.max():.1f} %)")
+    st.plotly_chart(teach_plots.probabilities_figure(dense_p, pruned_p), key="draw_probabilities")
+    preview = np.kron(digit.x.reshape(drawing.SIDE, drawing.SIDE), np.ones((PREVIEW_SCALE, PREVIEW_SCALE)))
+    st.image(np.clip(preview, 0.0, 1.0), caption="What the networks see (28×28)", clamp=True)
+    st.caption(HOW)

@@ -48,17 +48,36 @@ def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def comparison(key: ModelKey, c: Choice, k: int, layer: int, _criteria: explain.Criteria) -> explain.Comparison:
-    """One state's comparison (the criteria are named by key and choice: never hashed, they are large)."""
-    return explain.compare(_criteria, k / 100, layer)
+def comparison(key: ModelKey, c: Choice, k: int, layer: int, _criteria: explain.Criteria) -> tuple:
+    """One state's comparison and its scatter (the criteria are named by key and choice: never hashed, they are
+    large)."""
+    comp = explain.compare(_criteria, k / 100, layer)
+    return comp, teach_plots.criteria_figure(comp)
 
 
-def _facts(v: View, cur: dict) -> explain.Facts:
-    dense = shared.point(v.key, v.choice.dense(), 0)
-    lat = shared.latency(v.key, v.choice, v.k)
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _facts(key: ModelKey, c: Choice, k: int, speedup: float | None, engine: str | None) -> explain.Facts:
+    """The state's numbers (a shrink of the net: a quarter second for the default one, so kept per state)."""
     ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
-    return explain.facts(shared.network(v.key), shared.pruned(v.key, v.choice, v.k), ev(dense), ev(cur),
-                         v.choice.method, None if lat is None else lat.speedup, None if lat is None else lat.engine)
+    return explain.facts(shared.network(key), shared.pruned(key, c, k), ev(shared.point(key, c.dense(), 0)),
+                         ev(shared.point(key, c, k)), c.method, speedup, engine)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)  # figures are shared read-only, never changed
+def _state_figures(key: ModelKey, c: Choice, k: int) -> tuple:
+    """The state's diagram and confusion matrix."""
+    d = shared.data()
+    return (teach_plots.diagram_figure(explain.diagram(shared.pruned(key, c, k))),
+            teach_plots.confusion_figure(explain.confusion(d.y_test, shared.point(key, c, k)["predictions"])))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _first_layer_figures(key: ModelKey, c: Choice, k: int, pick: str) -> tuple:
+    """The receptive-field grid and the pixel-survival map of a state."""
+    mask = shared.pruned(key, c, k).masks[0]
+    fields = explain.receptive_fields(shared.network(key), mask, FIELDS_SHOWN, pick)
+    return (teach_plots.receptive_field_figure(fields),
+            teach_plots.pixel_survival_figure(explain.pixel_survival(mask), mask.shape[1]))
 
 
 def example_text(comp: explain.Comparison, net) -> str:
@@ -78,32 +97,29 @@ def example_text(comp: explain.Comparison, net) -> str:
 
 def render(v: View, cur: dict) -> None:
     net = shared.network(v.key)
-    pruned = shared.pruned(v.key, v.choice, v.k)
-    st.markdown(explain.explanation(_facts(v, cur)))
-    st.plotly_chart(teach_plots.diagram_figure(explain.diagram(pruned)), key="inside_diagram")
+    lat = shared.latency(v.key, v.choice, v.k)
+    facts = _facts(v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine)
+    st.markdown(explain.explanation(facts))
+    diagram, confusion = _state_figures(v.key, v.choice, v.k)
+    st.plotly_chart(diagram, key="inside_diagram")
     if net.layers[0].inputs != explain.SIDE * explain.SIDE:
         st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
     else:
-        first_layer(v, pruned.masks[0])
+        first_layer(v)
     obd_vs_magnitude(v)
-    d = shared.data()
-    st.plotly_chart(teach_plots.confusion_figure(explain.confusion(d.y_test, cur["predictions"])),
-                    key="inside_confusion")
+    st.plotly_chart(confusion, key="inside_confusion")
 
 
-def first_layer(v: View, mask) -> None:
-    net = shared.network(v.key)
-
+def first_layer(v: View) -> None:
     @st.fragment
     def show() -> None:
         st.subheader("What the first layer sees")
         pick = st.radio("Units shown", explain.PICKS, horizontal=True, key="inside_pick",
                         format_func=lambda p: {"strongest": "the strongest", "spread": "strongest to weakest"}[p])
+        fields, pixels = _first_layer_figures(v.key, v.choice, v.k, pick)
         cols = st.columns([3, 2])
-        fields = explain.receptive_fields(net, mask, FIELDS_SHOWN, pick)
-        cols[0].plotly_chart(teach_plots.receptive_field_figure(fields), key="inside_fields")
-        cols[1].plotly_chart(teach_plots.pixel_survival_figure(explain.pixel_survival(mask), mask.shape[1]),
-                             key="inside_pixels")
+        cols[0].plotly_chart(fields, key="inside_fields")
+        cols[1].plotly_chart(pixels, key="inside_pixels")
         cols[1].caption("Weight pruning cuts the border pixels off first: they are blank in almost every digit, "
                         "so nothing made their weights grow (Han et al. 2015 saw the same on LeNet-300-100).")
     show()
@@ -133,8 +149,8 @@ def obd_vs_magnitude(v: View) -> None:
         layer = st.selectbox("Layer", layers, key="inside_layer",
                              format_func=lambda i: f"{i}: {net.layers[i].name} ({net.layers[i].inputs}×"
                                                    f"{net.layers[i].units})")
-        comp = comparison(v.key, v.choice, v.k, layer, c)
-        st.plotly_chart(teach_plots.criteria_figure(comp), key="inside_criteria")
+        comp, figure = comparison(v.key, v.choice, v.k, layer, c)
+        st.plotly_chart(figure, key="inside_criteria")
         what = "weights" if comp.mode == "weight" else "units"
         a = comp.agreement
         st.markdown(f"Over every pruned layer, **OBD keeps {a.obd_only:,} {what} that magnitude deletes** "
