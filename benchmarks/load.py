@@ -166,8 +166,8 @@ def next_move(rng: np.random.Generator, session: Session, mode: str, k: int,
     if kind == "slide":
         new = int(rng.choice([v for v in range(100) if v != k]))
     else:
-        step = int(rng.integers(1, 4)) * (1 if k < 50 else -1) * int(rng.choice((1, 1, -1)))
-        new = min(max(k + step, 0), 99) if k + step != k else k + 1
+        step = int(rng.integers(1, 4)) * int(rng.choice((-1, 1)))
+        new = k + step if 0 <= k + step <= 99 else k - step  # off the slider's end: the other way
     return kind, labels.sparsity, new, mode, new
 
 
@@ -311,6 +311,18 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLa
     return {"records": [r for _, rs in done for r in rs], "runs": runs, "server": server, "wall_s": t1 - t0}
 
 
+async def _quiet(pid: int, below: float = 0.05, timeout_s: float = 120.0) -> float:
+    """Wait until the server's background work (jobs the first visits started) is done: its CPU use over 2 s
+    below `below` cores, or `timeout_s` passed. Returns the last rate, in CPU ms per second."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        c0 = cpu_s(pid)
+        await asyncio.sleep(2)
+        rate = (cpu_s(pid) - c0) / 2
+        if rate < below or time.perf_counter() > deadline:
+            return 1000 * rate
+
+
 async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 120.0,
                         labels: AppLabels = LABELS) -> dict:
     """The server's CPU per rerun of a state seen before: one session visits every quick pick in both modes
@@ -324,7 +336,8 @@ async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 
         labels: the page's labels.
 
     Returns:
-        CPU ms per move and per full run for first visits and for revisits, the server's idle CPU rate, the
+        CPU ms per move and per full run for first visits and for revisits, the server's CPU rate once the
+        first visits' background work is done (idle_cpu_ms_per_s, ~0 when nothing else runs there), the
         server's execution time per revisit (median), and the failures or errors seen.
     """
     session, _ = await Session.open(url, f"mode={MODES[0]}&sparsity=0", timeout_s)
@@ -351,14 +364,12 @@ async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 
                              if r["failure"] or r["errors"] or r["mismatches"]]}
 
     first = await visit()
-    c0 = cpu_s(pid)
-    await asyncio.sleep(5)
-    idle = (cpu_s(pid) - c0) / 5
+    idle = await _quiet(pid)
     again = [await visit() for _ in range(rounds)]
     await session.close()
     moves, full = sum(v["moves"] for v in again), sum(v["full_runs"] for v in again)
     cpu = sum(v["cpu_s"] for v in again)
-    return {"states": len(states), "rounds": rounds, "idle_cpu_ms_per_s": 1000 * idle,
+    return {"states": len(states), "rounds": rounds, "idle_cpu_ms_per_s": idle,
             "first_visit_cpu_ms_per_move": 1000 * first["cpu_s"] / first["moves"],
             "seen_cpu_ms_per_move": 1000 * cpu / moves, "seen_cpu_ms_per_full_run": 1000 * cpu / full,
             "seen_server_s_p50": float(np.median([s for v in again for s in v["server_s"]])),

@@ -11,7 +11,12 @@ What the frontend does, and this client copies (streamlit 1.67, `streamlit/web/s
   with the address the script wrote, and `script_finished` (`FINISHED_EARLY_FOR_RERUN` when a newer run replaced
   it). At the end of a full run the page holds exactly the elements that run sent;
 - when the script sets a widget's value (session state, a callback), the element arrives with `set_value` and
-  the new value, which the frontend then sends back on every later rerun.
+  the new value, which the frontend then sends back on every later rerun;
+- a fragment with `run_every` sends `auto_rerun` (its id and interval): the frontend then asks for that fragment's
+  run on a timer, with every widget value, until a full run starts or `stop_auto_rerun` names it; a fragment run
+  starts with a `new_session` whose metadata names the fragment, and redraws only that fragment's elements;
+- with browser.gatherUsageStats on, each run ends with a `page_profile` that holds the run's execution time as
+  the server measured it.
 
 Widgets are found by their label and element type, never by their position, so a page that is rearranged keeps
 working. Values are the formatted option texts the page shows (segmented controls, pills, select boxes), numbers
