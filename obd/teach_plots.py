@@ -58,7 +58,7 @@ def receptive_field_figure(fields: ReceptiveFields, columns: int = 4) -> go.Figu
     height, width = rows * (SIDE + GAP) - GAP, columns * (SIDE + GAP) - GAP
     live = np.full((height, width), np.nan, dtype=np.float32)  # (rows, columns) of the mosaic
     pruned = np.full((height, width), np.nan, dtype=np.float32)
-    fig = go.Figure()
+    shapes, labels = [], []  # set at once: plotly validates each add_shape/add_annotation call on its own
     for i in range(n):
         top, left = tile_origin(i, columns)
         tile = (slice(top, top + SIDE), slice(left, left + SIDE))
@@ -66,12 +66,12 @@ def receptive_field_figure(fields: ReceptiveFields, columns: int = 4) -> go.Figu
             live[tile] = np.where(fields.kept[i], fields.weights[i], np.nan)
         else:  # what the unit looked for before it was pruned
             pruned[tile] = np.abs(fields.dense_weights[i])
-            for x0, x1 in ((left, left + SIDE - 1), (left + SIDE - 1, left)):
-                fig.add_shape(type="line", x0=x0, x1=x1, y0=top, y1=top + SIDE - 1,
-                              line=dict(color="#d62728", width=2))
-        fig.add_annotation(x=left + SIDE / 2 - 0.5, y=top - 0.5, yanchor="bottom", showarrow=False,
+            shapes += [dict(type="line", x0=x0, x1=x1, y0=top, y1=top + SIDE - 1, line=dict(color="#d62728", width=2))
+                       for x0, x1 in ((left, left + SIDE - 1), (left + SIDE - 1, left))]
+        labels.append(dict(x=left + SIDE / 2 - 0.5, y=top - 0.5, yanchor="bottom", showarrow=False,
                            text=f"unit {fields.units[i]}" + ("" if fields.alive[i] else " · pruned"),
-                           font=dict(size=11))
+                           font=dict(size=11)))
+    fig = go.Figure(layout=dict(shapes=shapes, annotations=labels))
     scale = float(np.abs(fields.weights).max()) or 1.0  # (the grey of pruned units scales on its own)
     fig.add_trace(go.Heatmap(z=live, zmin=-scale, zmax=scale, colorscale="RdBu_r", hoverongaps=False,
                              colorbar=dict(title="w", len=0.6), name="live units",
