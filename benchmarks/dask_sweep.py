@@ -1,7 +1,7 @@
 """One sweep in process and on a local Dask cluster of two worker processes: wall time and whether the records agree.
 
-Run from the repository root: python -m benchmarks.dask_sweep [--preset tiny] [--methods magnitude obd obs]
-                                                               [--finetune-epochs 0.1]
+Run from the repository root: python -m benchmarks.dask_sweep [--preset tiny] [--methods magnitude obs]
+                                                               [--sparsities 50 90 99] [--finetune-epochs 0.05]
 Prints the in-process time, the cluster's start-up, its first run (each worker imports obd and builds its plans)
 and a second run (plans cached in the workers), and the largest accuracy and loss differences between the
 records (issue 14: a sweep on a local 2-worker cluster equals the in-process one, record for record).
@@ -19,14 +19,15 @@ from obd.data import load_mnist
 from obd.methods import METHODS, calibration
 from obd.model import default_model
 from obd.network import from_keras
-from obd.sweep import DEFAULT_SPARSITIES, sweep
+from obd.sweep import sweep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--methods", nargs="+", default=["magnitude", "obd", "obs"], choices=list(METHODS))
-    parser.add_argument("--finetune-epochs", type=float, default=0.1, help="fine-tuning per point (0: one-shot)")
+    parser.add_argument("--methods", nargs="+", default=["magnitude", "obs"], choices=list(METHODS))
+    parser.add_argument("--sparsities", nargs="+", type=float, default=[50, 90, 99], help="in percent")
+    parser.add_argument("--finetune-epochs", type=float, default=0.05, help="fine-tuning per point (0: one-shot)")
     args = parser.parse_args()
     import distributed
 
@@ -34,12 +35,13 @@ def main() -> None:
     net = from_keras(default_model(args.preset))
     settings = dict(modes=["weight", "unit"], methods=args.methods, calib=calibration(data),
                     finetune_epochs=args.finetune_epochs, train_data=data)
-    points = len(DEFAULT_SPARSITIES) * 2 * len(args.methods) * (2 if args.finetune_epochs else 1)
+    ks = [k / 100 for k in args.sparsities]
+    points = len(ks) * 2 * len(args.methods) * (2 if args.finetune_epochs else 1)
     print(f"{args.preset} net {'-'.join(map(str, net.sizes))}, methods {' '.join(args.methods)}, both modes, "
-          f"{len(DEFAULT_SPARSITIES)} sparsities, fine-tuning {args.finetune_epochs:g} epochs: about {points} points")
+          f"{len(ks)} sparsities, fine-tuning {args.finetune_epochs:g} epochs: about {points} points")
 
     start = time.perf_counter()
-    local = sweep(net, DEFAULT_SPARSITIES, **settings)
+    local = sweep(net, ks, **settings)
     in_process = time.perf_counter() - start
     print(f"in process (one thread):           {in_process:7.1f} s")
 
@@ -49,7 +51,7 @@ def main() -> None:
         runs = []
         for label in ("first run", "second run"):
             start = time.perf_counter()
-            runs.append(sweep(net, DEFAULT_SPARSITIES, **settings, scheduler=cluster.scheduler_address))
+            runs.append(sweep(net, ks, **settings, scheduler=cluster.scheduler_address))
             seconds = time.perf_counter() - start
             print(f"2 Dask workers, {label + ':':<18}{seconds:7.1f} s  ({in_process / seconds:.2f}x in-process)")
     for remote in runs:
