@@ -20,7 +20,7 @@ from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
 from ui import about, compare, curves, downloads, draw, inside, lesson, metrics, predictions, shared, speed, weights
-from ui.state import QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, write_url
+from ui.state import DEFAULTS, QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, write_url
 
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
@@ -98,8 +98,9 @@ def _on_mode() -> None:
 def controls_ui(present: bool) -> tuple[Choice, int]:
     """Mode, method, budget, sparsity (percent) and whether the output layer is pruned."""
     sb = st.sidebar
+    # required controls still read None in the one run where the browser re-registers them (seen once in chromium)
     mode = sb.segmented_control("Mode", MODES, key="mode", required=True, on_change=_on_mode,
-                                help="weight: single weights · unit: whole neurons (columns)")
+                                help="weight: single weights · unit: whole neurons (columns)") or DEFAULTS["mode"]
     methods = [m for m in METHODS if supports(m, mode)]
     method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
     if not present:
@@ -110,7 +111,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
         else:
             del st.session_state.method_note
     budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True,
-                                  help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()))
+                                  help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items())) or DEFAULTS["budget"]
     sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity", on_change=_on_slider,
                          help="the share of the hidden layers' weights (or units) removed: in each layer "
                               "(layer budget) or in all of them together (global)")

@@ -42,7 +42,7 @@ METRIC_JS = """(label) => {
 CAPTION_JS = """() => [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
   .map(e => e.innerText).find(t => t.includes("pruning at")) || null"""
 CURVE_JS = """(name) => [...document.querySelectorAll(".js-plotly-plot")]
-  .some(g => (g.data || []).some(t => t.name === name && t.x && t.x.length >= 10))"""  # a whole curve drawn
+  .some(g => (g._fullData || []).some(t => t.name === name && t.x && t.x.length >= 10))"""  # a whole curve drawn
 
 
 @contextlib.contextmanager
@@ -103,7 +103,7 @@ def liveness(preset: str) -> dict:
         page.locator("[data-testid='stMetric']").filter(has_text="Weights kept").wait_for(timeout=300_000)
         page.wait_for_function(CURVE_JS, arg="magnitude, unit", timeout=300_000)  # both magnitude curves drawn
         page.wait_for_selector(IDLE, timeout=300_000)
-        slider = page.locator("[data-testid='stSlider'] [role='slider']").first
+        slider = page.locator("[data-testid='stSlider'] input[type='range']").first
         slider.focus()
         new = [step(page, "ArrowRight")[1] for _ in range(6)]  # 51..56 %: never seen
         seen = [step(page, "ArrowLeft")[1] for _ in range(6)]  # back to 50 %: all seen
