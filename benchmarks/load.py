@@ -88,10 +88,14 @@ class LoadConfig:
     warmup: int = 3  # moves per session before memory and CPU are first measured
     seed: int = 0  # seeds every session's walk
     timeout_s: float = 120.0  # how long one move may take to settle before it counts as an error
+    stagger_s: float = 1.0  # between two sessions' arrivals (a class does not click at the same millisecond)
+    first_open_s: float = 600.0  # how long the first page of a fresh server may take (it loads the model)
 
     def __post_init__(self):
         if self.sessions < 1 or self.duration_s <= 0 or self.warmup < 0 or self.timeout_s <= 0:
             raise ValueError("sessions must be >= 1, duration and timeout > 0 and warmup >= 0")
+        if self.stagger_s < 0 or self.first_open_s <= 0:
+            raise ValueError("stagger must be >= 0 and the first page's timeout > 0")
         if not 0 <= self.think_s[0] <= self.think_s[1]:
             raise ValueError(f"think time {self.think_s} must be (low, high) with 0 <= low <= high")
 
@@ -227,10 +231,14 @@ async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm:
     rng = np.random.default_rng([cfg.seed, i])
     mode, k = start
     records = []
+    await asyncio.sleep(i * cfg.stagger_s)
+    session = None
     try:
         session, run = await Session.open(url, f"mode={mode}&sparsity={k}", cfg.timeout_s)
         settled = await session.until(lambda page: shows(page, mode, k, labels) or bool(page.errors()))
     except (ProtocolError, OSError) as e:
+        if session:
+            await session.close()
         await warm.wait()
         return None, [{"session": i, "move": -1, "kind": "open", "phase": "warmup", "mode": mode, "sparsity": k,
                        "failure": f"{type(e).__name__}: {e}", "errors": [], "mismatches": [], "metrics": {}}]
@@ -269,8 +277,10 @@ async def _sample(pid: int, series: list[tuple[float, float]]) -> None:
 async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLabels = LABELS) -> dict:
     """Run every session at once against the server at `url`.
 
-    Each session opens its start state (spread over the slider in alternating modes) and makes `cfg.warmup`
-    moves; when all have, memory and CPU are read and every session keeps moving for `cfg.duration_s`.
+    One page is opened first and closed (the teacher's: a fresh server loads the model and its caches), then
+    the sessions arrive `cfg.stagger_s` apart, each opening its start state (spread over the slider in
+    alternating modes), and make `cfg.warmup` moves; when all have, memory and CPU are read and every session
+    keeps moving for `cfg.duration_s`.
 
     Args:
         url: the dashboard's address.
@@ -283,6 +293,9 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLa
         (fragment?, server seconds), "server": CPU and memory figures or None, "wall_s": the measured phase's
         length}.
     """
+    first, _ = await Session.open(url, "", cfg.first_open_s)
+    await first.until(lambda page: shows(page, None, None, labels) or bool(page.errors()), cfg.first_open_s)
+    await first.close()
     warm = asyncio.Barrier(cfg.sessions + 1)
     phase = {"end": float("inf")}
     starts = [(MODES[i % 2], round(99 * (i + 1) / cfg.sessions)) for i in range(cfg.sessions)]
@@ -504,6 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=LoadConfig.warmup, help="moves per session before measuring")
     ap.add_argument("--seed", type=int, default=LoadConfig.seed)
     ap.add_argument("--timeout", type=float, default=LoadConfig.timeout_s, help="seconds one move may take")
+    ap.add_argument("--stagger", type=float, default=LoadConfig.stagger_s, help="seconds between arrivals")
     ap.add_argument("--url", help="drive this running server instead of starting one")
     ap.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU and memory")
     ap.add_argument("--cpu-per-rerun", action="store_true", help="one session: server CPU per rerun of seen states")
@@ -512,7 +526,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=OUT)
     args = ap.parse_args(argv)
     try:
-        cfg = LoadConfig(args.sessions, args.duration, tuple(args.think), args.warmup, args.seed, args.timeout)
+        cfg = LoadConfig(args.sessions, args.duration, tuple(args.think), args.warmup, args.seed, args.timeout,
+                         args.stagger)
     except ValueError as e:
         ap.error(str(e))
     expected = None if args.no_check else _oracle(args.preset)  # before the server starts: it trains if needed
