@@ -64,7 +64,7 @@ def test_a_shared_address_opens_that_state_in_chromium(server, chromium, tiny, m
 POINT_XY = """([name, x]) => {  // page coordinates of the curve point (name, sparsity x %), from plotly's own axes
     const gd = document.querySelector('.js-plotly-plot'), fl = gd._fullLayout, box = gd.getBoundingClientRect();
     const t = gd._fullData.find(t => t.name === name), j = t.customdata.findIndex(c => c[2] === x);
-    return [box.left + fl._size.l + fl.xaxis.l2p(t.x[j]), box.top + fl._size.t + fl.yaxis.l2p(t.y[j])];
+    return [box.left + fl._size.l + fl.xaxis.c2p(t.x[j]), box.top + fl._size.t + fl.yaxis.c2p(t.y[j])];
 }"""
 
 

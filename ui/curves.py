@@ -36,6 +36,7 @@ def _on_curve_click() -> None:
         method, mode = points[0]["customdata"][:2]
         st.session_state.method, st.session_state.mode = method, mode
         st.session_state.sparsity = int(round(points[0]["customdata"][2]))
+        st.session_state.curve_jump = True  # the chart's fragment reruns alone: it hands over to the whole page
 
 
 def render(v: View) -> None:
@@ -52,6 +53,8 @@ def _chart(v: View, wanted: list[Choice]) -> None:
 
     @st.fragment(run_every=POLL_S if running else None)
     def chart() -> None:
+        if st.session_state.pop("curve_jump", False):
+            st.rerun()  # a click moved the controls, which live outside this fragment
         records, jobs = [], []
         for w in wanted:
             rs, job = shared.curve(v.key, w, v.k if w == v.choice else None)
