@@ -59,7 +59,8 @@ def main() -> None:
             [(r.method, r.mode, r.sparsity, r.finetune_epochs) for r in local]
     worst_acc = max(abs(a.accuracy - b.accuracy) for run in runs for a, b in zip(run, local))
     worst_loss = max(abs(a.loss - b.loss) / b.loss for run in runs for a, b in zip(run, local))
-    print(f"records: {len(local)}; largest accuracy difference {worst_acc:.2g}, relative loss difference {worst_loss:.2g}")
+    print(f"records: {len(local)}; largest accuracy difference {worst_acc:.2g}, "
+          f"relative loss difference {worst_loss:.2g}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ SCHEDULER_ENV = "OBD_SCHEDULER"  # a Dask scheduler address for the app's jobs, 
 DEFAULT_IDLE_S = 60.0  # a job nobody touched for this long starts no new task (paused, results kept)
 
 _clients: dict[str, Any] = {}  # scheduler address -> distributed.Client, one per process
-_registry_lock = threading.Lock()
+_clients_lock = threading.Lock()  # held while connecting (up to Dask's timeout): not the caches' lock
+_registry_lock = threading.Lock()  # process caches and digests
 
 
 def check_scheduler(address: object) -> str:
@@ -59,7 +60,7 @@ def dask_client(address: str):
     import distributed  # only a Dask run needs it (and its start-up cost)
 
     check_scheduler(address)
-    with _registry_lock:
+    with _clients_lock:
         client = _clients.get(address)
         if client is None or client.status not in ("running", "connecting", "newly-created"):
             client = _clients[address] = distributed.Client(address, set_as_default=False)
@@ -80,7 +81,7 @@ def executor(scheduler: str | None = None, workers: int = 1) -> concurrent.futur
         workers: threads of the in-process executor (ignored on Dask, whose workers are the cluster's).
 
     Returns:
-        A `concurrent.futures.ThreadPoolExecutor`, or `distributed.Client(address).get_executor()`.
+        A `concurrent.futures.ThreadPoolExecutor`, or `distributed.Client(address).get_executor(pure=False)`.
 
     Raises:
         ValueError: for a malformed address or fewer than 1 worker.
@@ -88,7 +89,10 @@ def executor(scheduler: str | None = None, workers: int = 1) -> concurrent.futur
     """
     _check_workers(workers)
     address = scheduler_address(scheduler)
-    return dask_client(address).get_executor() if address is not None else _threads(workers)
+    if address is None:
+        return _threads(workers)
+    # pure=True would make Dask hash every task (a 15 MB network) to merge equal ones: they are never merged here
+    return dask_client(address).get_executor(pure=False)
 
 
 def _threads(workers: int) -> concurrent.futures.ThreadPoolExecutor:

@@ -169,7 +169,8 @@ def sweep_points(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes:
     if not ks:
         raise ValueError("a sweep needs at least one sparsity, mode and method")
     pairs = sweep_pairs(methods, modes, finetune_epochs, gradual_steps)
-    check_budget(budget)
+    for method, mode in pairs:  # e.g. random has no loss-aware budget: said now, not by a worker later
+        check_method_mode(method, mode, budget)
     if finetune_epochs > 0 and train_data is None:
         raise ValueError("fine-tuning needs the training data (train_data)")
     if (x is None) != (y is None):

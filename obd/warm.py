@@ -41,7 +41,8 @@ class WarmPart:
 def speed_path(net: Network, batch: int, prune_output: bool = False) -> Path:
     """Where an engines speed table of `net` at one batch size is kept: `{cache_dir}/speed/{fingerprint}-b{batch}-
     {int(prune_output)}.json` (delete the folder to re-measure, for example on other hardware)."""
-    return cache_dir() / "speed" / f"{memo_digest(net, 'fingerprint', Network.fingerprint)}-b{batch}-{int(prune_output)}.json"
+    fingerprint = memo_digest(net, "fingerprint", Network.fingerprint)
+    return cache_dir() / "speed" / f"{fingerprint}-b{batch}-{int(prune_output)}.json"
 
 
 def speed_table(net: Network, batch: int, prune_output: bool = False,
