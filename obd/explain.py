@@ -22,6 +22,7 @@ from .saliency import obd_saliency
 
 SIDE = 28  # the input digit's side: a first-layer column reshapes to SIDE x SIDE
 CLASSES = 10
+RANKED_BUDGETS = ("layer", "global")  # budgets that are one ranking of the scores (see obd.pruning.rank)
 SAMPLE = 2000  # weights drawn in the OBD-vs-magnitude scatter: readable, and a few KB of figure
 
 
@@ -139,17 +140,21 @@ def criteria(net: Network, hessian: list[np.ndarray], mode: str = "weight", budg
         net: the unpruned network.
         hessian: its Hessian diagonal, `obd.saliency.hessian_diagonal(net, calib.x, calib.y)`.
         mode: "weight" or "unit".
-        budget: "layer" or "global", as in `obd.methods.plan`.
+        budget: "layer" or "global", as in `obd.methods.plan` (a loss-aware split is not a single ranking:
+            compare it per layer).
         prune_output: prune the logits layer too.
 
     Returns:
         Criteria for `compare`.
 
     Raises:
-        ValueError: for an unknown mode or budget, or a Hessian whose shapes do not match the kernels.
+        ValueError: for an unknown mode or budget, a loss-aware budget, or a Hessian whose shapes do not match
+            the kernels.
     """
     check_mode(mode)
-    check_budget(budget)
+    if check_budget(budget) not in RANKED_BUDGETS:
+        raise ValueError(f"OBD and magnitude are compared by their rankings, budget {' or '.join(RANKED_BUDGETS)}; "
+                         f"got {budget!r} (compare a loss-aware split per layer)")
     if [np.shape(h) for h in hessian] != [layer.kernel.shape for layer in net.layers]:
         raise ValueError("the Hessian diagonal must have one kernel-shaped array per layer of this network")
     magnitude = magnitude_scores(net, mode, budget)

@@ -4,13 +4,11 @@ Each `Step` says which controls it sets (mode, method, budget, sparsity in perce
 what to read; its text holds {placeholders} that `Step.render` fills from the live numbers of the state it
 set (`obd.explain.Facts.fields()`), so the lesson never quotes a number the page does not show.
 
-The app wires it (Back/Next, state through the URL):
+The app wires it (ui/lesson.py: Back/Next, the step number in the URL as `?lesson=N`):
 
-    from obd import lesson
     n = lesson.step_number(st.query_params.get("lesson"))  # 1..len(STEPS); ValueError says what is valid
     s = lesson.STEPS[n - 1]
-    st.query_params.update(s.query())                       # mode, method, budget, sparsity, view, lesson
-    st.markdown(f"### {n}/{len(lesson.STEPS)} · {s.title}")
+    st.session_state.update(mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity, view=...)
     st.markdown(s.render(explain.facts(...).fields()))      # the numbers of the state just set
 """
 
@@ -21,7 +19,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .methods import check_method_mode
-from .pruning import check_budget
 
 # The views a step can open. The app routes these names to its view modules (app.py, ui/); the lesson's
 # tests check that every step names one of them.
@@ -36,13 +33,12 @@ class Step:
     text: str  # Markdown; {name} placeholders are keys of obd.explain.Facts.fields()
     mode: str = "weight"  # "weight" or "unit"
     method: str = "magnitude"  # one of obd.methods.METHODS that supports the mode
-    budget: str = "layer"  # "layer" or "global"
+    budget: str = "layer"  # one of obd.pruning.BUDGETS that the method supports
     sparsity: int = 90  # percent, a whole number in [0, 99] as the app's slider holds it
     view: str = "curves"  # one of VIEWS
 
     def __post_init__(self) -> None:
-        check_method_mode(self.method, self.mode)
-        check_budget(self.budget)
+        check_method_mode(self.method, self.mode, self.budget)
         if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, int) or not 0 <= self.sparsity <= 99:
             raise ValueError(f"a step's sparsity is a whole percent in [0, 99]; got {self.sparsity!r}")
         if self.view not in VIEWS:
@@ -60,11 +56,6 @@ class Step:
         """
         return self.text.format_map(fields)
 
-    def query(self, number: int | None = None) -> dict[str, str]:
-        """The URL query parameters this step sets (with lesson=number when given), as the app reads them."""
-        q = {"mode": self.mode, "method": self.method, "budget": self.budget, "sparsity": str(self.sparsity),
-             "view": self.view}
-        return q | ({"lesson": str(number)} if number is not None else {})
 
 
 STEPS: tuple[Step, ...] = (

@@ -9,16 +9,13 @@ import pytest
 from obd import explain, lesson
 from obd.evaluate import evaluate
 from obd.methods import calibration, check_method_mode, plan
-from obd.pruning import check_budget
 
 
 def test_the_lesson_has_six_to_eight_steps_each_a_valid_state():
     assert 6 <= len(lesson.STEPS) <= 8
-    for n, step in enumerate(lesson.STEPS, 1):
-        q = step.query(n)
-        check_method_mode(q["method"], q["mode"])
-        check_budget(q["budget"])
-        assert 0 <= int(q["sparsity"]) <= 99 and q["view"] in lesson.VIEWS and q["lesson"] == str(n)
+    for step in lesson.STEPS:
+        check_method_mode(step.method, step.mode, step.budget)
+        assert isinstance(step.sparsity, int) and 0 <= step.sparsity <= 99 and step.view in lesson.VIEWS
 
 
 def test_each_step_sets_the_state_its_title_names():

@@ -23,15 +23,16 @@ def setting_b(v: View) -> tuple[Choice, int]:
     s = st.session_state
     if "compare_mode" not in s:
         s.compare_mode = "unit" if v.choice.mode == "weight" else "weight"
-        s.compare_method = v.choice.method if supports(v.choice.method, s.compare_mode) else "magnitude"
+        s.compare_method = (v.choice.method if supports(v.choice.method, s.compare_mode, v.choice.budget)
+                            else "magnitude")
         s.compare_budget, s.compare_sparsity = v.choice.budget, v.k
     cols = st.columns(4)
     mode = cols[0].segmented_control("B: mode", MODES, key="compare_mode", required=True)
-    methods = [m for m in METHODS if supports(m, mode)]
+    budget = cols[1].segmented_control("B: budget", BUDGETS, key="compare_budget", required=True)
+    methods = [m for m in METHODS if supports(m, mode, budget)]
     if s.compare_method not in methods:
         s.compare_method = "magnitude"
-    method = cols[1].selectbox("B: method", methods, key="compare_method")
-    budget = cols[2].segmented_control("B: budget", BUDGETS, key="compare_budget", required=True)
+    method = cols[2].selectbox("B: method", methods, key="compare_method")
     k = cols[3].slider("B: sparsity (%)", 0, 99, key="compare_sparsity")
     return Choice(method, mode, budget, v.choice.prune_output), int(k)
 
@@ -72,15 +73,21 @@ def render(v: View, cur: dict) -> None:
     disagreements(cur, other)
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)  # figures are shared read-only, never changed
+def _figure(key, a: Choice, ka: int, b: Choice, kb: int, count: int, _records: list, _points: list):
+    """The curves with A and B marked; `count` names the records (a curve's only grow while it is computed)."""
+    return teach_plots.settings_figure(_records, _points)
+
+
 def curves(v: View, b: Choice, kb: int, cur: dict, other: dict) -> None:
     records, running = [], False
-    for c, k in ((v.choice, v.k), (b, kb)):
+    for c, k in dict(((b, kb), (v.choice, v.k))).items():  # one curve when A and B share a choice
         rs, job = shared.curve(v.key, c, k)
         records += rs
         running |= job is not None
     points = [("A", v.choice.method, v.choice.mode, v.k / 100, cur["accuracy"]),
               ("B", b.method, b.mode, kb / 100, other["accuracy"])]
-    st.plotly_chart(teach_plots.settings_figure(records, points), key="compare_curves")
+    st.plotly_chart(_figure(v.key, v.choice, v.k, b, kb, len(records), records, points), key="compare_curves")
     if running:
         st.caption("The curves fill in as their points are computed in the background (open Curves to follow).")
 

@@ -31,14 +31,19 @@ def _hessian(key: ModelKey) -> list:
     return hessian_diagonal(shared.network(key), calib.x, calib.y)
 
 
+def ranked_budget(c: Choice) -> str:
+    """The budget the two criteria are compared under: a loss-aware split is compared per layer."""
+    return c.budget if c.budget in explain.RANKED_BUDGETS else "layer"
+
+
 def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
     """The state's magnitude-vs-OBD rankings, or None while a background job builds them."""
-    ck = ("criteria", key, c.mode, c.budget, c.prune_output)
+    ck = ("criteria", key, c.mode, ranked_budget(c), c.prune_output)
     if (found := _criteria_store().get(ck)) is not None:
         return found
 
     def build() -> None:
-        _criteria_store().put(ck, explain.criteria(shared.network(key), _hessian(key), c.mode, c.budget,
+        _criteria_store().put(ck, explain.criteria(shared.network(key), _hessian(key), c.mode, ranked_budget(c),
                                                    c.prune_output))
     job = shared.board().get(ck)
     if job is not None and job.finished and _criteria_store().get(ck) is None:
@@ -129,7 +134,7 @@ def obd_vs_magnitude(v: View) -> None:
     st.subheader("OBD against magnitude")
     c = criteria(v.key, v.choice)
     if c is None:
-        job = shared.board().get(("criteria", v.key, v.choice.mode, v.choice.budget, v.choice.prune_output))
+        job = shared.board().get(("criteria", v.key, v.choice.mode, ranked_budget(v.choice), v.choice.prune_output))
 
         @st.fragment(run_every=POLL_S)
         def wait() -> None:
@@ -151,6 +156,9 @@ def obd_vs_magnitude(v: View) -> None:
                                                    f"{net.layers[i].units})")
         comp, figure = comparison(v.key, v.choice, v.k, layer, c)
         st.plotly_chart(figure, key="inside_criteria")
+        if ranked_budget(v.choice) != v.choice.budget:
+            st.caption(f"Compared with a per-layer budget: the {v.choice.budget} budget splits the sparsity between "
+                       "layers by the loss, so neither criterion alone decides it.")
         what = "weights" if comp.mode == "weight" else "units"
         a = comp.agreement
         st.markdown(f"Over every pruned layer, **OBD keeps {a.obd_only:,} {what} that magnitude deletes** "
