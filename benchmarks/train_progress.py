@@ -11,8 +11,9 @@ trained at about 15 batches/s against 37 in `python -m obd train`. Reports are n
 
 Each run builds a fresh model with the same seed and counts its whole `train` call (Keras' tracing included,
 as the CLI's is). The three alternate `--repeat` times (cli, every, throttled, cli, ...) so that a machine
-busy with other work slows them alike; prints each one's median batches/s and its median time relative to
-the cli run's.
+busy with other work slows them alike; prints each one's median batches/s, its wall time relative to the
+cli run's in each round, and the process CPU time (all threads) relative to the cli's, which other processes
+on a shared machine disturb less than the wall clock.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.train_progress [--preset challenge] [--epochs 1]
            [--work-ms 25] [--repeat 2]
@@ -47,8 +48,9 @@ def busy(ms: float):
     return consume
 
 
-def timed(preset: str, epochs: float, progress, progress_seconds: float, data) -> tuple[float, int, int]:
-    """Seconds for one `train` call of a fresh model, its number of batches, and the reports it made."""
+def timed(preset: str, epochs: float, progress, progress_seconds: float, data) -> tuple[float, int, int, float]:
+    """Seconds for one `train` call of a fresh model, its number of batches, the reports it made, and the
+    process CPU seconds it took."""
     config = dataclasses.replace(preset_train_config(preset), epochs=epochs)
     model = build_model(preset_spec(preset), config.seed)
     reports = []
@@ -57,9 +59,9 @@ def timed(preset: str, epochs: float, progress, progress_seconds: float, data) -
         reports.append(p.steps)
         progress(p)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     train(model, data, config, counted, progress_seconds=progress_seconds)
-    return time.perf_counter() - start, reports[-1], len(reports)
+    return time.perf_counter() - start, reports[-1], len(reports), time.process_time() - cpu
 
 
 def main() -> None:
@@ -71,7 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     data = load_mnist()
 
-    runs = {"cli": [], "ui, every batch": [], "ui, throttled": []}  # name -> [(seconds, batches, reports)]
+    runs = {"cli": [], "ui, every batch": [], "ui, throttled": []}  # name -> [(seconds, batches, reports, cpu)]
     for _ in range(args.repeat):
         with contextlib.redirect_stderr(io.StringIO()):  # the printer's lines would interleave with the table
             runs["cli"].append(timed(args.preset, args.epochs, training_printer(), PROGRESS_SECONDS, data))
@@ -81,15 +83,17 @@ def main() -> None:
     steps = runs["cli"][0][1]
     print(f"{args.preset}, {args.epochs:g} epoch(s) = {steps} batches, {args.repeat} round(s); ui consumer: "
           f"{args.work_ms:g} ms of CPU per report; throttle {PROGRESS_SECONDS} s")
-    print(f"{'run':<18} {'median s':>9} {'batches/s':>10} {'reports':>8} {'time vs cli (per round)':>30}")
-    cli = [s for s, _, _ in runs["cli"]]
+    print(f"{'run':<18} {'median s':>9} {'batches/s':>10} {'reports':>8} {'wall vs cli, per round':>24} "
+          f"{'CPU vs cli, per round':>24}")
+    cli = runs["cli"]
     ratios = {}
     for name, rs in runs.items():
-        seconds = [s for s, _, _ in rs]
-        ratios[name] = [s / c for s, c in zip(seconds, cli)]
-        rounds = " ".join(f"{r:.2f}x" for r in ratios[name])
+        seconds = [r[0] for r in rs]
+        ratios[name] = [r[0] / c[0] for r, c in zip(rs, cli)]
+        walls = " ".join(f"{x:.2f}x" for x in ratios[name])
+        cpus = " ".join(f"{r[3] / c[3]:.2f}x" for r, c in zip(rs, cli))
         print(f"{name:<18} {statistics.median(seconds):9.1f} {steps / statistics.median(seconds):10.1f} "
-              f"{rs[0][2]:8d} {rounds:>30}")
+              f"{rs[0][2]:8d} {walls:>24} {cpus:>24}")
     median = statistics.median(ratios["ui, throttled"])
     print(f"target: in-app (throttled) time <= {TARGET:.2f}x the cli's: median {median:.2f}x, "
           f"{'met' if median <= TARGET else 'NOT met'}")
