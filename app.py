@@ -236,6 +236,7 @@ def main() -> None:
         if opened[name].open:
             with opened[name]:
                 view.render(v, cur) if cur is not None else st.info(f"{name} appears once this point is computed.")
+    metrics.poll_latency(v)
 
 
 if __name__ == "__main__":

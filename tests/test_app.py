@@ -18,7 +18,7 @@ from obd.methods import plan
 from obd.model import build_model, save_model
 from obd.network import from_keras
 from obd.pruning import report
-from ui.metrics import count_text
+from ui.metrics import MEASURING, count_text
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300  # the first run trains the tiny preset
@@ -26,7 +26,7 @@ TIMEOUT = 300  # the first run trains the tiny preset
 
 def waiting(at: AppTest) -> bool:
     """Whether the page still waits for a background job (a progress bar, or a latency being measured)."""
-    return bool(at.get("progress")) or any(m.value == "measuring…" for m in at.metric)
+    return bool(at.get("progress")) or any(m.value == MEASURING for m in at.metric)
 
 
 def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:

@@ -51,7 +51,6 @@ def _chart(v: View, wanted: list[Choice]) -> None:
     """The chart as a fragment: while a curve is computed it redraws itself every POLL_S with the points so far."""
     running = any(shared.curve(v.key, w, v.k if w == v.choice else None)[1] is not None for w in wanted)
 
-    @st.fragment(run_every=POLL_S if running else None)
     def chart() -> None:
         if st.session_state.pop("curve_jump", False):
             st.rerun()  # a click moved the controls, which live outside this fragment
@@ -72,7 +71,9 @@ def _chart(v: View, wanted: list[Choice]) -> None:
         st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
         if not jobs and running:
             st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
-    chart()
+    # While curves compute, the chart is a fragment that redraws itself; once they exist it is plain page content,
+    # so a click on it reruns the page directly (a fragment's own rerun can be lost to a page rerun in between).
+    st.fragment(chart, run_every=POLL_S)() if running else chart()
     st.caption(f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
                "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are.")
 

@@ -10,6 +10,7 @@ from . import shared
 from .state import View
 
 POLL_S = 0.5  # how often a waiting page looks for its results: short enough to feel immediate
+MEASURING = "…"  # the latency's value while it is being timed (a word would not fit the metric's width)
 
 
 def ms_text(ms: float) -> str:
@@ -69,12 +70,10 @@ def render(v: View) -> dict | None:
 
 def _latency(col, v: View, r) -> None:
     """Latency through the engine obd.engines picks, measured in the background once per network structure."""
-    flops = f"{r.flop_ratio:.1f}× fewer FLOPs"
     lat = shared.latency(v.key, v.choice, v.k)
     if lat is None:
-        col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", "measuring…", flops, delta_color="off",
-                   delta_arrow="off")
-        _poll_latency(v)
+        col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", MEASURING, f"timing… · FLOPs {r.flop_ratio:.1f}×",
+                   delta_color="off", delta_arrow="off")
         return
     col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", ms_text(lat.engine_ms), speedup_text(lat),
                delta_color="off", delta_arrow="off",
@@ -102,7 +101,13 @@ def _waiting(v: View) -> None:
     poll()
 
 
-def _poll_latency(v: View) -> None:
+def poll_latency(v: View) -> None:
+    """While the latency is measured, look for it every POLL_S and rerun the page once it exists. Called at the end
+    of the page: a fragment placed before the views would shift their positions, and with them their fragments'
+    identities, between the run that measures and the run that shows."""
+    if shared.point(v.key, v.choice, v.k) is None or shared.latency(v.key, v.choice, v.k) is not None:
+        return
+
     @st.fragment(run_every=POLL_S)
     def poll() -> None:
         if shared.latency(v.key, v.choice, v.k) is not None:
