@@ -125,6 +125,8 @@ def test_compare_refuses_a_layer_that_is_not_pruned(small_net, hessian):
         explain.compare(c, 0.5, layer=2)
     with pytest.raises(ValueError, match="one kernel-shaped array per layer"):
         explain.criteria(small_net, hessian[:-1])
+    with pytest.raises(ValueError, match="compare a loss-aware split per layer"):
+        explain.criteria(small_net, hessian, budget="loss-aware")
 
 
 def test_the_diagram_narrows_with_unit_pruning_and_thins_with_weight_pruning(small_net):
