@@ -235,7 +235,10 @@ def main() -> None:
     for name, view in (("Inside", inside), ("Compare", compare), ("Downloads", downloads)):
         if opened[name].open:
             with opened[name]:
-                view.render(v, cur) if cur is not None else st.info(f"{name} appears once this point is computed.")
+                if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
+                    st.info(f"{name} appears once this point is computed.")
+                else:
+                    view.render(v, cur)
     metrics.poll_latency(v)
 
 
