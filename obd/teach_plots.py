@@ -102,7 +102,7 @@ def pixel_survival_figure(counts: np.ndarray, units: int) -> go.Figure:
                                hovertemplate="pixel (%{y}, %{x}): %{z} of " + f"{units:,}" + " kept<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False)
     fig.update_xaxes(showticklabels=False, showgrid=False, constrain="domain")
-    fig.update_layout(title=f"Connections kept per input pixel ({empty} of {counts.size} pixels cut off)",
+    fig.update_layout(title=f"Connections kept per pixel ({empty} of {counts.size} cut off)",
                       height=380, margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
@@ -220,8 +220,8 @@ def confusion_figure(matrix: np.ndarray, title: str = "Confusion matrix of the p
             z=z, x=digits, y=digits, text=np.where(part, m.astype(np.int32).astype(str), ""), texttemplate="%{text}",
             colorscale=scale, zmin=0, zmax=max(float(np.nanmax(z)), 1.0), showscale=False, hoverongaps=False,
             hovertemplate="true %{y}, predicted %{x}: %{z:.0f} " + name + "<extra></extra>"))
-    fig.update_yaxes(title="true digit", autorange="reversed", scaleanchor="x")
-    fig.update_xaxes(title="predicted digit", side="top", constrain="domain")
+    fig.update_yaxes(title="true digit", autorange="reversed", scaleanchor="x", dtick=1)
+    fig.update_xaxes(title="predicted digit", side="top", constrain="domain", dtick=1)
     fig.update_layout(title=title, height=460, margin=dict(l=50, r=10, t=80, b=10), plot_bgcolor="white")
     return fig
 

@@ -51,7 +51,7 @@ def test_pixel_survival_figure_counts_each_pixels_kept_connections(pruned):
     z = np.asarray(fig.data[0].z)
     assert small_enough(fig) and z.shape == (28, 28)
     assert np.array_equal(z.ravel(), pruned.masks[0].sum(axis=1))
-    assert f"{int((z == 0).sum())} of 784 pixels cut off" in fig.layout.title.text
+    assert f"({int((z == 0).sum())} of 784 cut off)" in fig.layout.title.text
 
 
 @pytest.mark.parametrize("mode", ["weight", "unit"])

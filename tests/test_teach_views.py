@@ -63,7 +63,7 @@ def test_inside_explains_the_state_and_counts_obd_against_magnitude(tiny, mnist)
     comp = explain.compare(explain.criteria(tiny, hessian_diagonal(tiny, calib.x, calib.y), "unit"), 0.75, 0)
     assert f"OBD keeps {comp.agreement.obd_only:,} units that magnitude deletes" in text
     charts = figures(at)
-    survival = next(f for f in charts if f["layout"]["title"]["text"].startswith("Connections kept per input pixel"))
+    survival = next(f for f in charts if f["layout"]["title"]["text"].startswith("Connections kept per pixel"))
     assert np.array_equal(array(survival["data"][0]["z"]).ravel(), pruned.masks[0].sum(axis=1))
     confusion = next(f for f in charts if f["layout"]["title"]["text"].startswith("Confusion matrix"))
     right = array(confusion["data"][0]["z"])

@@ -37,17 +37,19 @@ def setting_b(v: View) -> tuple[Choice, int]:
     return Choice(method, mode, budget, v.choice.prune_output), int(k)
 
 
-def _metrics(col, label: str, c: Choice, k: int, point: dict, dense: dict) -> None:
+def _metrics(label: str, c: Choice, k: int, point: dict, dense: dict) -> None:
+    """One setting's row: what it is, then its accuracy, loss, weights in use and units kept."""
     r = point["report"]
-    col.markdown(f"**{label}: {c.method}, {c.mode} pruning at {k} % ({c.budget} budget)**")
-    col.metric(f"{label}: test accuracy", f"{100 * point['accuracy']:.2f} %",
-               f"{100 * (point['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
-    col.metric(f"{label}: test loss", f"{point['loss']:.4f}", f"{point['loss'] - dense['loss']:+.4f} vs dense",
-               delta_color="inverse")
-    col.metric(f"{label}: weights in use", f"{r.effective_weights:,}", f"of {r.total_weights:,}", delta_color="off",
-               delta_arrow="off")
-    col.metric(f"{label}: units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
-               delta_arrow="off")
+    st.markdown(f"**{label}: {c.method}, {c.mode} pruning at {k} % ({c.budget} budget)**")
+    col = st.columns(4)
+    col[0].metric(f"{label}: test accuracy", f"{100 * point['accuracy']:.2f} %",
+                  f"{100 * (point['accuracy'] - dense['accuracy']):+.2f} pts vs dense")
+    col[1].metric(f"{label}: test loss", f"{point['loss']:.4f}", f"{point['loss'] - dense['loss']:+.4f} vs dense",
+                  delta_color="inverse")
+    col[2].metric(f"{label}: weights in use", f"{r.effective_weights:,}", f"of {r.total_weights:,}",
+                  delta_color="off", delta_arrow="off")
+    col[3].metric(f"{label}: units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off",
+                  delta_arrow="off")
 
 
 def render(v: View, cur: dict) -> None:
@@ -66,9 +68,8 @@ def render(v: View, cur: dict) -> None:
         wait()
         return
     dense = shared.point(v.key, v.choice.dense(), 0)
-    cols = st.columns(2)
-    _metrics(cols[0], "A", v.choice, v.k, cur, dense)
-    _metrics(cols[1], "B", b, kb, other, dense)
+    _metrics("A", v.choice, v.k, cur, dense)
+    _metrics("B", b, kb, other, dense)
     curves(v, b, kb, cur, other)
     disagreements(cur, other)
 
