@@ -260,9 +260,13 @@ async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm:
         records.append({"session": i, "move": n, "kind": kind, "phase": "warmup" if n < cfg.warmup else "measured",
                         "started": started, **rec})
         n += 1
-        if rec["failure"]:
-            break  # the session's state is unknown from here on
         mode, k = mode_after, k_after
+        if rec["failure"]:  # go on from what the page holds once it settles, as a user would
+            try:
+                await session.until(lambda page: shows(page, None, None, labels) and not session.polling)
+                mode, k = session.value(labels.mode, "button_group"), int(session.value(labels.sparsity, "slider"))
+            except (ProtocolError, LookupError):
+                break  # the session is gone or the page never came back
     if not waited:  # it failed during the warm-up: the others must not wait for it
         await warm.wait()
     return session, records
@@ -274,7 +278,8 @@ async def _sample(pid: int, series: list[tuple[float, float]]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLabels = LABELS) -> dict:
+async def drive(url: str, cfg: LoadConfig, pid: int | None = None, log: Path | None = None,
+                labels: AppLabels = LABELS) -> dict:
     """Run every session at once against the server at `url`.
 
     One page is opened first and closed (the teacher's: a fresh server loads the model and its caches), then
@@ -286,12 +291,14 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLa
         url: the dashboard's address.
         cfg: sessions, duration, think time, warm-up, seed, timeout.
         pid: the server's process id, for its CPU and memory; None skips both.
+        log: the server's log, to count the tracebacks written until the sessions close; None skips that.
         labels: the page's labels.
 
     Returns:
         {"records": one per open and move, "runs": every run the sessions saw during the measured phase as
         (fragment?, server seconds), "server": CPU and memory figures or None, "wall_s": the measured phase's
-        length}.
+        length, "tracebacks": the count in the log (None without it)}; the sessions closing make the server log
+        websocket tracebacks of its own, which are not counted.
     """
     first, _ = await Session.open(url, "", cfg.first_open_s)
     await first.until(lambda page: shows(page, None, None, labels) or bool(page.errors()), cfg.first_open_s)
@@ -315,13 +322,15 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, labels: AppLa
                       rss_peak_mb=max(m for _, m in series + [(t1, rss_mb(pid))]),
                       rss_series=[(round(t - t0, 1), round(m, 1)) for t, m in series])
     runs = [(r.fragment, r.server_s) for s, _ in done if s for r in s.runs if t0 <= r.finished <= t1]
+    tracebacks = log.read_text(errors="replace").count("Traceback") if log else None
     for s, _ in done:
         if s:
             await s.close()
     if pid:
         await asyncio.sleep(5)  # the server drops closed sessions
         server["rss_closed_mb"] = rss_mb(pid)
-    return {"records": [r for _, rs in done for r in rs], "runs": runs, "server": server, "wall_s": t1 - t0}
+    return {"records": [r for _, rs in done for r in rs], "runs": runs, "server": server, "wall_s": t1 - t0,
+            "tracebacks": tracebacks}
 
 
 async def _quiet(pid: int, below: float = 0.05, timeout_s: float = 120.0) -> float:
@@ -395,14 +404,13 @@ def _pct(values: list[float]) -> dict:
             "max_s": max(values) if values else None}
 
 
-def summarize(result: dict, cfg: LoadConfig, expected: Expected | None, log: Path | None = None) -> dict:
+def summarize(result: dict, cfg: LoadConfig, expected: Expected | None) -> dict:
     """The figures of one `drive` run, with the metrics checked against obd's numbers.
 
     Args:
         result: what `drive` returned.
         cfg: the run's configuration.
         expected: obd's numbers for the server's network; None skips the metric check.
-        log: the server's log, to count tracebacks in; None skips that count.
 
     Returns:
         a JSON-able dict of figures (see the module docstring).
@@ -422,7 +430,7 @@ def summarize(result: dict, cfg: LoadConfig, expected: Expected | None, log: Pat
     full = [s for fragment, s in result["runs"] if not fragment]
     errors = {"error_pages": sum(bool(r["errors"]) for r in records),
               "unsettled": sum(r["failure"] is not None for r in records),
-              "server_tracebacks": log.read_text(errors="replace").count("Traceback") if log else None}
+              "server_tracebacks": result["tracebacks"]}
     server = result["server"]
     if server:
         server.update(growth_mb=server["rss_end_mb"] - server["rss_after_warmup_mb"],
@@ -541,9 +549,9 @@ def main(argv: list[str] | None = None) -> None:
             print("\n".join(f"{k:32}{v}" for k, v in figures.items()))
             print(f"target: <= {TARGETS['seen_cpu_ms']:.0f} ms of server CPU per rerun of a seen state")
         else:
-            result = asyncio.run(drive(url, cfg, pid))
+            result = asyncio.run(drive(url, cfg, pid, log))
     if not args.cpu_per_rerun:
-        figures = summarize(result, cfg, expected, log)  # after the server stopped: the oracle takes no CPU from it
+        figures = summarize(result, cfg, expected)  # after the server stopped: the oracle takes no CPU from it
         figures["preset"] = args.preset
         print(table(figures))
         for line in figures["examples"]:
