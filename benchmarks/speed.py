@@ -3,8 +3,8 @@
 Run from the repository root: python -m benchmarks.speed [--repeats N]
 Prints, per mode, sparsity and batch size, the ms of dense and of the mode's engine, the speed-up (median of
 per-pair ratios of interleaved calls, `obd.engines.measure`) with its interquartile range, the ideal
-(FLOP-proportional) speed-up and the fraction of it reached, the targets of issue 4, what "auto" reports
-(`obd.engines.latency`), and the model file sizes; then the app's headline latency (batch 100) over both modes
+(FLOP-proportional) speed-up and the fraction of it reached, the targets of issue 4, what "auto" picks, and the
+model file sizes; then the app's headline latency (batch 100) over both modes
 and the quick-pick sparsities with issue 12's rules checked; writes the `bench` records to
 benchmarks/out/speed.json. A reading taken while other processes used more than 15 % of the CPU is retaken,
 and marked * (noisy) if it never got clean; speed-ups are ratios within one run, absolute times drift.
@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 # obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
-from obd.engines import bench, latency, save_shrunk, save_sparse
+from obd.engines import bench, build_engine, latency, save_shrunk, save_sparse
 from obd.data import load_mnist
 from obd.model import default_model, save_model
 from obd.network import Network, from_keras, to_keras
@@ -46,7 +46,7 @@ TARGETS = {  # (mode, sparsity, batch) -> minimum speed-up over dense (issue 4)
 OUT = Path(__file__).resolve().parent / "out" / "speed.json"
 
 
-def speed_rows(net: Network, x, records: list[dict]) -> list[str]:
+def speed_rows(net: Network, records: list[dict]) -> list[str]:
     """One line per (mode, sparsity, batch): dense and engine ms, speed-up and range, ideal, target, auto."""
     lines = [f"{'mode':<7}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'engine':>8}{'ms':>10}{'speedup':>10}"
              f"{'IQR':>17}{'ideal':>8}{'of ideal':>9}{'target':>8}{'met':>5}  auto"]
@@ -56,14 +56,15 @@ def speed_rows(net: Network, x, records: list[dict]) -> list[str]:
             continue
         key = (r["mode"], r["sparsity"], r["batch"])
         target = TARGETS.get(key)
-        auto = latency(prune(net, r["sparsity"], r["mode"]).net, x[: r["batch"]])
+        auto = build_engine(prune(net, r["sparsity"], r["mode"]).net, "auto", r["batch"]).name
+        auto_speedup = 1.0 if auto == "dense" else r["speedup"] if auto == r["engine"] else float("nan")
         iqr = f"{r['speedup_low']:.2f}-{r['speedup_high']:.2f}x"
         lines.append(
             f"{r['mode']:<7}{100 * r['sparsity']:>8g}%{r['batch']:>7}{dense[key]['ms']:>11.3f}{r['engine']:>8}"
             f"{r['ms']:>10.3f}{r['speedup']:>8.2f}x{'*' if r['noisy'] else ' '}{iqr:>17}"
             f"{r['ideal_speedup']:>7.1f}x{100 * r['speedup'] / r['ideal_speedup']:>8.0f}%"
             + (f"{target:>7}x{'yes' if r['speedup'] >= target else 'NO':>5}" if target else f"{'':>13}")
-            + f"  {auto.engine} ({auto.speedup:.2f}x)")
+            + f"  {auto} ({auto_speedup:.2f}x)")
     return lines
 
 
@@ -109,14 +110,14 @@ def main() -> None:
                     progress=lambda line: print(f"  timing {line}", flush=True))
     print(f"default model {'-'.join(map(str, net.sizes))}, {net.n_weights:,} weights; MNIST test images; "
           "speed-ups: medians of per-pair ratios against dense in the same run; * noisy")
-    print("\n".join(speed_rows(net, x, records)))
+    print("\n".join(speed_rows(net, records)), flush=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(records, indent=1) + "\n")
     print(f"\nheadline latency, batch {HEADLINE_BATCH}, magnitude pruning (issue 12: <= 1.2x the FLOP ratio, "
           "monotone)")
     print("\n".join(headline_rows(net, x)))
     print("\nmodel files")
     print("\n".join(size_rows(net)))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(records, indent=1) + "\n")
     print(f"\nwrote {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT}")
 
 

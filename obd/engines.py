@@ -389,15 +389,17 @@ class TimingConfig:
     window_s: float = 0.2  # a reading lasts at least this long: /proc/stat counts CPU time in 10 ms ticks
     sample_s: float = 5e-4  # calls are repeated until one timed sample lasts this long (a tiny net runs in µs)
     attempts: int = 3  # readings taken while others use the machine, before one is kept and marked noisy
+    budget_s: float = 20.0  # no new attempt once a reading has taken this long (slow engines on big batches)
     noise_limit: float = 0.15  # share of the machine's CPU time others may use during a clean reading
     over_ideal: float = 1.2  # a speed-up above this multiple of the engine's FLOP ratio is a bad reading
 
     def __post_init__(self) -> None:
         if self.pairs < 1 or self.attempts < 1:
             raise ValueError(f"pairs and attempts must be at least 1; got {self.pairs} and {self.attempts}")
-        if min(self.window_s, self.sample_s, self.noise_limit) < 0 or self.over_ideal < 1:
-            raise ValueError("window_s, sample_s and noise_limit must be >= 0 and over_ideal >= 1; got "
-                             f"{self.window_s}, {self.sample_s}, {self.noise_limit} and {self.over_ideal}")
+        if min(self.window_s, self.sample_s, self.noise_limit, self.budget_s) < 0 or self.over_ideal < 1:
+            raise ValueError("window_s, sample_s, noise_limit and budget_s must be >= 0 and over_ideal >= 1; got "
+                             f"{self.window_s}, {self.sample_s}, {self.noise_limit}, {self.budget_s} and "
+                             f"{self.over_ideal}")
 
 
 @dataclass(frozen=True)
@@ -471,9 +473,9 @@ def measure(dense: Engine, engine: Engine, x: np.ndarray, flop_ratio: float,
 
     After an untimed warm-up call each, calls are timed in interleaved pairs (so both see the same machine
     load) and the speed-up is the median of the per-pair ratios. An attempt is retaken, up to
-    `config.attempts` times, while other processes use more than `config.noise_limit` of the machine's CPU
-    (read from /proc/stat around the attempt) or its speed-up exceeds `config.over_ideal` times the FLOP ratio
-    (no engine beats its multiply-adds by that much; such a reading is a timing accident). If none is clean,
+    `config.attempts` times within `config.budget_s`, while other processes use more than `config.noise_limit`
+    of the machine's CPU (read from /proc/stat around the attempt) or its speed-up exceeds `config.over_ideal`
+    times the FLOP ratio (no engine beats its multiply-adds by that much: a timing accident). If none is clean,
     the quietest is kept, marked noisy, with the range of every attempt's ratios, and capped at that limit.
     Other threads of this process count as its own: callers keep measurements apart from other work.
 
@@ -492,12 +494,16 @@ def measure(dense: Engine, engine: Engine, x: np.ndarray, flop_ratio: float,
     slowest = max(_sample(dense, x, 1), _sample(engine, x, 1))
     calls = max(1, math.ceil(config.sample_s / max(slowest, 1e-9)))
     limit = config.over_ideal * flop_ratio
-    attempts = []
-    for _ in range(config.attempts):
+
+    def clean(a: _Attempt) -> bool:
+        return a.others <= config.noise_limit and statistics.median(a.ratios) <= limit
+
+    start = time.perf_counter()
+    attempts = [_attempt(dense, engine, x, calls, config)]
+    while (len(attempts) < config.attempts and not clean(attempts[-1])
+           and time.perf_counter() - start < config.budget_s):
         attempts.append(_attempt(dense, engine, x, calls, config))
-        if attempts[-1].others <= config.noise_limit and statistics.median(attempts[-1].ratios) <= limit:
-            break
-    kept = attempts[-1] if len(attempts) < config.attempts else min(attempts, key=lambda a: a.others)
+    kept = attempts[-1] if clean(attempts[-1]) else min(attempts, key=lambda a: a.others)
     speedup = statistics.median(kept.ratios)
     noisy = kept.others > config.noise_limit or speedup > limit
     pool = [r for a in attempts for r in a.ratios] if noisy else list(kept.ratios)
