@@ -290,8 +290,8 @@ def cached_plan(net, method: str = "magnitude", mode: str = "weight", budget: st
     """`plan(...)` from a process-wide cache, so that each process (a server, a Dask worker) builds a plan once.
 
     A bounded LRU (4 plans: an OBS plan of the default net holds about 100 MB) keyed by the network's
-    fingerprint, method, mode, budget, prune_output, the calibration sample's content (for the methods that
-    read one) and random's seed; two threads asking for one plan wait for a single build.
+    fingerprint, method, mode, budget, prune_output, the calibration sample's content (for the methods and
+    budgets that read one) and random's seed; two threads asking for one plan wait for a single build.
 
     Args:
         net: a Network or Keras model; the other arguments as for `plan`.
@@ -306,8 +306,7 @@ def cached_plan(net, method: str = "magnitude", mode: str = "weight", budget: st
 
     from .jobs import memo_digest, process_cache
 
-    check_method_mode(method, mode)
-    check_budget(budget)
+    check_method_mode(method, mode, budget)
     net = as_network(net)
 
     def content(c: Calibration) -> str:
@@ -316,9 +315,9 @@ def cached_plan(net, method: str = "magnitude", mode: str = "weight", budget: st
         h.update(np.ascontiguousarray(c.y).tobytes())
         return h.hexdigest()
 
-    sample = None
-    if method in NEEDS_CALIBRATION and calib is not None:
-        sample = memo_digest(calib, "calibration", content)
+    # the sample matters to the methods that read one and to every loss-aware split (its loss profiles)
+    reads_sample = method in NEEDS_CALIBRATION or budget == "loss-aware"
+    sample = memo_digest(calib, "calibration", content) if reads_sample and calib is not None else None
     key = (memo_digest(net, "fingerprint", Network.fingerprint), method, mode, budget, bool(prune_output), sample,
            seed if method == "random" else 0)
     return process_cache("plans", 4).get(key, lambda: plan(net, method, mode, budget, prune_output, calib, seed))

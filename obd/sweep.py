@@ -179,7 +179,7 @@ def sweep_points(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes:
     for p in plans:
         if p.net is not net or p.budget != budget or p.prune_output != prune_output:
             raise ValueError(f"the {p.method} {p.mode} plan was built for another network, budget or prune_output")
-    if calib is None and set(NEEDS_CALIBRATION) & {method for method, _ in pairs}:
+    if calib is None and (budget == "loss-aware" or set(NEEDS_CALIBRATION) & {method for method, _ in pairs}):
         calib = calibration(train_data)  # one sample for every point (a worker must not draw another)
     epochs = [0.0] + ([float(finetune_epochs)] if finetune_epochs > 0 else [])
     return [SweepPoint(net, method, mode, k, budget, prune_output, e, gradual_steps if e > 0 else 1, seed, engine,

@@ -106,7 +106,8 @@ def warm_curves(model, methods: Iterable[str] = METHODS, budgets: Iterable[str] 
     wanted = [(m, mode, b) for m in methods for mode in MODES for b in budgets if supports(m, mode, b)]
     todo = [w for w in wanted if load_curve(net, *w, prune_output) is None]
     say = progress or (lambda line: None)
-    calib = calibration() if set(NEEDS_CALIBRATION) & {m for m, _, _ in todo} else None  # one sample for all
+    reads_sample = any(m in NEEDS_CALIBRATION or b == "loss-aware" for m, _, b in todo)
+    calib = calibration() if reads_sample else None  # one sample for all
     parts: dict[tuple, WarmPart] = {w: WarmPart(curve_name(*w), 0.0, True) for w in wanted if w not in todo}
     if todo:
         total = sum(estimate_seconds(net, m, mode, 10) for m, mode, _ in todo)

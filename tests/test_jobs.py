@@ -129,8 +129,9 @@ def test_work_nobody_waits_for_pauses_and_resumes_when_touched(small_net, data):
         until(lambda: job.done == 1)
         time.sleep(0.2)
         assert started == [0.0] and job.paused and not job.finished and not board.busy()
-        assert board.submit("curve", tasks) is job  # asking again resumes it
-        assert job.wait(60) and job.finished and not job.paused
+        assert board.submit("curve", tasks) is job  # asking again resumes it ...
+        until(lambda: board.touch("curve") or job.finished)  # ... for as long as someone keeps waiting
+        assert not job.paused
         assert started == list(SPARSITIES) and list(job.results().values())[0] == evaluate(small_net, x, y).accuracy
 
 
@@ -179,6 +180,9 @@ def test_cached_plan_builds_each_plan_once_across_threads(small_net, mnist):
     assert cached_plan(small_net, "obd", "unit", "layer", False, same_sample) is plans[0]
     assert cached_plan(small_net, "obd", "unit", "layer", False, calibration(mnist, 256, seed=1)) is not plans[0]
     assert cached_plan(small_net, "obd", "unit", "global", False, calib) is not plans[0]
+    split = cached_plan(small_net, "magnitude", "weight", "loss-aware", False, calib)  # reads the sample too
+    assert cached_plan(small_net, "magnitude", "weight", "loss-aware", False, same_sample) is split
+    assert cached_plan(small_net, "magnitude", "weight", "loss-aware", False, calibration(mnist, 256, seed=1)) is not split
     masks = plans[0].prune(0.5).masks
     from obd.methods import plan
 
