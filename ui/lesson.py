@@ -55,7 +55,7 @@ def render(v: View, cur: dict | None, tabs: tuple[str, ...]) -> None:
     s = lesson.STEPS[n - 1]
     with st.container(border=True):
         st.markdown(f"**Lesson {n}/{len(lesson.STEPS)} · {s.title}**")
-        if cur is None:
+        if cur is None or shared.pruned(v.key, v.choice, v.k) is None:
             st.caption("The numbers for this step are being computed…")
         else:
             st.markdown(s.render(_facts(v, cur).fields()))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import math
+import os
 import tempfile
 import threading
 from collections import OrderedDict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -25,14 +28,13 @@ import streamlit as st
 
 from obd import engines
 from obd.data import load_mnist
-from obd.evaluate import evaluate
 from obd.config import preset_spec, preset_train_config
 from obd.jobs import Job, JobBoard
 from obd.methods import ALGORITHMS, NEEDS_CALIBRATION, Plan, cached_plan, calibration, saliency_map
 from obd.netfile import cache_path, cached_network
 from obd.warm import load_speed, save_speed, speed_table
 from obd.network import Network
-from obd.pruning import Pruned, report
+from obd.pruning import LayerReport, PruneReport, Pruned, report
 from obd.sweep import (DEFAULT_SPARSITIES, SweepPoint, SweepRecord, curve_path, estimate_seconds, load_records,
                        save_records)
 
@@ -213,7 +215,43 @@ def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
              "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned), "record": record}
     stores()["points"].put((key, c, k), point)
     stores()["pruned"].put((key, c, k), pruned)
+    _save_point(key, c, k, point)
     return point
+
+
+def _point_file(key: ModelKey, c: Choice, k: int) -> Path:
+    """Where a point is kept on disk, named like its curve (by the network's weights), so that a later start shows
+    the metrics of a state seen before without building a plan or evaluating anything."""
+    curve = curve_file(key, c)
+    return curve.parent.parent / "points" / f"{curve.stem}-{k}.npz"
+
+
+def _save_point(key: ModelKey, c: Choice, k: int, point: dict) -> None:
+    """Keep a point on disk (12 KB: the predictions as int8); atomic, and a failure only costs a recomputation."""
+    meta = {"accuracy": point["accuracy"], "loss": point["loss"], "record": asdict(point["record"]),
+            "report": [asdict(layer) for layer in point["report"].layers]}
+    path = _point_file(key, c, k)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, predictions=point["predictions"], class_accuracy=point["class_accuracy"],
+                     meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _load_point(key: ModelKey, c: Choice, k: int) -> dict | None:
+    """A point saved by `_save_point`, or None when it is not on disk or unreadable (then it is recomputed)."""
+    try:
+        with np.load(_point_file(key, c, k), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return {"accuracy": meta["accuracy"], "loss": meta["loss"], "predictions": z["predictions"],
+                    "class_accuracy": z["class_accuracy"], "record": SweepRecord(**meta["record"]),
+                    "report": PruneReport(tuple(LayerReport(**layer) for layer in meta["report"]))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -228,6 +266,9 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     """The state's results if they exist (or are quick to make here); else None, with a background job started."""
     if (found := stores()["points"].get((key, c, k))) is not None:
         return found
+    if (saved := _load_point(key, c, k)) is not None:
+        stores()["points"].put((key, c, k), saved)
+        return saved
     if inline_ok(key, c):
         return compute_point(key, c, k)
     about = estimate_seconds(network(key), c.method, c.mode, 1)
@@ -243,42 +284,63 @@ def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
 
 
 def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
-    """The pruned network of a state whose point exists (recomputed from the plan if it was evicted)."""
+    """The pruned network of a state: kept from its point, or made here when that is quick; otherwise None, with a
+    background job making it (a point read from disk has no pruned net; an OBS one takes a reconstruction)."""
     if (found := stores()["pruned"].get((key, c, k))) is not None:
         return found
-    if stores()["points"].get((key, c, k)) is None and not inline_ok(key, c):
-        return None
-    compute_point(key, c, k)
+    if inline_ok(key, c):
+        compute_point(key, c, k)
+    else:
+        board().submit(("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
+                       label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
 
 
-# ---------------------------------------------------------------- latency
-def latency_key(key: ModelKey, c: Choice, k: int) -> tuple:
-    """Latency depends on the pruned net's structure only: nets of identical shapes share one reading. (Finding
-    the structure costs a shrink of the net, a quarter second for the default one: kept per state.)"""
-    if (found := stores()["structures"].get((key, c, k))) is None:
-        found = ("latency", engines.structure_key(pruned(key, c, k).net))
-        stores()["structures"].put((key, c, k), found)
+def wait_for_pruned(v) -> None:
+    """A view's placeholder while the state's pruned network is rebuilt in the background; reruns the page when
+    it exists (a `ui.state.View`)."""
+    st.info(f"Rebuilding the {v.choice.method} {v.choice.mode} network at {v.k} % in the background…")
+
+    @st.fragment(run_every=1.0)
+    def poll() -> None:
+        if stores()["pruned"].get((v.key, v.choice, v.k)) is not None:
+            st.rerun()
+        board().touch(("pruned", v.key, v.choice, v.k))
+    poll()
+
+
+def _pruned_now(key: ModelKey, c: Choice, k: int) -> Pruned:
+    """`pruned`, computed in the calling thread if need be: for tasks that already run in the background."""
+    if (found := stores()["pruned"].get((key, c, k))) is None:
+        compute_point(key, c, k)
+        found = stores()["pruned"].get((key, c, k))
     return found
 
 
+# ---------------------------------------------------------------- latency
 def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
-    """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured once per structure (obd.engines
-    keeps the readings) as a background job, so it never runs beside other background work; None until
-    measured."""
-    lk = latency_key(key, c, k)
-    if (found := stores()["latency"].get(lk)) is not None:
-        return found
-    net = pruned(key, c, k).net
-    x = data().x_test[:LATENCY_BATCH]
+    """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured as a background job (so it never
+    runs beside other background work); None until measured.
+
+    A latency depends on the pruned net's structure only (obd.engines.structure_key): obd.engines keeps one
+    reading per structure, so nets of identical shapes read identically and a second state of the same shapes
+    costs no timing. Finding the structure takes a shrink of the net (a quarter second for the default one), so
+    the job does that too, and the page keeps the result per state.
+    """
+    if (structure := stores()["structures"].get((key, c, k))) is not None:
+        if (found := stores()["latency"].get(structure)) is not None:
+            return found
 
     def measure() -> engines.Latency:
-        reading = engines.latency(net, x)
-        stores()["latency"].put(lk, reading)
+        net = _pruned_now(key, c, k).net
+        structure = engines.structure_key(net)
+        reading = engines.latency(net, data().x_test[:LATENCY_BATCH])
+        stores()["latency"].put(structure, reading)
+        stores()["structures"].put((key, c, k), structure)
         return reading
 
-    job = board().submit(lk, [measure], label="timing the pruned network")
-    return stores()["latency"].get(lk) if job.finished else None
+    job = board().submit(("latency", key, c, k), [measure], label="timing the pruned network")
+    return job.results().get(0) if job.finished else None
 
 
 # ---------------------------------------------------------------- curves

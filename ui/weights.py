@@ -24,6 +24,9 @@ def kernel_chart(key: ModelKey, c: Choice, k: int, layer: int, colour_by: str):
 
 
 def render(v: View, cur: dict) -> None:
+    if shared.pruned(v.key, v.choice, v.k) is None:
+        shared.wait_for_pruned(v)
+        return
     net = shared.network(v.key)
     names = [f"{i}: {l.name} ({l.inputs}×{l.units})" for i, l in enumerate(net.layers)]
 
