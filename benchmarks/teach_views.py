@@ -37,6 +37,7 @@ VIEWS = ("Draw", "Inside", "Compare", "Downloads")
 
 
 def in_process(preset: str) -> dict:
+    """Canvas pipeline time and each figure's size and build time on the preset's cached model."""
     net = cached_network(preset_spec(preset), preset_train_config(preset))
     if net is None:
         raise SystemExit(f"the {preset} model is not in the cache: start the app once (or python -m obd train)")
@@ -96,6 +97,7 @@ def _stroke(page, box: dict, points: list[tuple[float, float]]) -> float:
 
 
 def in_browser(preset: str) -> dict:
+    """Three strokes on the canvas and each teaching view opened twice, in chromium on a live server."""
     from playwright.sync_api import sync_playwright
 
     log = Path(tempfile.mkdtemp(prefix="obd-teach-")) / "streamlit.log"
@@ -111,11 +113,12 @@ def in_browser(preset: str) -> dict:
         strokes.append(_stroke(page, box, [(0.35, 0.25), (0.55, 0.15), (0.6, 0.3)]))  # a hook on top: a "7"?
         strokes.append(_stroke(page, box, [(0.3, 0.55), (0.7, 0.5)]))
         views = {}
-        for view in VIEWS:  # open each once (new), then again after another tab (seen before)
-            runs = []
-            for _ in range(2):
+        for view in VIEWS:  # open each once (new), then twice more after another tab: the last one is a state
+            runs = []  # seen before even where the first opening started background work (rankings, curves)
+            for _ in range(3):
                 page.get_by_role("tab", name="About").click()  # static: starts no background work
                 page.wait_for_selector(IDLE, timeout=300_000)
+                page.wait_for_timeout(3000)  # background work the last opening started can finish
                 start = time.perf_counter()
                 page.get_by_role("tab", name=view).click()
                 page.wait_for_timeout(50)
@@ -144,7 +147,7 @@ def main() -> None:
     strokes = ", ".join(f"{s:.2f}" for s in b["strokes_s"])
     print(f"stroke on the canvas -> prediction shown: {strokes} s (first, second, third stroke) "
           f"(target <= {TARGETS['canvas_s']} s: {ok(statistics.median(b['strokes_s']) <= TARGETS['canvas_s'])})")
-    for view, (new, seen) in b["views_s"].items():
+    for view, (new, _, seen) in b["views_s"].items():
         print(f"open {view:10} first {new:6.2f} s, seen before {seen:6.2f} s  "
               f"(target <= {TARGETS['view_seen_s']} s: {ok(seen <= TARGETS['view_seen_s'])})")
 

@@ -46,7 +46,8 @@ def test_draw_shows_a_hint_on_an_empty_canvas_and_both_networks_on_a_digit(tiny,
     np.testing.assert_allclose(array(bars["data"][1]["y"]), 100 * pruned, rtol=1e-6)
     at.slider(key="sparsity").set_value(25).run()  # the slider moves, the digit stays
     pruned = explain.probabilities(plan(tiny, "magnitude", "unit").prune(0.25).net, x)
-    assert f"pruned at 25 %: **{pruned.argmax()}** ({100 * pruned.max():.1f} %)" in " ".join(m.value for m in at.markdown)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"pruned at 25 %: **{pruned.argmax()}** ({100 * pruned.max():.1f} %)" in text
 
 
 def test_inside_explains_the_state_and_counts_obd_against_magnitude(tiny, mnist):

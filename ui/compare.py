@@ -53,6 +53,7 @@ def _metrics(label: str, c: Choice, k: int, point: dict, dense: dict) -> None:
 
 
 def render(v: View, cur: dict) -> None:
+    """B's controls, then A and B: metrics, points on the curves, and the digits they disagree on."""
     b, kb = setting_b(v)
     other = shared.point(v.key, b, kb)
     if other is None:
@@ -81,6 +82,7 @@ def _figure(key, a: Choice, ka: int, b: Choice, kb: int, count: int, _records: l
 
 
 def curves(v: View, b: Choice, kb: int, cur: dict, other: dict) -> None:
+    """A's and B's curves with both settings starred at their measured accuracy."""
     records, running = [], False
     for c, k in dict(((b, kb), (v.choice, v.k))).items():  # one curve when A and B share a choice
         rs, job = shared.curve(v.key, c, k)
@@ -94,6 +96,7 @@ def curves(v: View, b: Choice, kb: int, cur: dict, other: dict) -> None:
 
 
 def disagreements(cur: dict, other: dict) -> None:
+    """How many test digits A and B predict differently, who is right, and the first of them."""
     d = shared.data()
     a, b = cur["predictions"], other["predictions"]
     differ = np.flatnonzero(a != b)

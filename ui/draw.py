@@ -40,6 +40,7 @@ def source_image(v: View) -> np.ndarray | None:
 
 
 def render(v: View) -> None:
+    """The canvas (or a test digit) beside both networks' probabilities for it."""
     @st.fragment  # a stroke reruns this view only, not the whole page: the prediction follows the pen
     def view() -> None:
         cols = st.columns([2, 3], gap="large")
@@ -57,8 +58,8 @@ def prediction(v: View, image: np.ndarray | None) -> None:
         st.info(digit.hint)
         return
     pruned = shared.pruned(v.key, v.choice, v.k)
-    if pruned is None:
-        st.info("The pruned network appears once this point is computed.")
+    if pruned is None:  # inside this view's fragment: the page reruns when the network exists (see app.py)
+        st.info(f"Rebuilding the {v.choice.method} {v.choice.mode} network at {v.k} % in the background…")
         return
     dense_p = explain.probabilities(shared.network(v.key), digit.x)
     pruned_p = explain.probabilities(pruned.net, digit.x)

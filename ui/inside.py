@@ -90,7 +90,8 @@ def example_text(comp: explain.Comparison, net) -> str:
     e = comp.example
     layer = net.layers[e.layer].name
     if e.row is None:
-        what = f"**Unit {e.column} of {layer}**: column norm ‖w‖ = {e.weight:.4g}, saliency Σ½·h·w² = {e.saliency:.3g}"
+        what = (f"**Unit {e.column} of {layer}**: column norm ‖w‖ = {e.weight:.4g}, "
+                f"saliency Σ½·h·w² = {e.saliency:.3g}")
     else:
         source = (f"pixel ({e.row // explain.SIDE}, {e.row % explain.SIDE})" if e.layer == 0 else f"unit {e.row}")
         what = (f"**Weight from {source} to unit {e.column} of {layer}**: w = {e.weight:.4g}, "
@@ -101,6 +102,10 @@ def example_text(comp: explain.Comparison, net) -> str:
 
 
 def render(v: View, cur: dict) -> None:
+    """The explanation, the diagram, the first layer, OBD against magnitude and the confusion matrix."""
+    if shared.pruned(v.key, v.choice, v.k) is None:
+        shared.wait_for_pruned(v)
+        return
     net = shared.network(v.key)
     lat = shared.latency(v.key, v.choice, v.k)
     facts = _facts(v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine)
@@ -116,6 +121,8 @@ def render(v: View, cur: dict) -> None:
 
 
 def first_layer(v: View) -> None:
+    """The first layer's units as images and the connections each pixel keeps (a fragment: its radio reruns
+    it only)."""
     @st.fragment
     def show() -> None:
         st.subheader("What the first layer sees")
@@ -131,6 +138,7 @@ def first_layer(v: View) -> None:
 
 
 def obd_vs_magnitude(v: View) -> None:
+    """The scatter, the counts and the worked example, once the rankings exist (built in the background)."""
     st.subheader("OBD against magnitude")
     c = criteria(v.key, v.choice)
     if c is None:
