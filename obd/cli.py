@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pruning criteria (default: magnitude; sparsegpt prunes weights only, its unit runs are "
                         "skipped)")
     p.add_argument("--budget", default="layer", choices=list(BUDGETS),
-                   help="sparsity per layer, or one threshold across layers (default: layer)")
+                   help="sparsity per layer, one threshold across layers, or loss-aware: the split between layers "
+                        "that least raises the calibration loss (not for random; default: layer)")
     p.add_argument("--finetune-epochs", type=non_negative_float, default=0.0, metavar="E",
                    help="also fine-tune every point for E epochs with its masks fixed (default 0: one-shot)")
     p.add_argument("--gradual-steps", type=positive_int, default=1, metavar="S",

@@ -39,6 +39,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from .allocation import Profile, allocate, loss_profiles
 from .network import Layer, Network
+from .saliency import preactivation_curvature
 from .pruning import (Pruned, Ranking, apply_masks, check_budget, check_mode, check_sparsity, lowest_first,
                       mask_from_order, prune_count, rank)
 
@@ -172,12 +173,18 @@ class LayerObs:
         return refit(self.h, self.hinv, self.w_opt, mask).astype(np.float32), mask
 
 
-def layer_obs(x: np.ndarray, target: np.ndarray, damping: float) -> LayerObs:
-    """Set up OBS for a layer whose inputs are x (n, inputs) and whose pre-activations should be target (n, units)."""
+def layer_obs(x: np.ndarray, target: np.ndarray, damping: float, weight: np.ndarray | None = None) -> LayerObs:
+    """Set up OBS for a layer whose inputs are x (n, inputs) and whose pre-activations should be target (n, units).
+
+    weight: (units,) what an error in each unit's output costs (the loss-aware budget passes the loss's curvature
+    along each pre-activation, `saliency.preactivation_curvature`), so that entries compete across columns in
+    loss units rather than in squared outputs; None weighs every unit alike.
+    """
     h = gram(x, damping)
     hinv = inverse(h)
     w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
-    return LayerObs(h, hinv, w_opt, lowest_first(obs_scores(w_opt, hinv)))
+    scores = obs_scores(w_opt, hinv) * (1.0 if weight is None else weight[None, :])  # (inputs, units)
+    return LayerObs(h, hinv, w_opt, lowest_first(scores))
 
 
 def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +269,7 @@ class ObsPlan:
     config: ReconstructConfig
     algorithm: str = "obs"  # "obs" (mask by OBS score, least-squares refit) or "sparsegpt" (weight mode)
     profiles: tuple[Profile, ...] | None = None  # loss-aware budget: each pruned layer's loss profile
+    unit_costs: tuple[np.ndarray, ...] | None = None  # loss-aware obs, weight mode: see `layer_obs`'s weight
 
     @property
     def damping(self) -> float:
@@ -280,7 +288,7 @@ class ObsPlan:
         if self.algorithm == "sparsegpt":
             net, masks = _sparsegpt_weights(self.net, self.acts[0], counts, self.damping, self.config.sparsegpt_block)
         else:
-            net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping)
+            net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping, self.unit_costs)
         return Pruned(net, tuple(masks), "weight", k)
 
     def removed(self, sparsity: float) -> list[int]:
@@ -359,10 +367,11 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
     pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
     if mode == "weight":  # only per-layer counts are needed; a global budget splits them by magnitude
         ranking = rank(net, mode, prune_output, budget="layer" if budget == "loss-aware" else budget)
-        profiles = None
+        profiles = unit_costs = None
         if budget == "loss-aware":
             damping = config.damping(mode, algorithm)
-            solvers = {i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping)
+            unit_costs = tuple(preactivation_curvature(net, x)) if algorithm == "obs" else None
+            solvers = {i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping, unit_costs[i])
                        for i in pruned if algorithm == "obs"}
 
             def variant(i: int, kept: int) -> dict[int, Layer]:
@@ -375,7 +384,7 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
                 return {i: layer.replace(kernel, layer.bias)}
 
             profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].kernel.size for i in pruned], variant))
-        return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles)
+        return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles, unit_costs)
     orders, costs = [], []
     for i, layer in enumerate(net.layers):
         if i == last:  # no next layer: order the output units by their output energy
@@ -425,16 +434,18 @@ def _forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray |
     return np.maximum(z, 0.0) if layer.activation == "relu" else z
 
 
-def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: list[int],
-                         damping: float) -> tuple[Network, list[np.ndarray]]:
-    """Sequential OBS weight pruning with per-layer counts; see the module docstring."""
+def _reconstruct_weights(net: Network, acts: tuple[np.ndarray, ...], counts: list[int], damping: float,
+                         weights: Sequence[np.ndarray] | None = None) -> tuple[Network, list[np.ndarray]]:
+    """Sequential OBS weight pruning with per-layer counts (and unit weights, see `layer_obs`); see the module
+    docstring."""
     x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
     kernels, masks, changed = [], [], False
     for i, layer in enumerate(net.layers):
         if counts[i] == 0 and not changed:
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:  # the target: the dense pre-activation (without bias), (n, units)
-            kernel, mask = layer_obs(x, acts[i] @ layer.kernel, damping).solve(counts[i])
+            kernel, mask = layer_obs(x, acts[i] @ layer.kernel, damping,
+                                     None if weights is None else weights[i]).solve(counts[i])
             changed = True
         kernels.append(kernel)
         masks.append(mask)

@@ -52,10 +52,38 @@ def hessian_diagonal(net: Network, x: np.ndarray, y: np.ndarray | None = None, k
         ValueError: for an unknown kind, or kind="fisher" without labels.
     """
     _check_hessian(kind)
-    if kind == "fisher" and y is None:
-        raise ValueError("the empirical Fisher diagonal needs labels y")
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     h = [np.zeros(layer.kernel.shape) for layer in net.layers]
+    for acts, i, d in _curvature_passes(net, x, y, kind, batch_size):
+        h[i] += np.square(acts[i], dtype=np.float64).T @ d  # (inputs, units)
+    return [hi / len(x) for hi in h]
+
+
+def preactivation_curvature(net: Network, x: np.ndarray, batch_size: int = 512) -> list[np.ndarray]:
+    """Per layer, the Gauss-Newton curvature of the mean cross-entropy along each unit's pre-activation:
+    how much an error in that unit's output costs in loss (0 where a ReLU is off).
+
+    Args:
+        net: the network.
+        x: (n, inputs) calibration images.
+        batch_size: examples per pass.
+
+    Returns:
+        One float64 (units,) array per layer.
+    """
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    out = [np.zeros(layer.units) for layer in net.layers]
+    for _, i, d in _curvature_passes(net, x, None, "gauss-newton", batch_size):
+        out[i] += d.sum(axis=0)
+    return [o / len(x) for o in out]
+
+
+def _curvature_passes(net: Network, x: np.ndarray, y: np.ndarray | None, kind: str, batch_size: int):
+    """Yield (activations, layer index, d) per batch and layer, last layer first: d (batch, units) is each
+    example's curvature (Gauss-Newton) or squared gradient (Fisher) along the layer's pre-activations."""
+    _check_hessian(kind)
+    if kind == "fisher" and y is None:
+        raise ValueError("the empirical Fisher diagonal needs labels y")
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size]
         acts = net.activations(xb)  # [x, h1, ..., logits]
@@ -69,13 +97,11 @@ def hessian_diagonal(net: Network, x: np.ndarray, y: np.ndarray | None = None, k
             # J_j^T S J_j = sum_r (G J_j)_r^2 with G[r] = sqrt(p_r) (e_r - p): backpropagate G J, (b, classes, units).
             g = np.sqrt(p)[:, :, None] * (np.eye(p.shape[1], dtype=np.float32) - p[:, None, :])
         for i in range(len(net.layers) - 1, -1, -1):
-            d = np.square(g, dtype=np.float64).sum(axis=1)  # (b, units)
-            h[i] += np.square(acts[i], dtype=np.float64).T @ d  # (inputs, units)
+            yield acts, i, np.square(g, dtype=np.float64).sum(axis=1)  # (b, units)
             if i > 0:
                 b, rows, units = g.shape
                 g = (g.reshape(b * rows, units) @ net.layers[i].kernel.T).reshape(b, rows, -1)
                 g *= (acts[i] > 0)[:, None, :]  # ReLU derivative of the layer below
-    return [hi / len(x) for hi in h]
 
 
 def obd_saliency(net: Network, hessian: list[np.ndarray], mode: str = "weight") -> list[np.ndarray]:
