@@ -131,7 +131,7 @@ def criteria_figure(comp: Comparison) -> go.Figure:
     fig = go.Figure()
     for (by_magnitude, by_obd), (label, color) in AGREEMENT_STYLE.items():
         pick = (comp.kept_by_magnitude == by_magnitude) & (comp.kept_by_obd == by_obd)
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=np.maximum(comp.magnitude[pick], x_floor), y=np.maximum(comp.saliency[pick], y_floor),
             mode="markers", name=f"{label} ({int(pick.sum())})", marker=dict(color=color, size=5, opacity=0.7),
             customdata=np.stack([comp.index[pick], comp.magnitude[pick], comp.saliency[pick]], axis=1),
