@@ -550,8 +550,9 @@ class Readings:
     it keeps readings monotone in work. Per engine kind: a net that needs fewer multiply-adds from the engine
     must not read slower on it than one that needs more; a reading that breaks this is timed again, and if it
     still does, it is held to its neighbour's speed-up and marked noisy (that is noise: the engine's work
-    really is smaller). For "auto": a net with fewer nonzero weights must not read slower than one with more,
-    so one method's speed-up never drops as its sparsity grows. That can be real, not noise: a method whose
+    really is smaller). For "auto": a net with fewer nonzero weights must not read slower than one with more
+    (unit-like nets, dense once shrunk, and weight-like ones apart), so one method's speed-up never drops as its
+    sparsity grows. That can be real, not noise: a method whose
     masks are not nested (sparsegpt, obs) may leave more units alive at 95 % than at 90 %, so its 95 % net
     runs slower; such a reading is held, marked noisy, and its range spans both figures. Readings are taken one
     at a time (a lock), so two callers never time against each other.
@@ -560,7 +561,8 @@ class Readings:
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._lock = threading.RLock()
-        # (kind, batch, sizes, structure) -> (multiply-adds the work is ordered by, reading); kind "auto" too
+        # (kind, batch, sizes, structure), or ("auto", batch, sizes, unit-like, structure) -> (the multiply-adds
+        # readings are ordered by, reading)
         self._found: dict[tuple, tuple[int, Latency]] = {}
         self._dense_ms: dict[tuple, float] = {}  # (batch, sizes) -> the dense net's ms, fixed by the first reading
 
@@ -609,7 +611,9 @@ class Readings:
         `latency`), held monotone in the net's nonzero weights."""
         small = shrink(net)
         nonzeros = _count_nonzero(small)
-        key = ("auto", len(x), net.sizes, structure_key(net)[1:])
+        # unit-like nets (dense once shrunk) and weight-like ones are ordered apart: a weight-pruned net with fewer
+        # nonzero weights than a unit-pruned one can still need more work from every engine
+        key = ("auto", len(x), net.sizes, nonzeros == small.n_weights, structure_key(net)[1:])
         with self._lock:
             if (found := self._found.get(key)) is not None:
                 return found[1]
@@ -647,13 +651,14 @@ class Readings:
         return lat
 
     def _bounds(self, key: tuple, flops: int) -> tuple[float, float]:
-        """The speed-ups a reading of `key` must lie between: those of the same kind's readings (same batch
-        size and dense net) of nets that need more multiply-adds, and of those that need fewer."""
+        """The speed-ups a reading of `key` must lie between: those of its group's readings (its key but the
+        structure: same kind, batch size and dense net) of nets that need more multiply-adds, and of those that
+        need fewer."""
         low, high = 0.0, math.inf
         for other, (other_flops, lat) in self._found.items():
-            if other[:3] == key[:3] and other_flops > flops:
+            if other[:-1] == key[:-1] and other_flops > flops:
                 low = max(low, lat.speedup)
-            elif other[:3] == key[:3] and other_flops < flops:
+            elif other[:-1] == key[:-1] and other_flops < flops:
                 high = min(high, lat.speedup)
         return low, high
 
