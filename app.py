@@ -218,11 +218,16 @@ def main() -> None:
             curves.render(v)
     if opened["Weights"].open:
         with opened["Weights"]:
-            weights.render(v, cur) if cur is not None else st.info("The weights appear once this point is computed.")
+            if cur is None:
+                st.info("The weights appear once this point is computed.")
+            else:
+                weights.render(v, cur)
     if opened["Predictions"].open:
         with opened["Predictions"]:
-            predictions.render(v, cur) if cur is not None else st.info("Predictions appear once this point is "
-                                                                        "computed.")
+            if cur is None:
+                st.info("Predictions appear once this point is computed.")
+            else:
+                predictions.render(v, cur)
     if opened["Speed"].open:
         with opened["Speed"]:
             speed.render(v)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import streamlit as st
 
 from obd import explain, teach_plots
-from obd.evaluate import Evaluation
 from obd.saliency import hessian_diagonal
 
 from . import shared
@@ -60,14 +59,6 @@ def comparison(key: ModelKey, c: Choice, k: int, layer: int, _criteria: explain.
     return comp, teach_plots.criteria_figure(comp)
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _facts(key: ModelKey, c: Choice, k: int, speedup: float | None, engine: str | None) -> explain.Facts:
-    """The state's numbers (a shrink of the net: a quarter second for the default one, so kept per state)."""
-    ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
-    return explain.facts(shared.network(key), shared.pruned(key, c, k), ev(shared.point(key, c.dense(), 0)),
-                         ev(shared.point(key, c, k)), c.method, speedup, engine)
-
-
 @st.cache_resource(max_entries=32, show_spinner=False)  # figures are shared read-only, never changed
 def _state_figures(key: ModelKey, c: Choice, k: int) -> tuple:
     """The state's diagram and confusion matrix."""
@@ -108,7 +99,7 @@ def render(v: View, cur: dict) -> None:
         return
     net = shared.network(v.key)
     lat = shared.latency(v.key, v.choice, v.k)
-    facts = _facts(v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine)
+    facts = shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine)
     st.markdown(explain.explanation(facts))
     diagram, confusion = _state_figures(v.key, v.choice, v.k)
     st.plotly_chart(diagram, key="inside_diagram")

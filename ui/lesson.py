@@ -6,7 +6,6 @@ from __future__ import annotations
 import streamlit as st
 
 from obd import explain, lesson
-from obd.evaluate import Evaluation
 
 from . import shared
 from .state import View
@@ -58,7 +57,7 @@ def render(v: View, cur: dict | None, tabs: tuple[str, ...]) -> None:
         if cur is None or shared.pruned(v.key, v.choice, v.k) is None:
             st.caption("The numbers for this step are being computed…")
         else:
-            st.markdown(s.render(_facts(v, cur).fields()))
+            st.markdown(s.render(_facts(v).fields()))
         cols = st.columns([1, 1, 1, 5])
         cols[0].button("◀ Back", on_click=go, args=(n - 1, tabs), disabled=n == 1, key="lesson_back")
         cols[1].button("Next ▶", on_click=go, args=(n + 1, tabs), disabled=n == len(lesson.STEPS),
@@ -66,11 +65,8 @@ def render(v: View, cur: dict | None, tabs: tuple[str, ...]) -> None:
         cols[2].button("End lesson", on_click=stop, key="lesson_end")
 
 
-def _facts(v: View, cur: dict) -> explain.Facts:
+def _facts(v: View) -> explain.Facts:
     """The numbers the page shows for this state, as obd.explain collects them."""
-    dense = shared.point(v.key, v.choice.dense(), 0)
     lat = shared.latency(v.key, v.choice, v.k)
-    evaluation = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
-    return explain.facts(shared.network(v.key), shared.pruned(v.key, v.choice, v.k), evaluation(dense),
-                         evaluation(cur), v.choice.method, None if lat is None else lat.speedup,
-                         None if lat is None else lat.engine)
+    return shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup,
+                              None if lat is None else lat.engine)

@@ -26,7 +26,8 @@ import pandas  # noqa: F401  before any job thread can import it: plotly reads s
 # importing, and a module another thread is still importing would be seen half initialized ("no attribute Series")
 import streamlit as st
 
-from obd import engines
+from obd import engines, explain
+from obd.evaluate import Evaluation
 from obd.data import load_mnist
 from obd.config import preset_spec, preset_train_config
 from obd.jobs import Job, JobBoard
@@ -294,6 +295,15 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
         board().submit(("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
                        label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def state_facts(key: ModelKey, c: Choice, k: int, speedup: float | None, engine: str | None) -> explain.Facts:
+    """The numbers the explanation and the lesson quote for a state whose point and pruned net exist (finding
+    the shrunk shapes takes a quarter second for the default net, so they are kept per state)."""
+    ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
+    return explain.facts(network(key), pruned(key, c, k), ev(point(key, c.dense(), 0)), ev(point(key, c, k)), c.method,
+                         speedup, engine)
 
 
 def wait_for_pruned(v) -> None:
