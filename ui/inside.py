@@ -99,7 +99,8 @@ def render(v: View, cur: dict) -> None:
         return
     net = shared.network(v.key)
     lat = shared.latency(v.key, v.choice, v.k)
-    facts = shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine)
+    facts = shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup,
+                               None if lat is None else lat.engine)
     st.markdown(explain.explanation(facts))
     diagram, confusion = _state_figures(v.key, v.choice, v.k)
     st.plotly_chart(diagram, key="inside_diagram")
