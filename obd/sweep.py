@@ -38,7 +38,7 @@ class SweepRecord:
     kept_weights: int  # non-zero kernel entries left in the whole network
     method: str = "magnitude"  # the pruning criterion, see obd.methods.METHODS
     seconds: float = 0.0  # time to prune (and reconstruct or fine-tune) and evaluate this point
-    budget: str = "layer"  # "layer" or "global"
+    budget: str = "layer"  # one of obd.pruning.BUDGETS
     finetune_epochs: float = 0.0  # epochs of fine-tuning with fixed masks; 0 = one-shot
     gradual_steps: int = 1  # pruning stages of a fine-tuned point (1: prune once, then fine-tune)
     setup_seconds: float = 0.0  # one-off time of the method's plan for this mode (Hessian, calibration, orders)
@@ -99,7 +99,7 @@ class SweepPoint:
     method: str  # one of obd.methods.METHODS
     mode: str  # "weight" or "unit"
     sparsity: float  # fraction in [0, 1]
-    budget: str = "layer"  # "layer" or "global"
+    budget: str = "layer"  # one of obd.pruning.BUDGETS
     prune_output: bool = False  # prune the logits layer too
     finetune_epochs: float = 0.0  # 0: one-shot
     gradual_steps: int = 1  # pruning stages of a fine-tuned point
@@ -206,8 +206,9 @@ def sweep(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes: Iterab
             each point finishes.
         methods: criteria from obd.methods.METHODS; a (method, mode) the method does not support
             (sparsegpt x unit) is skipped.
-        budget: "layer" or "global" (see obd.methods.plan).
-        calib: calibration sample for obd/obs (default: obd.methods.calibration(), training images).
+        budget: one of obd.pruning.BUDGETS (see obd.methods.plan).
+        calib: calibration sample for obd/obs and loss-aware splits (default: obd.methods.calibration(), training
+            images).
         finetune_epochs: when > 0, every point is also fine-tuned for this many epochs with its masks fixed,
             giving a second record (finetune_epochs > 0) after the one-shot one.
         train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
@@ -256,9 +257,13 @@ def _for_workers(points: list[SweepPoint]) -> list[SweepPoint]:
     if all(p.x is None and p.train_data is None for p in points):
         return points
     mnist = load_mnist()
-    test = lambda p: p.x is mnist.x_test and p.y is mnist.y_test  # noqa: E731
-    return [replace(p, x=None if test(p) else p.x, y=None if test(p) else p.y,
-                    train_data=None if p.train_data is mnist else p.train_data) for p in points]
+
+    def travelling(p: SweepPoint) -> SweepPoint:
+        on_test_set = p.x is mnist.x_test and p.y is mnist.y_test
+        return replace(p, x=None if on_test_set else p.x, y=None if on_test_set else p.y,
+                       train_data=None if p.train_data is mnist else p.train_data)
+
+    return [travelling(p) for p in points]
 
 
 def _follow(job: Job, points: list[SweepPoint], events: queue.SimpleQueue | None,
