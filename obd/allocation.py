@@ -131,14 +131,14 @@ def allocate(profiles: Sequence[Profile], total: int, resolution: int = 4000) ->
 
 # kept fractions at which each layer's profile is measured: dense near 0, where layers break and budgets
 # at 95-99 % sparsity are decided, coarse where pruning costs little
-PROFILE_KEPT = (0.0, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
-                0.2, 0.3, 0.5, 0.75, 1.0)
+PROFILE_KEPT = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+PROFILE_ROWS = 1024  # calibration images the profile's losses are measured on: the forward passes dominate its cost
 
 Variant = Callable[[int, int], dict[int, Layer]]  # (layer, kept) -> the layers that change, by index
 
 
 def loss_profiles(net: Network, x: np.ndarray, y: np.ndarray, layers: Sequence[int], sizes: Sequence[int],
-                  variant: Variant, kept: Sequence[float] = PROFILE_KEPT) -> list[Profile]:
+                  variant: Variant, kept: Sequence[float] = PROFILE_KEPT, rows: int = PROFILE_ROWS) -> list[Profile]:
     """Each layer's calibration loss increase when it alone is pruned (the rest dense), against its kept count.
 
     Args:
@@ -149,11 +149,13 @@ def loss_profiles(net: Network, x: np.ndarray, y: np.ndarray, layers: Sequence[i
         variant: variant(i, kept) gives the layers that change when layer i keeps `kept` items (a pruned
             and perhaps refit kernel, and for unit pruning the refit next kernel), by index.
         kept: fractions of each layer's items at which to measure (interpolated in between).
+        rows: the losses are measured on the first `rows` images (the variants may use all of them).
 
     Returns:
         One Profile per pruned layer: mean cross-entropy on the sample minus the dense network's.
     """
-    acts = net.activations(x)  # [x, h1, ..., logits]
+    acts = [a[:rows] for a in net.activations(x[:rows])]  # [x, h1, ..., logits], (rows, width) each
+    y = np.asarray(y)[:rows]
     dense = score_logits(acts[-1], y).loss
     out = []
     for i, size in zip(layers, sizes):

