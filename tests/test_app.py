@@ -18,25 +18,11 @@ from obd.methods import plan
 from obd.model import build_model, save_model
 from obd.network import from_keras
 from obd.pruning import report
-from ui.metrics import MEASURING, count_text
+from ui.metrics import count_text
+
+from apptest import TIMEOUT, settle
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 300  # the first run trains the tiny preset
-
-
-def waiting(at: AppTest) -> bool:
-    """Whether the page still waits for a background job (a progress bar, or a latency being measured)."""
-    return bool(at.get("progress")) or any(m.value == MEASURING for m in at.metric)
-
-
-def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
-    """Rerun the page (as its polling fragments do in a browser) until no background job is pending."""
-    deadline = time.monotonic() + timeout
-    while waiting(at) and not at.exception:
-        assert time.monotonic() < deadline, "the page did not settle"
-        time.sleep(0.2)
-        at.run()
-    return at
 
 
 def open_app(settled: bool = True, **params) -> AppTest:

@@ -9,6 +9,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
+from apptest import settle
 from benchmarks.live_app import ROOT
 
 APP = str(ROOT / "app.py")
@@ -27,7 +28,7 @@ def test_a_fine_tuned_point_stays_in_the_session_that_made_it(tiny):
 
     mine, other = session(), session()
     mine.number_input(key="ft_epochs").set_value(0.1)
-    next(b for b in mine.button if b.label.startswith("Fine-tune")).click().run()
-    assert not mine.exception and mine.success[0].value.startswith("Fine-tuned for 0.1 epochs")
+    settle(next(b for b in mine.button if b.label.startswith("Fine-tune")).click().run())
+    assert not mine.exception and mine.success[0].value.startswith("Fine-tuned 1 point for 0.1 epochs each")
     assert fine_tuned_curves(mine) == ["magnitude, unit, fine-tuned 0.1 ep"]  # drawn at once (the app reruns)
     assert not other.run().exception and fine_tuned_curves(other) == []

@@ -182,6 +182,7 @@ def _finetune_progress(v: View, jk: tuple) -> None:
         job = shared.board().get(jk)
         if job is None:
             return
+        shared.board().touch(jk)  # someone still waits: a job nobody touches pauses after a minute
         mine = finetuned_points(v.key, v.choice.prune_output)
         for tuned in job.results().values():
             c = jk[2]

@@ -22,6 +22,7 @@ def render(v: View) -> None:
     if records is None:
         @st.fragment(run_every=POLL_S)
         def wait() -> None:
+            shared.board().touch(job.key)  # someone still waits: a job nobody touches pauses after a minute
             if job.error:
                 st.error(f"Timing failed: {job.error}")
                 return
