@@ -261,12 +261,15 @@ async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm:
                         "started": started, **rec})
         n += 1
         mode, k = mode_after, k_after
-        if rec["failure"]:  # go on from what the page holds once it settles, as a user would
+        if rec["failure"]:  # go on from the state the page holds once it settles (its address), as a user would
             try:
                 await session.until(lambda page: shows(page, None, None, labels) and not session.polling)
-                mode, k = session.value(labels.mode, "button_group"), int(session.value(labels.sparsity, "slider"))
-            except (ProtocolError, LookupError):
-                break  # the session is gone or the page never came back
+                q = parse_qs(session.address)
+                mode, k = q["mode"][0], int(q["sparsity"][0])
+                if mode not in MODES:
+                    raise ValueError(f"mode {mode!r} in the address")
+            except (ProtocolError, KeyError, ValueError):
+                break  # the session is gone, or the page never came back to a state it names
     if not waited:  # it failed during the warm-up: the others must not wait for it
         await warm.wait()
     return session, records

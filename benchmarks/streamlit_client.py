@@ -365,7 +365,9 @@ class Session:
         try:
             return await asyncio.wait_for(self._pending.future, self.timeout_s)
         except asyncio.TimeoutError:
-            raise ProtocolError(f"no finished run within {self.timeout_s:.0f} s of the request") from None
+            p = self._pending
+            raise ProtocolError(f"no finished run within {self.timeout_s:.0f} s of the request ({p.frames} frames "
+                                f"since, {'a run started' if p.started else 'no run started'})") from None
         finally:
             self._pending = None
 
