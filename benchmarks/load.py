@@ -28,7 +28,7 @@ rerun of a state seen before (target <= 50 ms on the default model).
 Every label the client looks for is in `LABELS`, so a reworded or rearranged page needs one change here.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.load [--preset challenge|tiny|…] [--sessions 30]
-           [--duration 300] [--think 1 3] [--warmup 3] [--seed 0] [--url http://host:port [--pid PID]]
+           [--duration 300] [--think 1 3] [--warmup 3] [--stagger 1] [--seed 0] [--url http://host:port [--pid PID]]
            [--cpu-per-rerun [--rounds 5]] [--json benchmarks/out/load.json]
 """
 
