@@ -37,15 +37,17 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
 
 
 # ---------------------------------------------------------------- sidebar
+def _quick_key() -> str:
+    return f"quick_{st.session_state.get('quick_picks', 0)}"
+
+
 def _pick_sparsity() -> None:
-    if st.session_state.get("quick") is not None:
-        st.session_state.sparsity = int(st.session_state.quick)
-
-
-def _on_slider() -> None:
-    # a quick pick stays highlighted only while the slider is on it
-    if st.session_state.get("quick") != st.session_state.sparsity:
-        st.session_state.quick = None
+    """Move the slider to the pick, and give the pills a new key: they never stay selected (a pick is an action;
+    "90" lit while the slider reads 89 would be wrong), and a stale value a browser timer sends for the old key
+    finds no widget to move the slider back."""
+    if (pick := st.session_state.get(_quick_key())) is not None:
+        st.session_state.sparsity = int(pick)
+        st.session_state.quick_picks = st.session_state.get("quick_picks", 0) + 1
 
 
 def _upload_key(upload) -> ModelKey | None:
@@ -112,10 +114,10 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
             del st.session_state.method_note
     budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True,
                                   help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items())) or DEFAULTS["budget"]
-    sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity", on_change=_on_slider,
+    sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
                          help="the share of the hidden layers' weights (or units) removed: in each layer "
                               "(layer budget) or in all of them together (global)")
-    sb.pills("Quick picks (%)", QUICK_PICKS, key="quick", on_change=_pick_sparsity)
+    sb.pills("Quick picks (%)", QUICK_PICKS, key=_quick_key(), on_change=_pick_sparsity)
     prune_output = sb.checkbox("Prune the output layer too", key="prune_output")
     sb.toggle("Presenter mode", key="present", help="large type and the slider, numbers and curves on one screen")
     return Choice(method, mode, budget, prune_output), sparsity

@@ -80,8 +80,10 @@ def test_moving_the_slider_and_the_mode_updates_the_metrics(tiny, mnist):
 
 def test_quick_picks_move_the_slider():
     at = open_app(sparsity="10")
-    at.pills(key="quick").set_value(97).run()
+    next(p for p in at.get("button_group") if p.label == "Quick picks (%)").set_value(97).run()
     assert at.slider(key="sparsity").value == 97 and not at.exception
+    assert next(p for p in at.get("button_group") if p.label == "Quick picks (%)").value is None, \
+        "a pick is an action: no pill stays lit when the slider moves on"
 
 
 def test_state_round_trips_through_the_url():

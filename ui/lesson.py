@@ -36,7 +36,7 @@ def go(n: int, tabs: tuple[str, ...]) -> None:
     """Set the controls, the open tab and the address to step n (a callback: runs before the widgets)."""
     s = lesson.STEPS[n - 1]
     st.session_state.update(lesson=n, mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity,
-                            quick=None, view=tab_label(s.view, tabs))
+                            view=tab_label(s.view, tabs))
     st.query_params["lesson"] = str(n)
 
 
