@@ -443,7 +443,7 @@ def test_bad_budgets_are_refused_everywhere(entry, bad, small_net, mnist):
         "plan": lambda: plan(small_net, "magnitude", "weight", bad),
         "sweep": lambda: sweep(small_net, [0.5], ["weight"], x=mnist.x_test[:10], y=mnist.y_test[:10], budget=bad),
     }
-    with pytest.raises(ValueError, match="budget must be one of layer, global; got"):
+    with pytest.raises(ValueError, match="budget must be one of layer, global, loss-aware; got"):
         calls[entry]()
 
 
