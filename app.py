@@ -91,10 +91,17 @@ def model_ui(present: bool) -> ModelKey:
 
 
 def _on_mode() -> None:
-    if not supports(st.session_state.method, st.session_state.mode):
-        st.session_state.method_note = (f"{st.session_state.method} prunes single weights only: "
-                                        "switched to obs for units.", "obs", st.session_state.mode)
-        st.session_state.method = "obs"  # the reconstruction method that also removes units
+    s = st.session_state
+    if not supports(s.method, s.mode, s.budget):
+        s.method_note = (f"{s.method} prunes single weights only: switched to obs for units.", "obs", s.mode)
+        s.method = "obs"  # the reconstruction method that also removes units
+
+
+def _on_budget() -> None:
+    s = st.session_state
+    if not supports(s.method, s.mode, s.budget):
+        s.method_note = (f"{s.method} has no {s.budget} split: switched to magnitude.", "magnitude", s.mode)
+        s.method = "magnitude"
 
 
 def controls_ui(present: bool) -> tuple[Choice, int]:
@@ -103,7 +110,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
     # required controls still read None in the one run where the browser re-registers them (seen once in chromium)
     mode = sb.segmented_control("Mode", MODES, key="mode", required=True, on_change=_on_mode,
                                 help="weight: single weights · unit: whole neurons (columns)") or DEFAULTS["mode"]
-    methods = [m for m in METHODS if supports(m, mode)]
+    methods = [m for m in METHODS if supports(m, mode, st.session_state.get("budget", "layer"))]
     method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
     if not present:
         sb.caption(METHOD_HELP[method])  # visible, not only in a tooltip
@@ -112,7 +119,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
             sb.info(note[0])
         else:
             del st.session_state.method_note
-    budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True,
+    budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True, on_change=_on_budget,
                                   help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items())) or DEFAULTS["budget"]
     sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
                          help="the share of the hidden layers' weights (or units) removed: in each layer "

@@ -9,7 +9,7 @@ from obd import plots
 from obd.finetune import check_gradual
 from obd.methods import METHODS, supports
 from obd.pruning import MODES
-from obd.sweep import DEFAULT_SPARSITIES, estimate_seconds, sweep
+from obd.sweep import DEFAULT_SPARSITIES, sweep
 
 from . import shared
 from .state import Choice, ModelKey, View
@@ -41,7 +41,8 @@ def _on_curve_click() -> None:
 
 def render(v: View) -> None:
     c = v.choice
-    wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md)]
+    wanted = [Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES
+              if supports(m, md, c.budget)]
     _chart(v, wanted)
     _more_ui(v)
     finetune_ui(v)
@@ -109,11 +110,13 @@ def _chart_options(present: bool) -> tuple[str, str]:
 
 def _more_ui(v: View) -> None:
     c = v.choice
-    others = [m for m in METHODS if m not in ("magnitude", c.method)]  # magnitude, the baseline, is always drawn
-    net = shared.network(v.key)
-    missing = [Choice(m, md, c.budget, c.prune_output) for m in others for md in MODES if supports(m, md)]
+    others = [m for m in METHODS if m not in ("magnitude", c.method)  # magnitude, the baseline, is always drawn
+              and any(supports(m, md, c.budget) for md in MODES)]
+    # a method the budget does not support (random under loss-aware) leaves the choice, not the page
+    st.session_state.extra_methods = [m for m in st.session_state.get("extra_methods", []) if m in others]
+    missing = [Choice(m, md, c.budget, c.prune_output) for m in others for md in MODES if supports(m, md, c.budget)]
     missing = [w for w in missing if not shared.curve_file(v.key, w).is_file()]
-    about = sum(estimate_seconds(net, w.method, w.mode, len(DEFAULT_SPARSITIES)) for w in missing)
+    about = sum(shared.estimate(v.key, w.method, w.mode, len(DEFAULT_SPARSITIES)) for w in missing)
     cols = st.columns([4, 1])
     cols[0].multiselect("Curves of other methods (magnitude's are always drawn)", others, key="extra_methods",
                         help="computed in the background the first time (obs and sparsegpt reconstruct every point: "
@@ -141,8 +144,7 @@ def finetune_ui(v: View) -> None:
                                       "PolynomialDecay), fine-tuning between the steps (not obs or sparsegpt)")
     steps = int(steps) if gradual_ok else 1
     curve = tuple(x for x in DEFAULT_SPARSITIES if x > 0)
-    net = shared.network(v.key)
-    per_point = estimate_seconds(net, c.method, c.mode, 1, epochs)
+    per_point = shared.estimate(v.key, c.method, c.mode, 1, epochs)
     if cols[2].button(f"Fine-tune this point ({c.method}, {c.mode}, {k} %)",
                       help=f"about {per_point:.0f} s on this machine, in the background", key="ft_point"):
         st.session_state.finetune_job = _start(v, (k / 100,), epochs, steps)

@@ -132,7 +132,17 @@ def stores() -> dict[str, Store]:
     # points: ~11 KB each (the predictions), 22 MB when full; pruned: up to 19 MB each for the default net
     # (kernels and masks), needed only by the weights view and latency of recent states
     return {"points": Store(2048), "pruned": Store(8), "latency": Store(512), "curves": Store(256),
-            "structures": Store(2048), "figures": Store(64)}
+            "structures": Store(2048), "figures": Store(64), "networks": Store(8), "estimates": Store(512)}
+
+
+def estimate(key: ModelKey, method: str, mode: str, points: int, epochs: float = 0.0) -> float:
+    """obd.sweep.estimate_seconds, kept per question: it reads the network's cached curves for their measured
+    seconds per point, too slow to repeat on every rerun."""
+    k = (key, method, mode, points, epochs)
+    if (found := stores()["estimates"].get(k)) is None:
+        found = estimate_seconds(network(key), method, mode, points, epochs)
+        stores()["estimates"].put(k, found)
+    return found
 
 
 def upload_path(digest: str) -> Path:
@@ -144,13 +154,21 @@ def upload_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
 def network(key: ModelKey) -> Network:
-    """The read-only numpy network of a cached preset or a checked upload.
+    """The read-only numpy network of a cached preset or a checked upload (looked up by the key's own hash: a
+    page calls this a dozen times a run, and Streamlit's argument hashing would cost more than the lookup).
 
     Raises:
-        LookupError: for a preset that is not trained yet (see `ensure_trained`).
+        LookupError: for a preset that is not trained yet.
     """
+    if (found := stores()["networks"].get(key)) is None:
+        found = _load_network(key)
+        stores()["networks"].put(key, found)
+    return found
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_network(key: ModelKey) -> Network:
     if key.kind == "preset":
         net = cached_preset(key.name)
         if net is None:
@@ -272,7 +290,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
         return saved
     if inline_ok(key, c):
         return compute_point(key, c, k)
-    about = estimate_seconds(network(key), c.method, c.mode, 1)
+    about = estimate(key, c.method, c.mode, 1)
     job = board().submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
                          label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)")
     if job.finished and job.error is None:  # done between the lookup and the submit
@@ -380,7 +398,7 @@ def curve(key: ModelKey, c: Choice, k_first: int | None = None) -> tuple[list[Sw
     job = board().get(jk)
     if job is None:
         tasks = [_curve_task(key, c, k) for k in ks]
-        about = estimate_seconds(network(key), c.method, c.mode, len(ks))
+        about = estimate(key, c.method, c.mode, len(ks))
         job = board().submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
                              first=first)
     else:

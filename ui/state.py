@@ -90,6 +90,9 @@ def init_state_from_url() -> list[str]:
     if not supports(st.session_state.method, st.session_state.mode):
         problems.append(f"{st.session_state.method} prunes single weights only; showing weight pruning.")
         st.session_state.mode = "weight"
+    if not supports(st.session_state.method, st.session_state.mode, st.session_state.budget):
+        problems.append(f"{st.session_state.method} has no {st.session_state.budget} split; using the layer budget.")
+        st.session_state.budget = "layer"
     k = url_percent(q.get("sparsity"), DEFAULTS["sparsity"])
     if k is None:
         problems.append(f"sparsity={q.get('sparsity')!r} in the address is not a percent from 0 to 99; "
