@@ -136,11 +136,13 @@ def test_methods_figure_has_a_curve_per_method_and_mode_and_marks_the_current_po
 
     x, y = mnist.x_test[:500], mnist.y_test[:500]
     records = sweep(small_net, [0.0, 0.5, 0.9], ["weight", "unit"], x=x, y=y, methods=["magnitude", "random"])
-    fig = methods_figure(records, current=("random", "unit", 0.7))
-    assert len(fig.data) == 5
-    star = fig.data[-1]
+    fig = methods_figure(records, current=("random", "unit", 0.7), x_axis="sparsity")  # linear: a plain midpoint
+    curves = {t.name for t in fig.data if t.customdata is not None and t.name != "current point"}
+    assert curves == {"magnitude, weight", "magnitude, unit", "random, weight", "random, unit"}
+    star = next(t for t in fig.data if t.name == "current point")
     by_k = {r.sparsity: r.accuracy for r in records if (r.method, r.mode) == ("random", "unit")}
     assert star.x == (70.0,) and star.y[0] == pytest.approx(100 * (by_k[0.5] + by_k[0.9]) / 2)
+    assert list(star.customdata[0]) == ["random", "unit", pytest.approx(70.0)]
 
 
 @pytest.mark.parametrize("mode", ["weight", "unit"])

@@ -72,14 +72,14 @@ def data():
     return load_mnist()
 
 
-@st.cache_resource
+@st.cache_resource(on_release=JobBoard.close)  # cleared caches leave no jobs writing behind them
 def board() -> JobBoard:
     """The server's job board: one background task at a time, so the other core keeps serving pages; on a Dask
     cluster when $OBD_SCHEDULER names one."""
     return JobBoard.connect(workers=1)
 
 
-@st.cache_resource
+@st.cache_resource(on_release=JobBoard.close)
 def trainer() -> JobBoard:
     """Trainings run on a board of their own, in this process (they fill this machine's model cache), and never
     pause: a model someone chose is wanted even if they closed the tab."""
