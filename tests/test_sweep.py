@@ -2,6 +2,7 @@
 
 import csv
 import io
+import sys
 
 import pytest
 
@@ -113,10 +114,13 @@ def assert_same_records(there, here):
     assert [r.loss for r in there] == pytest.approx([r.loss for r in here], rel=1e-6)
 
 
-def test_a_sweep_on_a_two_worker_dask_cluster_equals_the_in_process_one(small_net, mnist):
+def test_a_sweep_on_a_two_worker_dask_cluster_equals_the_in_process_one(small_net, mnist, monkeypatch):
     """The issue's check: the same points on a local 2-worker Dask cluster (separate processes) give the same
     records, one-shot and fine-tuned in gradual steps, in the same order; progress reports every point."""
     distributed = pytest.importorskip("distributed")
+    # Workers start by "spawn", which re-runs the parent's __main__ file; after an AppTest in this process that is
+    # app.py, whose page components need a Streamlit runtime. Workers need none of the parent's main module.
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
     calib = calibration(mnist, 256)
     x, y = mnist.x_test[:2000], mnist.y_test[:2000]
     one_shot = dict(sparsities=[0.0, 0.5, 0.9], modes=["weight", "unit"], x=x, y=y, methods=["magnitude", "obd"],
