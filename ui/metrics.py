@@ -92,7 +92,7 @@ def _waiting(v: View) -> None:
         if job is not None and job.error:
             st.error(f"Computing this point failed: {job.error}")
             return
-        ahead = [j for j in shared.board().jobs() if not j.finished and j is not job]
+        ahead = [j for j in shared.board_for(v.choice).jobs() if not j.finished and j is not job]
         queue = f" (after: {', '.join(j.label for j in ahead[:2])})" if ahead else ""
         st.info(f"Computing {v.choice.method} {v.choice.mode} pruning at {v.k} % in the background{queue}. "
                 f"The controls keep working; the numbers appear here when ready.")

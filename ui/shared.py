@@ -80,6 +80,19 @@ def board() -> JobBoard:
 
 
 @st.cache_resource(on_release=JobBoard.close)
+def quick_board() -> JobBoard:
+    """A second board for the methods whose points are a mask and an evaluation (magnitude, random, OBD): their
+    curves take seconds and must not queue behind a reconstruction that takes minutes, as a shared link to an
+    OBS view would otherwise make its magnitude baseline wait."""
+    return JobBoard.connect(workers=1)
+
+
+def board_for(c: Choice) -> JobBoard:
+    """The board that computes a choice's points and curves."""
+    return board() if c.method in ALGORITHMS else quick_board()
+
+
+@st.cache_resource(on_release=JobBoard.close)
 def trainer() -> JobBoard:
     """Trainings run on a board of their own, in this process (they fill this machine's model cache), and never
     pause: a model someone chose is wanted even if they closed the tab."""
@@ -205,17 +218,13 @@ def plan_for(key: ModelKey, c: Choice) -> Plan:
     return cached_plan(network(key), c.method, c.mode, c.budget, c.prune_output, calib_for(c.method))
 
 
-def plan_job_key(key: ModelKey, c: Choice) -> tuple:
-    return ("plan", key, c)
+INLINE_METHODS = ("magnitude", "random")  # plans in about a second, then a mask: quick enough for the page's script
 
 
 def inline_ok(key: ModelKey, c: Choice) -> bool:
-    """Whether a new sparsity of this choice is quick enough to compute in the page's own script: its plan is
-    built and pruning is a mask, not a reconstruction."""
-    if c.method in ALGORITHMS:
-        return False
-    job = board().get(plan_job_key(key, c))
-    return c.method in ("magnitude", "random") or (job is not None and job.finished and job.error is None)
+    """Whether a new sparsity of this choice is quick enough to compute in the page's own script: pruning is a
+    mask from a plan that takes about a second (OBD's Hessian takes several, a reconstruction minutes: jobs)."""
+    return c.method in INLINE_METHODS and c.budget != "loss-aware"  # the loss-aware split measures every layer
 
 
 def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
@@ -291,7 +300,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     if inline_ok(key, c):
         return compute_point(key, c, k)
     about = estimate(key, c.method, c.mode, 1)
-    job = board().submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
+    job = board_for(c).submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
                          label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)")
     if job.finished and job.error is None:  # done between the lookup and the submit
         return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
@@ -299,7 +308,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
 
 
 def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
-    return board().get(point_job_key(key, c, k))
+    return board_for(c).get(point_job_key(key, c, k))
 
 
 def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
@@ -310,7 +319,7 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     if inline_ok(key, c):
         compute_point(key, c, k)
     else:
-        board().submit(("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
+        board_for(c).submit(("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
                        label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
 
@@ -333,7 +342,7 @@ def wait_for_pruned(v) -> None:
     def poll() -> None:
         if stores()["pruned"].get((v.key, v.choice, v.k)) is not None:
             st.rerun()
-        board().touch(("pruned", v.key, v.choice, v.k))
+        board_for(v.choice).touch(("pruned", v.key, v.choice, v.k))
     poll()
 
 
@@ -395,14 +404,14 @@ def curve(key: ModelKey, c: Choice, k_first: int | None = None) -> tuple[list[Sw
     ks = [round(100 * s) for s in DEFAULT_SPARSITIES]
     first = ks.index(k_first) if k_first in ks else None
     jk = curve_job_key(key, c)
-    job = board().get(jk)
+    job = board_for(c).get(jk)
     if job is None:
         tasks = [_curve_task(key, c, k) for k in ks]
         about = estimate(key, c.method, c.mode, len(ks))
-        job = board().submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
+        job = board_for(c).submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
                              first=first)
     else:
-        board().touch(jk, first=first)
+        board_for(c).touch(jk, first=first)
     results = job.results()
     records = [results[i] for i in sorted(results)]
     if job.finished and job.error is None and len(records) == len(ks):
