@@ -194,7 +194,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .methods import NEEDS_CALIBRATION, calibration
     from .sweep import sweep, sweep_pairs, to_csv
 
-    sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps)  # before a model is trained
+    sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps, args.budget)  # before training
 
     data = load_mnist()
     calib = calibration(data, args.calib) if set(NEEDS_CALIBRATION) & set(args.methods) else None

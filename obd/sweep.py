@@ -58,9 +58,9 @@ class SweepStep:
 
 
 def sweep_pairs(methods: Iterable[str], modes: Iterable[str], finetune_epochs: float = 0.0,
-                gradual_steps: int = 1) -> list[tuple[str, str]]:
-    """Check a sweep's methods, modes and fine-tuning settings; the (method, mode) pairs it will run, methods
-    outer. A pair the method does not support (sparsegpt x unit) is left out.
+                gradual_steps: int = 1, budget: str = "layer") -> list[tuple[str, str]]:
+    """Check a sweep's methods, modes, budget and fine-tuning settings; the (method, mode) pairs it will run,
+    methods outer. A pair the method does not support (sparsegpt x unit, random x loss-aware) is left out.
 
     Raises:
         ValueError: for an unknown method or mode, none given, invalid epochs or steps, gradual steps without
@@ -77,9 +77,10 @@ def sweep_pairs(methods: Iterable[str], modes: Iterable[str], finetune_epochs: f
     if gradual_steps > 1 and not finetune_epochs > 0:
         raise ValueError("gradual pruning fine-tunes between its steps: give fine-tuning epochs too "
                          "(finetune_epochs, --finetune-epochs)")
-    pairs = [(method, mode) for method in methods for mode in modes if supports(method, mode)]
+    pairs = [(method, mode) for method in methods for mode in modes if supports(method, mode, budget)]
     if not pairs:
-        raise ValueError(f"none of the methods {', '.join(methods)} prunes in mode {', '.join(modes)}")
+        raise ValueError(f"none of the methods {', '.join(methods)} prunes in mode {', '.join(modes)} with the "
+                         f"{budget} budget")
     if gradual_steps > 1:
         for method, mode in pairs:
             check_gradual(method, mode)
@@ -168,9 +169,7 @@ def sweep_points(model, sparsities: Iterable[float] = DEFAULT_SPARSITIES, modes:
     ks = [check_sparsity(k) for k in sparsities]
     if not ks:
         raise ValueError("a sweep needs at least one sparsity, mode and method")
-    pairs = sweep_pairs(methods, modes, finetune_epochs, gradual_steps)
-    for method, mode in pairs:  # e.g. random has no loss-aware budget: said now, not by a worker later
-        check_method_mode(method, mode, budget)
+    pairs = sweep_pairs(methods, modes, finetune_epochs, gradual_steps, budget)
     if finetune_epochs > 0 and train_data is None:
         raise ValueError("fine-tuning needs the training data (train_data)")
     if (x is None) != (y is None):

@@ -177,3 +177,13 @@ def test_estimates_scale_with_the_network_and_the_work(small_net, mnist, tmp_pat
     save_curve(measured, small_net, "obs", "unit")  # once a curve exists, its own timings make the estimate
     assert estimate_seconds(small_net, "obs", "unit", 10) == pytest.approx(
         measured[0].setup_seconds + sum(r.seconds for r in measured))
+
+
+def test_a_pair_the_budget_does_not_support_is_left_out_like_sparsegpt_units():
+    from obd.sweep import sweep_pairs
+
+    pairs = sweep_pairs(["magnitude", "random", "sparsegpt"], ["weight", "unit"], budget="loss-aware")
+    assert pairs == [("magnitude", "weight"), ("magnitude", "unit"), ("sparsegpt", "weight")]
+    assert ("random", "weight") in sweep_pairs(["random"], ["weight"], budget="global")
+    with pytest.raises(ValueError, match="none of the methods random prunes in mode weight with the loss-aware"):
+        sweep_pairs(["random"], ["weight"], budget="loss-aware")
