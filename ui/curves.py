@@ -173,7 +173,7 @@ def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:
             return records[1]  # the fine-tuned record after the one-shot one
         return run
 
-    shared.board().submit(jk, [task(k) for k in ks], label=f"fine-tuning {c.method} {c.mode} ({len(ks)} "
+    shared.submit(None, jk, [task(k) for k in ks], label=f"fine-tuning {c.method} {c.mode} ({len(ks)} "
                           f"point{'s' if len(ks) > 1 else ''}, {epochs:g} epoch{'s' if epochs != 1 else ''} each)")
     return jk
 

@@ -47,7 +47,7 @@ def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
     job = shared.board().get(ck)
     if job is not None and job.finished and _criteria_store().get(ck) is None:
         shared.board().forget(ck)  # built once, then evicted by another state's: build it again
-    job = shared.board().submit(ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
+    job = shared.submit(None, ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
     return _criteria_store().get(ck) if job.finished else None
 
 

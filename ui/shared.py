@@ -16,6 +16,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
@@ -90,6 +91,32 @@ def quick_board() -> JobBoard:
 def board_for(c: Choice) -> JobBoard:
     """The board that computes a choice's points and curves."""
     return board() if c.method in ALGORITHMS else quick_board()
+
+
+QUICK_FIRST_S = 30.0  # the longest a main-board task waits for the quick board to be idle
+
+
+def behind_quick(tasks: list[Callable[[], Any]]) -> list[Callable[[], Any]]:
+    """Main-board tasks that start only once the quick board is idle (or after QUICK_FIRST_S): the seconds-long
+    results (a magnitude curve) come before the minutes-long ones, and a latency is never timed beside them
+    (the timing's noise check cannot see other threads of this process)."""
+    quick = quick_board()
+
+    def wrap(task: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            deadline = time.monotonic() + QUICK_FIRST_S
+            while quick.busy() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return task()
+        return run
+    return [wrap(t) for t in tasks]
+
+
+def submit(c: Choice | None, key: tuple, tasks: list[Callable[[], Any]], **kwargs) -> Job:
+    """Submit a job for choice `c` (None: a measurement) to its board; main-board work waits behind quick work."""
+    if c is not None and c.method not in ALGORITHMS:
+        return quick_board().submit(key, tasks, **kwargs)
+    return board().submit(key, behind_quick(tasks), **kwargs)
 
 
 @st.cache_resource(on_release=JobBoard.close)
@@ -300,7 +327,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     if inline_ok(key, c):
         return compute_point(key, c, k)
     about = estimate(key, c.method, c.mode, 1)
-    job = board_for(c).submit(point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
+    job = submit(c, point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
                          label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)")
     if job.finished and job.error is None:  # done between the lookup and the submit
         return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
@@ -319,7 +346,7 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     if inline_ok(key, c):
         compute_point(key, c, k)
     else:
-        board_for(c).submit(("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
+        submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
                        label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
 
@@ -376,7 +403,7 @@ def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
         stores()["structures"].put((key, c, k), structure)
         return reading
 
-    job = board().submit(("latency", key, c, k), [measure], label="timing the pruned network")
+    job = submit(None, ("latency", key, c, k), [measure], label="timing the pruned network")
     return job.results().get(0) if job.finished else None
 
 
@@ -408,7 +435,7 @@ def curve(key: ModelKey, c: Choice, k_first: int | None = None) -> tuple[list[Sw
     if job is None:
         tasks = [_curve_task(key, c, k) for k in ks]
         about = estimate(key, c.method, c.mode, len(ks))
-        job = board_for(c).submit(jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
+        job = submit(c, jk, tasks, label=f"{c.method} {c.mode} curve ({c.budget} budget, about {about:.0f} s)",
                              first=first)
     else:
         board_for(c).touch(jk, first=first)
@@ -447,7 +474,7 @@ def speed_job(key: ModelKey, batch: int, prune_output: bool) -> tuple[list[dict]
         save_speed(records, net, batch, prune_output)
         return records
 
-    job = board().submit(("speed", key, batch, prune_output), [measure], label=f"timing the engines at batch {batch:,}")
+    job = submit(None, ("speed", key, batch, prune_output), [measure], label=f"timing the engines at batch {batch:,}")
     return (job.results().get(0) if job.finished else None), job
 
 
