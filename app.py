@@ -179,6 +179,23 @@ def _training_banner(name: str, job) -> None:
 
 
 # ---------------------------------------------------------------- page
+NEEDS_POINT = {"Weights": weights, "Predictions": predictions, "Inside": inside, "Compare": compare,
+               "Downloads": downloads}  # views drawn from the state's computed point
+
+
+def route(name: str, v: View, cur: dict | None) -> None:
+    """Draw the open tab's view."""
+    if name in NEEDS_POINT:
+        if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
+            st.info(f"{name} appears once this point is computed.")
+        else:
+            NEEDS_POINT[name].render(v, cur)
+    elif name == "About":
+        about.render()
+    else:
+        {"Curves": curves, "Speed": speed, "Draw": draw}[name].render(v)
+
+
 def _state() -> tuple:
     s = st.session_state
     return s.get("mode"), s.get("method"), s.get("budget"), s.get("sparsity"), s.get("preset")
@@ -221,38 +238,10 @@ def main() -> None:
     with lesson_box:
         lesson.render(v, cur, VIEWS)
     tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
-    opened = dict(zip(VIEWS, tabs))
-    if opened["Curves"].open:
-        with opened["Curves"]:
-            curves.render(v)
-    if opened["Weights"].open:
-        with opened["Weights"]:
-            if cur is None:
-                st.info("The weights appear once this point is computed.")
-            else:
-                weights.render(v, cur)
-    if opened["Predictions"].open:
-        with opened["Predictions"]:
-            if cur is None:
-                st.info("Predictions appear once this point is computed.")
-            else:
-                predictions.render(v, cur)
-    if opened["Speed"].open:
-        with opened["Speed"]:
-            speed.render(v)
-    if opened["About"].open:
-        with opened["About"]:
-            about.render()
-    if opened["Draw"].open:
-        with opened["Draw"]:
-            draw.render(v)
-    for name, view in (("Inside", inside), ("Compare", compare), ("Downloads", downloads)):
-        if opened[name].open:
-            with opened[name]:
-                if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
-                    st.info(f"{name} appears once this point is computed.")
-                else:
-                    view.render(v, cur)
+    for name, tab in zip(VIEWS, tabs):
+        if tab.open:
+            with tab:
+                route(name, v, cur)
     metrics.poll_latency(v)
 
 

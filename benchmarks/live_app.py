@@ -1,7 +1,7 @@
 """A real dashboard for benchmarks and tests: `streamlit run app.py` on a free local port, the chromium that drives
 it, and what its metrics must say for a given state according to obd.
 
-Shared by benchmarks/app_browser.py, benchmarks/load.py, tests/conftest.py (the browser tests' server) and
+Shared by benchmarks/live_class.py, benchmarks/load.py, tests/conftest.py (the browser tests' server) and
 tests/test_app_reliability.py, so that the server is started, and the page read, in one way everywhere.
 """
 
