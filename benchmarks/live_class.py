@@ -86,11 +86,14 @@ def step(page, key: str, wait_idle: bool = True) -> tuple[float, float]:
     return answered, time.perf_counter() - start
 
 
-def open_page(p, url: str, query: str):
+def open_page(p, url: str, query: str) -> tuple:
+    """A chromium page at 1280x720 on `url/?query`; returns (browser, page, time.perf_counter() when the address
+    was entered: what a person waits for starts there, not at the browser's own start)."""
     browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     page = browser.new_page(viewport={"width": 1280, "height": 720})
+    entered = time.perf_counter()
     page.goto(f"{url}/?{query}", timeout=120_000)
-    return browser, page
+    return browser, page, entered
 
 
 def liveness(preset: str) -> dict:
@@ -99,7 +102,7 @@ def liveness(preset: str) -> dict:
     out: dict = {}
     log = Path(tempfile.mkdtemp(prefix="obd-bench-")) / "streamlit.log"
     with fresh_cache(preset), serve(preset, log) as server, sync_playwright() as p:
-        browser, page = open_page(p, server.url, f"mode=weight&sparsity=90&preset={preset}")  # the app's default
+        browser, page, _ = open_page(p, server.url, f"mode=weight&sparsity=90&preset={preset}")  # the app's default
         page.locator("[data-testid='stMetric']").filter(has_text="Weights kept").wait_for(timeout=300_000)
         page.wait_for_function(CURVE_JS, arg="magnitude, unit", timeout=300_000)  # both magnitude curves drawn
         page.wait_for_selector(IDLE, timeout=300_000)
@@ -135,8 +138,8 @@ def liveness(preset: str) -> dict:
 
     log = Path(tempfile.mkdtemp(prefix="obd-bench-")) / "streamlit.log"
     with fresh_cache(preset), serve(preset, log) as server, sync_playwright() as p:
-        start = time.perf_counter()
-        browser, page = open_page(p, server.url, f"mode=unit&sparsity=90&method=obs&budget=global&preset={preset}")
+        browser, page, start = open_page(p, server.url,
+                                         f"mode=unit&sparsity=90&method=obs&budget=global&preset={preset}")
         page.locator("[data-testid='stSlider']").first.wait_for(timeout=120_000)
         page.wait_for_function(CURVE_JS, arg="magnitude, unit", timeout=120_000, polling=200)
         out["shared_link_usable_s"] = time.perf_counter() - start

@@ -14,7 +14,7 @@ from obd.sweep import DEFAULT_SPARSITIES, sweep
 from . import shared
 from .state import Choice, ModelKey, View
 
-POLL_S = 1.0  # a running curve is redrawn this often, each new point as it lands
+POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
 
 
 def shown_methods(c: Choice) -> list[str]:
