@@ -248,7 +248,7 @@ def plan_for(key: ModelKey, c: Choice) -> Plan:
 INLINE_METHODS = ("magnitude", "random")  # plans in about a second, then a mask: quick enough for the page's script
 
 
-def inline_ok(key: ModelKey, c: Choice) -> bool:
+def inline_ok(c: Choice) -> bool:
     """Whether a new sparsity of this choice is quick enough to compute in the page's own script: pruning is a
     mask from a plan that takes about a second (OBD's Hessian takes several, a reconstruction minutes: jobs)."""
     return c.method in INLINE_METHODS and c.budget != "loss-aware"  # the loss-aware split measures every layer
@@ -324,7 +324,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     if (saved := _load_point(key, c, k)) is not None:
         stores()["points"].put((key, c, k), saved)
         return saved
-    if inline_ok(key, c):
+    if inline_ok(c):
         return compute_point(key, c, k)
     about = estimate(key, c.method, c.mode, 1)
     job = submit(c, point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
@@ -343,7 +343,7 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     background job making it (a point read from disk has no pruned net; an OBS one takes a reconstruction)."""
     if (found := stores()["pruned"].get((key, c, k))) is not None:
         return found
-    if inline_ok(key, c):
+    if inline_ok(c):
         compute_point(key, c, k)
     else:
         submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
