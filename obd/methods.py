@@ -34,6 +34,15 @@ METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt")
 OBD_HESSIANS = {"obd": "gauss-newton", "obd-fisher": "fisher"}  # OBD's methods and their Hessian diagonals
 WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
 NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
+# Results cached on disk (curves, the app's points) are named by method, mode and budget; when a method's
+# results change, its revision here goes up so that files computed by the older code are not shown as its own.
+# obs unit loss-aware 2: units are ordered by curvature-weighted OBS costs (2026-11-26).
+REVISIONS = {("obs", "unit", "loss-aware"): 2}
+
+
+def revision(method: str, mode: str, budget: str) -> int:
+    """The revision of a (method, mode, budget)'s results: 1 unless REVISIONS says otherwise."""
+    return REVISIONS.get((method, mode, budget), 1)
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass
 METHOD_HELP = {  # one line per method, shown beside its name in the app and the CLI's help
     "magnitude": "smallest |w| (weights) or column L2 norm (units)",

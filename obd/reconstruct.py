@@ -18,7 +18,8 @@ singular; the damping also regularises the refit).
   passed. It is cheaper than a full refit and, as the issue's study found, weaker at high sparsity.
 - Unit mode: a hidden unit is a row of the next kernel; units are removed greedily, each step dropping the
   unit of least cost |W_q,:|^2 / [H^-1]_qq on the layer's activations and applying OBS's update to the next
-  kernel (the order is k-independent, so it is computed once). At sparsity k the next kernel's live rows are
+  kernel (the order is k-independent, so it is computed once; under the loss-aware budget each output's error
+  is weighted by the loss's curvature along it). At sparsity k the next kernel's live rows are
   refit by least squares to the dense pre-activations. The output layer's units (prune_output) are ordered
   by their output energy, w_j^T H w_j.
 Biases are kept as they are (the default network has none).
@@ -242,24 +243,30 @@ def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tup
     return w, mask
 
 
-def greedy_unit_order(a: np.ndarray, w_next: np.ndarray, damping: float) -> tuple[np.ndarray, np.ndarray]:
+def greedy_unit_order(a: np.ndarray, w_next: np.ndarray, damping: float,
+                      weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Greedy OBS removal of a layer's units (rows of the next kernel), least costly first.
 
     Args:
         a: (n, units) the layer's activations on the calibration sample.
         w_next: (units, outputs) the next layer's kernel.
         damping: see ReconstructConfig.
+        weight: (outputs,) what an error in each of the next layer's pre-activations costs (the loss-aware
+            budget passes the loss's curvature along them, `saliency.preactivation_curvature`), so that a
+            unit feeding units the loss is sensitive to is removed later; None weighs them all alike. The OBS
+            update is the same either way (each output's least-squares refit is independent of its weight).
 
     Returns:
         (order, costs): every unit in removal order, and the cost (increase of the next layer's squared
-        output error on the sample) of each step.
+        output error on the sample, weighted) of each step.
     """
     hinv = inverse(gram(a, damping))
     w = np.asarray(w_next, dtype=np.float64).copy()
+    c = np.ones(w.shape[1]) if weight is None else np.asarray(weight, dtype=np.float64)  # (outputs,)
     alive = np.arange(len(w))  # original index of each row still in hinv and w
     order, costs = [], []
     while len(alive):
-        cost = np.einsum("ij,ij->i", w, w) / np.diag(hinv)  # (alive,)
+        cost = np.einsum("ij,ij,j->i", w, w, c) / np.diag(hinv)  # (alive,)
         q = int(np.argmin(cost))
         order.append(alive[q])
         costs.append(cost[q])
@@ -406,6 +413,9 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
             profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].kernel.size for i in pruned], variant))
         return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles, unit_costs)
     orders, costs = [], []
+    # loss-aware: each unit's removal is costed in loss units, by the curvature along the next layer's
+    # pre-activations (weighted as weight mode's entries are; 90 % of the default net's units: 97.87 -> 98.02)
+    curvature = preactivation_curvature(net, x) if budget == "loss-aware" else None
     for i, layer in enumerate(net.layers):
         if i == last:  # no next layer: order the output units by their output energy
             h = gram(acts[i], config.unit_damping)
@@ -414,7 +424,8 @@ def plan_obs(net: Network, x: np.ndarray, mode: str = "weight", budget: str = "l
             costs.append(c[orders[-1]] / c.sum())
         else:
             nxt = net.layers[i + 1].kernel
-            order, c = greedy_unit_order(acts[i + 1], nxt, config.unit_damping)
+            order, c = greedy_unit_order(acts[i + 1], nxt, config.unit_damping,
+                                         None if curvature is None else curvature[i + 1])
             orders.append(order)
             costs.append(np.maximum.accumulate(c) / np.square(acts[i + 1] @ nxt, dtype=np.float64).sum())
     global_order = None

@@ -20,7 +20,7 @@ from .evaluate import Evaluation, evaluate
 from .finetune import ProgressFn, check_epochs, check_gradual, finetune, gradual
 from .jobs import Job, JobBoard, check_scheduler, memo_digest
 from .methods import (NEEDS_CALIBRATION, Calibration, Plan, cached_plan, calibration, check_method, check_method_mode,
-                      supports)
+                      revision, supports)
 from .netfile import atomic_write, cache_dir
 from .network import Network, as_network
 from .pruning import BUDGETS, Pruned, check_budget, check_mode, check_sparsity
@@ -325,8 +325,9 @@ def curve_path(net: Network, method: str, mode: str, budget: str = "layer", prun
     """Where a curve (the DEFAULT_SPARSITIES sweep of one method, mode and budget) is kept on disk.
 
     Named by the network's fingerprint, so a retrained model gets new curves:
-    `{cache_dir}/curves/{fingerprint}-{method}-{mode}[-{budget} unless layer]-{int(prune_output)}.json` (the
-    names the app always used, so existing caches stay valid).
+    `{cache_dir}/curves/{fingerprint}-{method}-{mode}[-{budget} unless layer][-r{revision} above 1]-{int(prune_output)}.json`
+    (the names the app always used, so existing caches stay valid; `methods.revision` renames a method whose
+    results changed).
 
     Raises:
         ValueError: for an unknown method, mode or budget.
@@ -335,6 +336,8 @@ def curve_path(net: Network, method: str, mode: str, budget: str = "layer", prun
     check_mode(mode)
     check_budget(budget)
     suffix = "" if budget == "layer" else f"-{budget}"  # layer-budget curves keep their earlier names
+    if (r := revision(method, mode, budget)) > 1:  # results of an older revision stay where they were, unread
+        suffix += f"-r{r}"
     fingerprint = memo_digest(net, "fingerprint", Network.fingerprint)
     return cache_dir() / "curves" / f"{fingerprint}-{method}-{mode}{suffix}-{int(prune_output)}.json"
 

@@ -65,6 +65,25 @@ def test_greedy_unit_removal_starts_with_the_cheapest_unit(rng):
     assert costs[0] == pytest.approx(min(brute), rel=1e-6)
 
 
+def test_weighted_greedy_unit_removal_costs_each_output_by_its_weight(rng):
+    """The loss-aware order: a step's cost is the next layer's output error weighted per output, checked by brute
+    force; weights of one change nothing."""
+    a = np.maximum(rng.normal(size=(100, 8)), 0)  # (n, units)
+    w_next = rng.normal(size=(8, 5))
+    weight = rng.uniform(0.1, 10.0, size=5)  # (outputs,)
+    order, costs = greedy_unit_order(a, w_next, 0.0, weight)
+    brute = []
+    for q in range(8):
+        rest = np.arange(8) != q
+        fit = np.linalg.lstsq(a[:, rest], a @ w_next, rcond=None)[0]
+        brute.append(np.sum(weight * (a[:, rest] @ fit - a @ w_next) ** 2))
+    assert order[0] == int(np.argmin(brute))
+    assert costs[0] == pytest.approx(min(brute), rel=1e-6)
+    plain = greedy_unit_order(a, w_next, 0.0)
+    ones = greedy_unit_order(a, w_next, 0.0, np.ones(5))
+    assert np.array_equal(plain[0], ones[0]) and np.allclose(plain[1], ones[1])
+
+
 def naive_sparsegpt(h, w, count, block):
     """SparseGPT spelled out with explicit inverses: input i's removed weights are dropped by OBS over the
     inputs i.. not yet processed (H^-1 of H[i:, i:]); masks are chosen per block by w^2 / [H[i:, i:]^-1]_00."""
