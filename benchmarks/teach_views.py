@@ -7,7 +7,8 @@ In process (no server), on the cached model of a preset:
 In chromium (`streamlit run app.py`, Playwright, Debian's chromium):
 - a stroke drawn on the canvas with the mouse -> the view shows the new prediction (its preview image, drawn
   after the probabilities in the same run, has changed);
-- each new view opened for a state seen before (the tab clicked a second time) -> the page idle.
+- each new view opened for a state seen before (the tab clicked a second time) -> the page idle; the Inside
+  view once with each of its parts open (it builds only the open one).
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.teach_views [--preset challenge] [--no-browser]
 """
@@ -34,6 +35,7 @@ from obd.saliency import hessian_diagonal
 
 TARGETS = {"canvas_s": 0.3, "view_seen_s": 0.5, "figure_kb": 300}
 VIEWS = ("Draw", "Inside", "Compare", "Downloads")
+INSIDE_PARTS = ("First layer", "OBD vs magnitude", "Confusion matrix")  # ui/inside.py's parts after the first
 
 
 def in_process(preset: str) -> dict:
@@ -105,7 +107,7 @@ def in_browser(preset: str) -> dict:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{server.url}/?mode=unit&sparsity=90&preset={preset}&view=Draw", timeout=300_000)
-        canvas = page.locator("canvas.upper-canvas").first
+        canvas = page.locator("canvas.obd-canvas").first  # ui/canvas.py's
         canvas.wait_for(timeout=300_000)
         page.wait_for_selector(IDLE, timeout=300_000)
         box = canvas.bounding_box()
@@ -113,18 +115,29 @@ def in_browser(preset: str) -> dict:
         strokes.append(_stroke(page, box, [(0.35, 0.25), (0.55, 0.15), (0.6, 0.3)]))  # a hook on top: a "7"?
         strokes.append(_stroke(page, box, [(0.3, 0.55), (0.7, 0.5)]))
         views = {}
-        for view in VIEWS:  # open each once (new), then twice more after another tab: the last one is a state
-            runs = []  # seen before even where the first opening started background work (rankings, curves)
-            for _ in range(3):
+
+        def open_three_times(tab: str, label: str) -> None:
+            runs = []  # opened once (new), then twice more after another tab: the last one is a state seen
+            for _ in range(3):  # before even where the first opening started background work (rankings, curves)
                 page.get_by_role("tab", name="About").click()  # static: starts no background work
                 page.wait_for_selector(IDLE, timeout=300_000)
                 page.wait_for_timeout(3000)  # background work the last opening started can finish
                 start = time.perf_counter()
-                page.get_by_role("tab", name=view).click()
+                page.get_by_role("tab", name=tab).click()
                 page.wait_for_timeout(50)
                 page.wait_for_selector(IDLE, timeout=300_000)
                 runs.append(time.perf_counter() - start)
-            views[view] = runs
+            views[label] = runs
+
+        for view in VIEWS:
+            open_three_times(view, view)
+        for part in INSIDE_PARTS:  # Inside reopens on the part last chosen
+            page.get_by_role("tab", name="Inside").click()
+            page.wait_for_selector(IDLE, timeout=300_000)
+            page.get_by_role("tab", name=part).click()
+            page.wait_for_selector(IDLE, timeout=300_000)
+            page.wait_for_timeout(3000)
+            open_three_times("Inside", f"Inside › {part}")
         browser.close()
     return {"strokes_s": strokes, "views_s": views}
 

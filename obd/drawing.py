@@ -8,7 +8,7 @@ LeCun, Cortes and Burges built MNIST from NIST's binary scans in three steps, an
 3. intensities are in [0, 1], ink bright on a black background, flattened row by row to 784 values: the
    layout of `obd.data.Mnist.x_test`.
 
-The canvas convention (what the app's streamlit-drawable-canvas is set to, `CANVAS`): white strokes on a
+The canvas convention (what the app's canvas, ui/canvas.py, is set to, `CANVAS`): white strokes on a
 black background, a 280x280 canvas and an 18-pixel brush, so that a digit drawn across most of the canvas
 scales down by about 10 to strokes of about two MNIST pixels, as MNIST's are. The canvas returns its
 drawing as an (H, W, 4) uint8 RGBA array. On an opaque canvas the ink is the brightness, inverted when the

@@ -1,8 +1,9 @@
 """The guided lesson (`?lesson=N` in the app): eight steps from "what pruning is" to fine-tuning.
 
-Each `Step` says which controls it sets (mode, method, budget, sparsity in percent, and the view to open) and
-what to read; its text holds {placeholders} that `Step.render` fills from the live numbers of the state it
-set (`obd.explain.Facts.fields()`), so the lesson never quotes a number the page does not show.
+Each `Step` says which controls it sets (mode, method, budget, sparsity in percent, the view to open and, where
+the view has parts, which one) and what to read; its text holds {placeholders} that `Step.render` fills from
+the live numbers of the state it set (`obd.explain.Facts.fields()`), so the lesson never quotes a number the
+page does not show.
 
 The app wires it (ui/lesson.py: Back/Next, the step number in the URL as `?lesson=N`):
 
@@ -36,6 +37,7 @@ class Step:
     budget: str = "layer"  # one of obd.pruning.BUDGETS that the method supports
     sparsity: int = 90  # percent, a whole number in [0, 99] as the app's slider holds it
     view: str = "curves"  # one of VIEWS
+    part: str = ""  # the part of the view to open (the app's Inside view has several); "" for its first
 
     def __post_init__(self) -> None:
         check_method_mode(self.method, self.mode, self.budget)
@@ -85,7 +87,7 @@ STEPS: tuple[Step, ...] = (
          "The scatter puts the two criteria side by side: weights from pixels that are always blank have "
          "h_kk = 0 and go first whatever their size, while small weights on busy pixels survive. At this "
          "sparsity OBD keeps {accuracy} accuracy (magnitude: see the curves).",
-         mode="weight", method="obd", sparsity=90, view="inside"),
+         mode="weight", method="obd", sparsity=90, view="inside", part="OBD vs magnitude"),
     Step("OBS rescues unit pruning",
          "Optimal Brain Surgeon removes units by the damage they do and then refits the next layer's weights "
          "to make up for them, by least squares on a sample of training images. With {removed} of {of} hidden "

@@ -2,8 +2,10 @@
 chromium. Opens a shared address (?mode=unit&sparsity=90), waits for the run to finish, checks the accuracy
 against obd and that no exception box is shown, and saves a screenshot under test-output/ (git-ignored); and
 clicks a point of the accuracy-vs-sparsity curves, which must move the mode, slider, URL and metrics there;
-uploads a file over the server's 50 MB limit, which the page refuses while the loaded model stays; and
-switches the budget to global, which must show obd's global-budget numbers.
+uploads a file over the server's 50 MB limit, which the page refuses while the loaded model stays;
+switches the budget to global, which must show obd's global-budget numbers; opens each teaching view (and each
+part of Inside) without an error; draws a digit on the canvas with the mouse, which must yield a prediction; and
+runs presenter mode with the lesson and with the Draw view.
 
 The server and chromium come from tests/conftest.py; the test skips, saying why, only when chromium or the
 playwright package is missing (CI installs both).
@@ -128,3 +130,101 @@ def test_the_slider_answers_while_an_obs_job_runs(server, chromium, tiny, mnist)
         expect(page.get_by_text("obs unit pruning at 72 % (global budget)")).to_be_visible(timeout=5_000)
         expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %", timeout=RUN_TIMEOUT_MS)
         assert page.locator("[data-testid='stException']").count() == 0
+
+
+def assert_no_error(page) -> None:
+    """Neither an exception box nor an st.error box on the page."""
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+
+
+def open_view(page, name: str) -> None:
+    """Click a tab (a view, or a part of Inside) and wait for the run it starts to finish."""
+    page.get_by_role("tab", name=name, exact=True).click()
+    page.wait_for_timeout(100)  # the click's rerun starts
+    page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+
+
+def draw_stroke(page, points: list[tuple[float, float]]) -> None:
+    """Draw one stroke with the mouse through `points`, fractions of the canvas (ui/canvas.py's)."""
+    box = page.locator("canvas.obd-canvas").bounding_box()
+    at = lambda fx, fy: (box["x"] + fx * box["width"], box["y"] + fy * box["height"])  # noqa: E731
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*at(*point), steps=8)
+    page.mouse.up()
+
+
+ONE = [(0.55, 0.15), (0.5, 0.5), (0.45, 0.85)]  # a stroke that reads as a digit: a "1"
+
+
+def test_each_teaching_view_and_each_part_of_inside_opens_without_an_error(server, chromium):
+    from playwright.sync_api import expect
+
+    from ui.inside import PARTS
+
+    with dashboard(chromium, server.url, "mode=unit&sparsity=90", wait_for_curves=False) as page:
+        shows = {"Draw": "canvas.obd-canvas", "Compare": ".js-plotly-plot",
+                 "Downloads": "[data-testid='stDownloadButton']"}
+        for view, selector in shows.items():
+            open_view(page, view)
+            expect(page.locator(selector).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+            assert_no_error(page)
+        open_view(page, "Inside")
+        for part in PARTS:
+            open_view(page, part)
+            # (OBD vs magnitude waits for the rankings, a background job)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=RUN_TIMEOUT_MS)
+            page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+            expect(page.get_by_role("tab", name=part, exact=True)).to_have_attribute("aria-selected", "true")
+            assert_no_error(page)
+
+
+def test_a_stroke_drawn_with_the_mouse_yields_a_prediction_and_clear_empties_the_canvas(server, chromium):
+    from playwright.sync_api import expect
+
+    from obd.drawing import EMPTY_HINT
+
+    with dashboard(chromium, server.url, "mode=unit&sparsity=90&view=Draw", wait_for_curves=False) as page:
+        expect(page.get_by_text(EMPTY_HINT)).to_be_visible(timeout=RUN_TIMEOUT_MS)  # a hint, not an error
+        draw_stroke(page, ONE)
+        expect(page.get_by_text("Dense network:")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("What the networks see (28×28)")).to_be_visible()
+        assert_no_error(page)
+        page.locator(".obd-pad button").click()
+        expect(page.get_by_text(EMPTY_HINT)).to_be_visible(timeout=30_000)
+        assert_no_error(page)
+
+
+def test_presenter_mode_runs_the_lesson_with_back_and_next(server, chromium):
+    from playwright.sync_api import expect
+
+    from obd import lesson
+
+    with dashboard(chromium, server.url, "present=1&lesson=1", wait_for_curves=False) as page:
+        expect(page.get_by_text(f"Lesson 1/{len(lesson.STEPS)} · {lesson.STEPS[0].title}")).to_be_visible(
+            timeout=RUN_TIMEOUT_MS)
+        expect(page.get_by_text("deletes parts of it")).to_be_visible(timeout=RUN_TIMEOUT_MS)  # the step's text
+        back, forward = page.get_by_role("button", name="◀ Back"), page.get_by_role("button", name="Next ▶")
+        expect(back).to_be_visible()
+        expect(forward).to_be_visible()
+        assert_no_error(page)
+        forward.click()
+        page.wait_for_url("**lesson=2**", timeout=30_000)
+        expect(page.get_by_text(f"Lesson 2/{len(lesson.STEPS)} · {lesson.STEPS[1].title}")).to_be_visible(
+            timeout=RUN_TIMEOUT_MS)
+        page.wait_for_selector(IDLE, timeout=RUN_TIMEOUT_MS)
+        assert "present=1" in page.url
+        assert_no_error(page)
+
+
+def test_presenter_mode_shows_the_draw_view_and_predicts_a_stroke(server, chromium):
+    from playwright.sync_api import expect
+
+    with dashboard(chromium, server.url, "present=1&mode=weight&sparsity=90&view=Draw",
+                   wait_for_curves=False) as page:
+        expect(page.locator("canvas.obd-canvas")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+        draw_stroke(page, ONE)
+        expect(page.get_by_text("Dense network:")).to_be_visible(timeout=30_000)
+        assert_no_error(page)

@@ -15,6 +15,7 @@ from obd.pruning import report
 from obd.saliency import hessian_diagonal
 
 from test_app import open_app, settle
+from ui.inside import PARTS
 
 
 def figures(at) -> list[dict]:
@@ -51,24 +52,39 @@ def test_draw_shows_a_hint_on_an_empty_canvas_and_both_networks_on_a_digit(tiny,
 
 
 def test_inside_explains_the_state_and_counts_obd_against_magnitude(tiny, mnist):
-    at = open_app(view="Inside", mode="unit", sparsity="75")
-    at = settle(at)  # the Hessian and both rankings are built in the background
-    assert not at.exception, at.exception
     pruned = plan(tiny, "magnitude", "unit").prune(0.75)
     rep = report(pruned)
-    text = " ".join(m.value for m in at.markdown)
-    assert f"**{rep.total_units - rep.kept_units:,} of {rep.total_units:,} hidden units removed**" in text
     ev = evaluate(pruned.net, mnist.x_test, mnist.y_test)
-    assert f"→ {100 * ev.accuracy:.2f} %" in text
+    shown = {}  # each part of the view is built only when it is open (?inside=...): open each in turn
+    for part in PARTS:
+        at = settle(open_app(view="Inside", mode="unit", sparsity="75", inside=part))  # the rankings: a job
+        assert not at.exception, at.exception
+        text = " ".join(m.value for m in at.markdown)
+        assert f"**{rep.total_units - rep.kept_units:,} of {rep.total_units:,} hidden units removed**" in text
+        assert f"→ {100 * ev.accuracy:.2f} %" in text
+        shown[part] = (text, figures(at))
     calib = calibration(mnist)
     comp = explain.compare(explain.criteria(tiny, hessian_diagonal(tiny, calib.x, calib.y), "unit"), 0.75, 0)
-    assert f"OBD keeps {comp.agreement.obd_only:,} units that magnitude deletes" in text
-    charts = figures(at)
-    survival = next(f for f in charts if f["layout"]["title"]["text"].startswith("Connections kept per pixel"))
+    assert f"OBD keeps {comp.agreement.obd_only:,} units that magnitude deletes" in shown["OBD vs magnitude"][0]
+    assert shown["Diagram"][1][0]["layout"]["title"]["text"].startswith("The network")
+    survival = next(f for f in shown["First layer"][1]
+                    if f["layout"]["title"]["text"].startswith("Connections kept per pixel"))
     assert np.array_equal(array(survival["data"][0]["z"]).ravel(), pruned.masks[0].sum(axis=1))
-    confusion = next(f for f in charts if f["layout"]["title"]["text"].startswith("Confusion matrix"))
+    confusion = shown["Confusion matrix"][1][0]
+    assert confusion["layout"]["title"]["text"].startswith("Confusion matrix")
     right = array(confusion["data"][0]["z"])
     assert np.nansum(np.diag(right.reshape(10, 10))) == round(ev.accuracy * len(mnist.y_test))
+
+
+def test_a_lesson_step_opens_the_part_of_inside_its_text_talks_about():
+    from obd import lesson
+
+    n = next(i for i, s in enumerate(lesson.STEPS, 1) if s.part)
+    assert lesson.STEPS[n - 1].part in PARTS
+    at = settle(open_app(lesson=str(n)))
+    assert not at.exception, at.exception
+    assert at.query_params["inside"] == lesson.STEPS[n - 1].part
+    assert any("that magnitude deletes" in m.value for m in at.markdown)  # the scatter's part is the one built
 
 
 def test_compare_sets_b_against_a_and_counts_their_disagreements(tiny, mnist):

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from obd import drawing, explain, teach_plots
 
 from . import shared
+from .canvas import drawing_pad
 from .state import View
 
 PREVIEW_SCALE = 6  # the 28x28 image the network sees, shown at this many screen pixels per pixel
 HOW = ("Preprocessed as MNIST's digits were made: the ink's bounding box is fitted into 20×20 pixels (aspect ratio "
        "kept, anti-aliased), then placed in a 28×28 field with its centre of mass at the centre.")
-
-
-def _clear() -> None:
-    st.session_state.draw_clears = st.session_state.get("draw_clears", 0) + 1  # a new key: an empty canvas
 
 
 def source_image(v: View) -> np.ndarray | None:
@@ -31,12 +27,7 @@ def source_image(v: View) -> np.ndarray | None:
         i = int(st.number_input("Test image number", 0, len(d.x_test) - 1, 0, key="draw_index"))
         st.caption(f"Test digit {i}, labelled {d.y_test[i]}, drawn onto the canvas's format and read back.")
         return drawing.render(d.x_test[i])
-    s = drawing.CANVAS
-    result = st_canvas(stroke_width=s.stroke_width, stroke_color=s.stroke_color, background_color=s.background_color,
-                       height=s.size, width=s.size, drawing_mode="freedraw", return_image_data=True,
-                       key=f"draw_canvas_{st.session_state.get('draw_clears', 0)}")
-    st.button("Clear", on_click=_clear, key="draw_clear")
-    return result.image_data
+    return drawing_pad(drawing.CANVAS, key="draw_canvas")
 
 
 def render(v: View) -> None:

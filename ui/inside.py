@@ -14,6 +14,8 @@ from .state import Choice, ModelKey, View
 
 POLL_S = 1.0
 FIELDS_SHOWN = 16  # first-layer units in the grid
+PARTS = ("Diagram", "First layer", "OBD vs magnitude", "Confusion matrix")
+PART_KEY = "inside"  # the open part, also in the address (?inside=First+layer): a lesson step can open one
 
 
 @st.cache_resource
@@ -93,7 +95,8 @@ def example_text(comp: explain.Comparison, net) -> str:
 
 
 def render(v: View, cur: dict) -> None:
-    """The explanation, the diagram, the first layer, OBD against magnitude and the confusion matrix."""
+    """The explanation, then one part at a time: the diagram, the first layer, OBD against magnitude, the
+    confusion matrix."""
     if shared.pruned(v.key, v.choice, v.k) is None:
         shared.wait_for_pruned(v)
         return
@@ -102,14 +105,27 @@ def render(v: View, cur: dict) -> None:
     facts = shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup,
                                None if lat is None else lat.engine)
     st.markdown(explain.explanation(facts))
-    diagram, confusion = _state_figures(v.key, v.choice, v.k)
-    st.plotly_chart(diagram, key="inside_diagram")
-    if net.layers[0].inputs != explain.SIDE * explain.SIDE:
-        st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
-    else:
-        first_layer(v)
-    obd_vs_magnitude(v)
-    st.plotly_chart(confusion, key="inside_confusion")
+    criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
+    # Lazy parts, as the page's own tabs: only the open one is built. The browser takes ~0.1 s to draw each
+    # figure (the scatter ~0.1-0.2 s), so all five at once missed the 0.5 s a view may take (issue 13).
+    parts = st.tabs(PARTS, key=PART_KEY, bind="query-params")
+    with parts[0]:
+        if parts[0].open:
+            diagram, _ = _state_figures(v.key, v.choice, v.k)
+            st.plotly_chart(diagram, key="inside_diagram")
+    with parts[1]:
+        if parts[1].open:
+            if net.layers[0].inputs != explain.SIDE * explain.SIDE:
+                st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
+            else:
+                first_layer(v)
+    with parts[2]:
+        if parts[2].open:
+            obd_vs_magnitude(v)
+    with parts[3]:
+        if parts[3].open:
+            _, confusion = _state_figures(v.key, v.choice, v.k)
+            st.plotly_chart(confusion, key="inside_confusion")
 
 
 def first_layer(v: View) -> None:
@@ -117,7 +133,6 @@ def first_layer(v: View) -> None:
     it only)."""
     @st.fragment
     def show() -> None:
-        st.subheader("What the first layer sees")
         pick = st.radio("Units shown", explain.PICKS, horizontal=True, key="inside_pick",
                         format_func=lambda p: {"strongest": "the strongest", "spread": "strongest to weakest"}[p])
         fields, pixels = _first_layer_figures(v.key, v.choice, v.k, pick)
@@ -131,7 +146,6 @@ def first_layer(v: View) -> None:
 
 def obd_vs_magnitude(v: View) -> None:
     """The scatter, the counts and the worked example, once the rankings exist (built in the background)."""
-    st.subheader("OBD against magnitude")
     c = criteria(v.key, v.choice)
     if c is None:
         job = shared.board().get(("criteria", v.key, v.choice.mode, ranked_budget(v.choice), v.choice.prune_output))

@@ -7,7 +7,7 @@ import streamlit as st
 
 from obd import explain, lesson
 
-from . import shared
+from . import inside, shared
 from .state import View
 
 
@@ -37,6 +37,8 @@ def go(n: int, tabs: tuple[str, ...]) -> None:
     s = lesson.STEPS[n - 1]
     st.session_state.update(lesson=n, mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity,
                             view=tab_label(s.view, tabs))
+    if s.view == "inside":  # the part its text talks about (the first, the diagram, unless it names another)
+        st.session_state[inside.PART_KEY] = s.part if s.part in inside.PARTS else inside.PARTS[0]
     st.query_params["lesson"] = str(n)
 
 
