@@ -118,6 +118,51 @@ def test_a_fully_pruned_layer_keeps_one_silent_unit(small_net, x_test):
         assert_logits_close(build_engine(pruned, kind).logits(x_test), pruned.logits(x_test))
 
 
+@pytest.mark.parametrize("sparsity", [0.0, 0.9, 0.99])
+@pytest.mark.parametrize("which", ["small_net", "nobias_net"])
+def test_shrunk_engine_in_row_tiles_on_every_core_gives_the_same_logits(which, sparsity, mnist, request,
+                                                                         monkeypatch):
+    import obd.engines as engines
+
+    net = request.getfixturevalue(which)
+    pruned = prune(net, sparsity, "unit").net
+    engine = build_engine(pruned, "shrunk")
+    blas = engines._openblas()
+    threads = blas[1]() if blas else None
+    for batch, rows in ((engines.TILE_MIN_BATCH, engines.TILE_ROWS), (3001, 250), (777, 100)):
+        monkeypatch.setattr(engines, "TILE_MIN_BATCH", min(batch, engines.TILE_MIN_BATCH))
+        monkeypatch.setattr(engines, "TILE_ROWS", rows)  # many tiles, the last one short
+        x = mnist.x_test[:batch]
+        assert_logits_close(engine.logits(x), pruned.logits(x))
+    if blas:
+        assert blas[1]() == threads, "OpenBLAS gets its thread count back after the call"
+
+
+def test_shrunk_engine_falls_back_to_plain_matmuls_without_a_settable_openblas(small_net, mnist, monkeypatch):
+    import obd.engines as engines
+
+    pruned = prune(small_net, 0.9, "unit").net
+    monkeypatch.setattr(engines, "_tile_pool", lambda: None)  # what a missing library or symbol gives
+    x = mnist.x_test[: engines.TILE_MIN_BATCH + 1]
+    assert_logits_close(build_engine(pruned, "shrunk").logits(x), pruned.logits(x))
+
+
+def test_single_threaded_blas_is_nested_and_gives_the_count_back(monkeypatch):
+    import obd.engines as engines
+
+    count = [4]
+    monkeypatch.setattr(engines, "_openblas", lambda: (lambda n: count.__setitem__(0, n), lambda: count[0]))
+    with engines._single_threaded_blas():
+        with engines._single_threaded_blas():  # a second caller (another thread) meanwhile
+            assert count[0] == 1
+        assert count[0] == 1, "held while any caller is inside"
+    assert count[0] == 4
+    with pytest.raises(RuntimeError):
+        with engines._single_threaded_blas():
+            raise RuntimeError
+    assert count[0] == 4, "given back after an error too"
+
+
 def test_shrunk_keras_export_is_smaller_loads_and_predicts_the_same(small_model, small_net, x_test, tmp_path):
     pruned = prune(small_net, 0.75, "unit").net
     dense_path = save_model(to_keras(pruned), tmp_path / "dense.keras")
