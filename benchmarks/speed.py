@@ -22,6 +22,17 @@ dense 4.1-4.3 s at batch 10,000; every reading noisy), run 1 / run 2: weight/spa
 18.3/20.2x, 99 % 72.2/52.5x. Headline (batch 100): <= 1.2x the FLOP ratio and monotone in both runs. Files: dense .keras 15.2 MB
 at every sparsity; shrunk .keras 4.61 / 1.14 / 0.46 / 0.21 / 0.06 MB and CSR .npz 8.41 / 3.66 / 1.91 / 0.99 /
 0.23 MB at 50 / 80 / 90 / 95 / 99 %.
+Measured 2026-11-26 23:58 - 2026-11-27 00:17 UTC (issue 14: the shrunk engine runs batches of 2,048+ rows in
+row tiles on both cores with OpenBLAS single-threaded; the sparse tile kernel fills its lanes 16 inputs at a
+time), three runs on the 2-core machine shared with other jobs. Load average at start / end and dense at batch
+10,000: run 1 2.1 / 2.0, 628 ms (a few readings noisy); run 2 2.2 / 1.7, 326 ms; run 3 1.7 / 1.0, 383 ms.
+Run 1 / 2 / 3:
+  unit/shrunk,   batch 10,000: 50 % 3.51/3.74/3.38x [3], 90 % 25.3/25.1/27.5x [25], 95 % 44.6/38.3/38.4x,
+                               99 % 83.1/91.0/83.3x [100]
+  weight/sparse, batch 10,000: 90 % 2.68/2.83/3.00x [2], 95 % 5.62/5.50/5.74x [4], 99 % 15.8/14.7/13.6x [15]
+  weight/sparse, batch 1:      99 % 15.2/11.7/10.8x [5]
+99 % of units stays under 100x: after dense's matmuls x (31 MB) comes from memory, and reading it once took
+1/172 of dense's time (load 4-5); x @ W1 in tiles costs about twice that.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 - **shrunk**: dead units physically removed (`shrink`): a smaller dense network with the same logits (run
   with layers narrower than 16 units padded to 16, which OpenBLAS multiplies faster). Batches of 2,048 rows
   or more run in row tiles, each through every layer, on every core at once with OpenBLAS single-threaded
-  (`ShrunkEngine`): 90 % of units 24x -> 27-32x dense, 99 % 65-78x -> 130-136x (batch 10,000, loaded machine).
+  (`ShrunkEngine`): 90 % of units 22-24x -> 25-26x dense, 99 % 68-70x -> 86-101x (batch 10,000, loaded).
   Unit pruning kills whole units, so this is where unit pruning becomes speed (and a smaller .keras).
 - **sparse**: the shrunk network's kernels as CSR, run by numba: a tile kernel for batches of 16 rows or
   more, a row kernel below that.
@@ -30,7 +30,8 @@ at install time); `cache=True` keeps its ~5 s compile to the first run on a mach
 - Unsigned indices and slices counted from 0, so numba emits no negative-index checks in the inner loops,
   and branch-free lists of nonzero inputs in the row kernel (an `if x != 0` mispredicts half the time).
 - x's rows go into a tile's lanes 16 inputs at a time, so the 16 lines of the tile written to stay in L1 (at
-  99 % of weights this transpose and reading x were a third of the time; 12.0x -> 14.0-14.6x dense, loaded).
+  99 % of weights this transpose and reading x were a third of the time). Each against dense by `measure`,
+  3 rounds, load 2.5-3.4: 99 % 13.7-14.2x -> 17.1-17.8x, 95 % 4.9-5.2x -> 5.4-5.5x.
 
 `build_engine(net, "auto", batch_size)` picks by density thresholds measured on the 2-core machine this is
 built on (`SPARSE_MAX_DENSITY`), with a margin, so "auto" is never slower than dense. `bench` times each
@@ -88,13 +89,13 @@ SMALL_NET_MAX_DENSITY = 0.05
 PAD_UNITS = 16
 # The shrunk engine runs batches of at least TILE_MIN_BATCH rows in row tiles of at most TILE_ROWS (equal tiles,
 # a multiple of the cores in number), each through every layer, on every core at once with OpenBLAS held
-# single-threaded (ShrunkEngine). Against plain matmuls, default net, batch 10,000, interleaved with dense,
-# 2 cores under load 4-7 (dense 0.4-1.6 s): 90 % of units 24.0-24.4x -> 26.7-32.5x dense with tiles of 2,500
-# (512: 28-29x, 1,024: 27-31x, 5,000: 24-29x); 99 % 65-78x -> 130-136x (512: 93-99x, 1,024: 104-114x, 5,000:
-# 132-139x); also 50 % 3.1 -> 3.5x, 80 % 10.4-10.9 -> 12.1x, 95 % 37-38 -> 47-49x, and the unpruned net 1.1x
-# (so tiles help however wide). OpenBLAS's own 2 threads split these skinny products badly, and each layer's
-# product of the whole batch streams its activations through memory. Smaller batches (load 4.4): batch 1,000
-# at 99 % 0.62 ms plain vs 0.91 ms in tiles; 2,000: 1.58 vs 1.24 ms (90 %: 2.83 vs 2.57 ms).
+# single-threaded (ShrunkEngine). Against plain matmuls on the same padded net, default net, batch 10,000, each
+# timed by `measure` against dense (so x comes from memory after dense's matmuls, as in every reading), 2 cores
+# under load 4.4-5.4 (dense 0.43-0.53 s): 99 % of units 68-70x -> 86-101x dense (tiles of 1,024, 2,500 and
+# 5,000 alike within noise); 90 % 22.3-23.6x -> 24.7-26.5x. Reading x alone once there took 3.2 ms (172x), the
+# floor at 99 %. A loop that times candidates one after another flatters all but the first (x stays in cache):
+# it showed 130x. Smaller batches (load 4.4): batch 1,000 at 99 % 0.62 ms plain vs 0.91 ms in tiles; 2,000:
+# 1.58 vs 1.24 ms (90 %: 2.83 vs 2.57 ms). Wider nets gain too (50 % 3.1 -> 3.5x, the unpruned net 1.1x).
 TILE_MIN_BATCH = 2048
 TILE_ROWS = 2500
 
