@@ -243,6 +243,7 @@ def main() -> None:
             with tab:
                 route(name, v, cur)
     metrics.poll_latency(v)
+    shared.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -169,10 +170,13 @@ def train_seconds_left(name: str) -> float:
 
 @st.cache_resource
 def stores() -> dict[str, Store]:
-    # points: ~11 KB each (the predictions), 22 MB when full; pruned: up to 19 MB each for the default net
-    # (kernels and masks), needed only by the weights view and latency of recent states
-    return {"points": Store(2048), "pruned": Store(8), "latency": Store(512), "curves": Store(256),
-            "structures": Store(2048), "figures": Store(64), "networks": Store(8), "estimates": Store(512)}
+    # points: ~11 KB each (the predictions), 22 MB when full. Pruned nets are 19 MB each for the default net
+    # (kernels and masks), needed only by the views drawn from a net and the latency of recent states: "pruned"
+    # keeps the ones a reconstruction or a Hessian made (seconds to minutes to remake), "remade" the few of the
+    # methods whose net is a mask from a plan in memory (magnitude, random: 10 ms to remake, so not kept for long).
+    return {"points": Store(2048), "pruned": Store(6), "remade": Store(2), "latency": Store(512),
+            "curves": Store(256), "structures": Store(2048), "figures": Store(64), "networks": Store(8),
+            "estimates": Store(512)}
 
 
 def estimate(key: ModelKey, method: str, mode: str, points: int, epochs: float = 0.0) -> float:
@@ -218,11 +222,32 @@ def _load_network(key: ModelKey) -> Network:
         from obd.network import from_keras
 
         net = from_keras(load_model(upload_path(key.name)))
-    # After every run Streamlit calls gc.collect(2); with TensorFlow loaded each full collection rescans millions
-    # of long-lived objects (0.3 s per rerun on 2 cores). Freezing them once makes those collections cheap.
-    gc.collect()
-    gc.freeze()
+    freeze_imports()
     return net
+
+
+_frozen_at = 0  # len(sys.modules) at the last freeze_imports
+_freeze_lock = threading.Lock()
+
+
+def freeze_imports() -> None:
+    """Move every live object out of the garbage collector's sight (gc.freeze) whenever modules were imported
+    since the last time: the page calls this after each run, so it acts a few times per process.
+
+    After every run Streamlit calls gc.collect(2), and a full collection walks every container object alive. The
+    long-lived ones are the modules' (TensorFlow's millions when it is loaded; numba's and llvmlite's 100,000
+    once the first latency job compiled the sparse engine, 20-35 ms per rerun on 2 cores; plotly's validators),
+    and they arrive with imports. A collection first, so that only live objects are frozen; frozen objects are
+    still freed by reference counting, so what stays is at most the cycles alive at one of these few moments.
+    """
+    global _frozen_at
+    if len(sys.modules) == _frozen_at:
+        return
+    with _freeze_lock:
+        if (n := len(sys.modules)) != _frozen_at:
+            gc.collect()
+            gc.freeze()
+            _frozen_at = n
 
 
 def cached_preset(name: str) -> Network | None:
@@ -269,7 +294,7 @@ def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
     point = {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
              "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned), "record": record}
     stores()["points"].put((key, c, k), point)
-    stores()["pruned"].put((key, c, k), pruned)
+    stores()["remade" if inline_ok(c) else "pruned"].put((key, c, k), pruned)
     _save_point(key, c, k, point)
     return point
 
@@ -341,13 +366,12 @@ def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
 def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     """The pruned network of a state: kept from its point, or made here when that is quick; otherwise None, with a
     background job making it (a point read from disk has no pruned net; an OBS one takes a reconstruction)."""
-    if (found := stores()["pruned"].get((key, c, k))) is not None:
+    if (found := _kept_pruned(key, c, k)) is not None:
         return found
     if inline_ok(c):
-        compute_point(key, c, k)
-    else:
-        submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
-                       label=f"rebuilding the {c.method} {c.mode} network at {k} %")
+        return _remade(key, c, k)
+    submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
+           label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
 
 
@@ -375,9 +399,23 @@ def wait_for_pruned(v) -> None:
 
 def _pruned_now(key: ModelKey, c: Choice, k: int) -> Pruned:
     """`pruned`, computed in the calling thread if need be: for tasks that already run in the background."""
-    if (found := stores()["pruned"].get((key, c, k))) is None:
-        compute_point(key, c, k)
-        found = stores()["pruned"].get((key, c, k))
+    if (found := _kept_pruned(key, c, k)) is not None:
+        return found
+    if inline_ok(c):
+        return _remade(key, c, k)
+    compute_point(key, c, k)
+    return stores()["pruned"].get((key, c, k))
+
+
+def _kept_pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
+    return stores()["remade" if inline_ok(c) else "pruned"].get((key, c, k))
+
+
+def _remade(key: ModelKey, c: Choice, k: int) -> Pruned:
+    """The pruned net of a choice whose pruning is a mask from its plan (`inline_ok`): the plan prunes again, the
+    same net its point was evaluated on, in about 10 ms with the plan in memory (no evaluation)."""
+    found = plan_for(key, c).prune(k / 100)
+    stores()["remade"].put((key, c, k), found)
     return found
 
 
