@@ -132,7 +132,8 @@ def liveness(preset: str) -> dict:
         out["obs_point_s"] = time.perf_counter() - start
         out["obs_click_worst_s"] = max(clicks)
         out["obs_clicks_s"] = clicks
-        page.wait_for_function(CURVE_JS, arg="obs, unit", timeout=600_000, polling=1000)
+        for name in ("obs, weight", "obs, unit"):  # the current choice's (weight) comes first
+            page.wait_for_function(CURVE_JS, arg=name, timeout=600_000, polling=1000)
         out["obs_curves_s"] = time.perf_counter() - start
         browser.close()
 

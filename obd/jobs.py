@@ -309,6 +309,7 @@ class JobBoard:
         self._in_flight = 0
         self._touches = 0
         self._dispatching = False
+        self._active_at = time.monotonic()  # when a task last ended (or the board was made)
 
     @classmethod
     def connect(cls, scheduler: str | None = None, workers: int = 1, idle_s: float = DEFAULT_IDLE_S) -> "JobBoard":
@@ -395,6 +396,11 @@ class JobBoard:
         with self._lock:
             return self._in_flight > 0
 
+    def quiet_for(self) -> float:
+        """Seconds since a task last ran on the board (or since it was made); 0 while one runs."""
+        with self._lock:
+            return 0.0 if self._in_flight else time.monotonic() - self._active_at
+
     def close(self) -> None:
         """Cancel every job and shut down the executor the board owns (running tasks finish)."""
         with self._lock:
@@ -452,6 +458,7 @@ class JobBoard:
         with self._lock:
             job._running -= 1
             self._in_flight -= 1
+            self._active_at = time.monotonic()
             if future.cancelled():
                 if job._error is None:
                     self._fail(job, "cancelled", None)

@@ -187,3 +187,17 @@ def test_cached_plan_builds_each_plan_once_across_threads(small_net, mnist):
     from obd.methods import plan
 
     assert all((a == b).all() for a, b in zip(masks, plan(small_net, "obd", "unit", calib=calib).prune(0.5).masks))
+
+
+def test_quiet_for_counts_from_the_last_task_and_is_zero_while_one_runs():
+    """What the app's main board waits on before starting (ui.shared.behind_quick)."""
+    release = threading.Event()
+    with JobBoard(workers=1) as board:
+        time.sleep(0.05)
+        assert board.quiet_for() >= 0.05  # counted from the board's making
+        job = board.submit("k", [release.wait])
+        assert board.quiet_for() == 0.0
+        release.set()
+        assert job.wait(10)
+        time.sleep(0.05)
+        assert 0.05 <= board.quiet_for() < 5
