@@ -100,7 +100,6 @@ def render(v: View, cur: dict) -> None:
     if shared.pruned(v.key, v.choice, v.k) is None:
         shared.wait_for_pruned(v)
         return
-    net = shared.network(v.key)
     lat = shared.latency(v.key, v.choice, v.k)
     facts = shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup,
                                None if lat is None else lat.engine)
@@ -109,23 +108,25 @@ def render(v: View, cur: dict) -> None:
     # Lazy parts, as the page's own tabs: only the open one is built. The browser takes ~0.1 s to draw each
     # figure (the scatter ~0.1-0.2 s), so all five at once missed the 0.5 s a view may take (issue 13).
     parts = st.tabs(PARTS, key=PART_KEY, bind="query-params")
-    with parts[0]:
-        if parts[0].open:
-            diagram, _ = _state_figures(v.key, v.choice, v.k)
-            st.plotly_chart(diagram, key="inside_diagram")
-    with parts[1]:
-        if parts[1].open:
-            if net.layers[0].inputs != explain.SIDE * explain.SIDE:
-                st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
-            else:
-                first_layer(v)
-    with parts[2]:
-        if parts[2].open:
-            obd_vs_magnitude(v)
-    with parts[3]:
-        if parts[3].open:
-            _, confusion = _state_figures(v.key, v.choice, v.k)
-            st.plotly_chart(confusion, key="inside_confusion")
+    for part, tab in zip((_diagram, _first_layer_part, obd_vs_magnitude, _confusion), parts):
+        if tab.open:
+            with tab:
+                part(v)
+
+
+def _diagram(v: View) -> None:
+    st.plotly_chart(_state_figures(v.key, v.choice, v.k)[0], key="inside_diagram")
+
+
+def _first_layer_part(v: View) -> None:
+    if shared.network(v.key).layers[0].inputs != explain.SIDE * explain.SIDE:
+        st.info("The first layer's units can be drawn as images only for 784 (28×28) inputs.")
+    else:
+        first_layer(v)
+
+
+def _confusion(v: View) -> None:
+    st.plotly_chart(_state_figures(v.key, v.choice, v.k)[1], key="inside_confusion")
 
 
 def first_layer(v: View) -> None:

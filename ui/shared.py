@@ -298,7 +298,7 @@ def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
     point = {"accuracy": ev.accuracy, "loss": ev.loss, "predictions": ev.predictions.astype(np.int8),
              "class_accuracy": class_accuracy(ev.predictions, d.y_test), "report": report(pruned), "record": record}
     stores()["points"].put((key, c, k), point)
-    stores()["remade" if inline_ok(c) else "pruned"].put((key, c, k), pruned)
+    _pruned_store(c).put((key, c, k), pruned)
     _save_point(key, c, k, point)
     return point
 
@@ -370,10 +370,8 @@ def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
 def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     """The pruned network of a state: kept from its point, or made here when that is quick; otherwise None, with a
     background job making it (a point read from disk has no pruned net; an OBS one takes a reconstruction)."""
-    if (found := _kept_pruned(key, c, k)) is not None:
+    if (found := _pruned_quick(key, c, k)) is not None:
         return found
-    if inline_ok(c):
-        return _remade(key, c, k)
     submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
            label=f"rebuilding the {c.method} {c.mode} network at {k} %")
     return stores()["pruned"].get((key, c, k))
@@ -403,23 +401,24 @@ def wait_for_pruned(v) -> None:
 
 def _pruned_now(key: ModelKey, c: Choice, k: int) -> Pruned:
     """`pruned`, computed in the calling thread if need be: for tasks that already run in the background."""
-    if (found := _kept_pruned(key, c, k)) is not None:
+    if (found := _pruned_quick(key, c, k)) is not None:
         return found
-    if inline_ok(c):
-        return _remade(key, c, k)
     compute_point(key, c, k)
     return stores()["pruned"].get((key, c, k))
 
 
-def _kept_pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
-    return stores()["remade" if inline_ok(c) else "pruned"].get((key, c, k))
+def _pruned_store(c: Choice) -> Store:
+    """Where a choice's pruned nets are kept: "remade" for those a plan in memory remakes in 10 ms (`inline_ok`),
+    "pruned" for those a reconstruction or a Hessian made."""
+    return stores()["remade" if inline_ok(c) else "pruned"]
 
 
-def _remade(key: ModelKey, c: Choice, k: int) -> Pruned:
-    """The pruned net of a choice whose pruning is a mask from its plan (`inline_ok`): the plan prunes again, the
-    same net its point was evaluated on, in about 10 ms with the plan in memory (no evaluation)."""
-    found = plan_for(key, c).prune(k / 100)
-    stores()["remade"].put((key, c, k), found)
+def _pruned_quick(key: ModelKey, c: Choice, k: int) -> Pruned | None:
+    """The state's pruned net if it is kept, or remade here when its pruning is a mask from its plan (the same net
+    its point was evaluated on, in about 10 ms with the plan in memory, no evaluation); else None."""
+    if (found := _pruned_store(c).get((key, c, k))) is None and inline_ok(c):
+        found = plan_for(key, c).prune(k / 100)
+        _pruned_store(c).put((key, c, k), found)
     return found
 
 
