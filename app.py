@@ -20,7 +20,8 @@ from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
 from ui import about, compare, curves, downloads, draw, inside, lesson, metrics, predictions, shared, speed, weights
-from ui.state import DEFAULTS, QUICK_PICKS, Choice, ModelKey, View, init_state_from_url, write_url
+from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_state_from_url, remember_controls,
+                      write_url)
 
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
@@ -92,6 +93,8 @@ def model_ui(present: bool) -> ModelKey:
 
 def _on_mode() -> None:
     s = st.session_state
+    if None in (s.mode, s.budget):  # a lost value, not a choice: hold_controls restores it before the widgets
+        return
     if not supports(s.method, s.mode, s.budget):
         s.method_note = (f"{s.method} prunes single weights only: switched to obs for units.", "obs", s.mode)
         s.method = "obs"  # the reconstruction method that also removes units
@@ -99,6 +102,8 @@ def _on_mode() -> None:
 
 def _on_budget() -> None:
     s = st.session_state
+    if None in (s.mode, s.budget):  # as in _on_mode
+        return
     if not supports(s.method, s.mode, s.budget):
         s.method_note = (f"{s.method} has no {s.budget} split: switched to magnitude.", "magnitude", s.mode)
         s.method = "magnitude"
@@ -107,9 +112,8 @@ def _on_budget() -> None:
 def controls_ui(present: bool) -> tuple[Choice, int]:
     """Mode, method, budget, sparsity (percent) and whether the output layer is pruned."""
     sb = st.sidebar
-    # required controls still read None in the one run where the browser re-registers them (seen once in chromium)
     mode = sb.segmented_control("Mode", MODES, key="mode", required=True, on_change=_on_mode,
-                                help="weight: single weights · unit: whole neurons (columns)") or DEFAULTS["mode"]
+                                help="weight: single weights · unit: whole neurons (columns)")
     methods = [m for m in METHODS if supports(m, mode, st.session_state.get("budget", "layer"))]
     method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
     if not present:
@@ -120,7 +124,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
         else:
             del st.session_state.method_note
     budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True, on_change=_on_budget,
-                                  help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items())) or DEFAULTS["budget"]
+                                  help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()))
     sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
                          help="the share of the hidden layers' weights (or units) removed: in each layer "
                               "(layer budget) or in all of them together (global)")
@@ -204,6 +208,7 @@ def _state() -> tuple:
 def main() -> None:
     st.set_page_config(page_title="obd · pruning lab", page_icon="✂️", layout="wide")
     problems = init_state_from_url()
+    hold_controls()
     if bad_lesson := lesson.start_from_url(VIEWS):
         problems.append(bad_lesson)
     if problems:  # shown until the first control is moved (polls rerun the page too)
@@ -223,6 +228,7 @@ def main() -> None:
         st.stop()
     chosen = model_ui(present)
     c, k = controls_ui(present)
+    remember_controls()
     write_url()
     try:
         key = shown_model(chosen)

@@ -311,6 +311,23 @@ class Session:
         self._values[proto.id] = (k, _option(k, proto, value))
         return await self._request()
 
+    async def rerun(self, holding: bool = True) -> Run:
+        """Ask for a full run that changes no widget, and wait for it.
+
+        Args:
+            holding: False sends no widget values at all, as chromium on a loaded machine was seen to do (a click
+                during the page's first run); the widgets then show what the run's elements carry.
+
+        Returns:
+            the finished run.
+
+        Raises:
+            ProtocolError: the run did not finish within `timeout_s`, or the server closed the session.
+        """
+        if not holding:
+            self._values.clear()
+        return await self._request()
+
     @property
     def polling(self) -> bool:
         """Whether a fragment of the page reruns on a timer (e.g. while it waits for a background result)."""

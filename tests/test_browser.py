@@ -128,6 +128,9 @@ def test_the_slider_answers_while_an_obs_job_runs(server, chromium, tiny, mnist)
         page.locator("[data-testid='stSlider'] input[type='range']").first.focus()
         page.keyboard.press("ArrowRight")  # while it runs
         expect(page.get_by_text("obs unit pruning at 72 % (global budget)")).to_be_visible(timeout=5_000)
+        # the key press must not drop a setting the address gave (once seen: prune_output lost, 94.37 % shown)
+        expect(page.locator("[data-testid='stCheckbox']").filter(has_text="Prune the output layer too")
+               .locator("input")).to_be_checked()
         expect(metric_value(page, "Test accuracy")).to_have_text(f"{100 * want:.2f} %", timeout=RUN_TIMEOUT_MS)
         assert page.locator("[data-testid='stException']").count() == 0
 

@@ -66,3 +66,28 @@ def test_concurrent_sessions_see_only_their_own_state(server, tiny, mnist):
     for records in asyncio.run(together()):
         for r in records:
             assert _settled(r)["metrics"] == expected(r["mode"], r["sparsity"])
+
+
+def test_a_run_asked_for_without_widget_values_keeps_the_state(server):
+    # chromium under load once asked for a run holding no sidebar values; the widgets then fell back to their
+    # defaults and the next click sent those: the output layer's box came unticked, or a budget of None crashed
+    query = "mode=unit&method=obs&budget=global&sparsity=71&prune_output=1"
+    state = {LABELS.mode: "unit", "Method": "obs", "Budget": "global", LABELS.sparsity: 71,
+             "Prune the output layer too": True}
+
+    async def scenario():
+        session, _ = await Session.open(server.url, query, TIMEOUT_S)
+        try:
+            lossy = await session.rerun(holding=False)
+            shown = {label: session.value(label) for label in state}
+            after = await session.rerun()  # the next click sends what the widgets show
+            return lossy, shown, after, {label: session.value(label) for label in state}, session
+        finally:
+            await session.close()
+
+    lossy, shown, after, kept, session = asyncio.run(scenario())
+    assert lossy.status == after.status == "FINISHED_SUCCESSFULLY"
+    assert shown == state and kept == state
+    assert all(part in session.address for part in query.split("&"))
+    assert session.page.errors() == []
+    assert any("obs unit pruning at 71 % (global budget)" in line for line in session.page.captions())

@@ -107,6 +107,38 @@ def init_state_from_url() -> list[str]:
     return problems
 
 
+CONTROLS = ("preset", "mode", "method", "budget", "sparsity", "prune_output", "present")  # the sidebar's keyed widgets
+REQUIRED = ("preset", "mode", "method", "budget")  # controls that always hold a choice: None is never a user's
+LAST = "last_controls"  # the session key of the values the last full run drew
+
+
+def hold_controls() -> None:
+    """Restate every control's value before its widget is drawn, so that each run sends the browser the values
+    the server holds; a required control that arrives empty gets the last run's value back.
+
+    Why: chromium on a loaded machine was seen asking for a run while holding no value for any sidebar widget
+    (a click during the page's first run). Streamlit then drew the widgets without their values (it believes
+    the browser has them), the browser showed the widgets' defaults (no mode, sparsity 0, the output box
+    unticked) and sent those with the next click: the state changed with no one touching it (a prune_output
+    link showed the numbers of the net without it), or a callback crashed on a budget of None. Assigning a
+    widget's key its own value is Streamlit's documented way to keep a value across such runs, and makes the
+    widget carry it. A run without a lost value is unchanged: the value restated is the one the run resolved.
+    """
+    s, last = st.session_state, st.session_state.get(LAST, {})
+    for key in CONTROLS:
+        if key not in s:
+            continue
+        if s[key] is None and key in REQUIRED and last.get(key) is not None:
+            s[key] = last[key]
+        else:
+            s[key] = s[key]
+
+
+def remember_controls() -> None:
+    """Keep the values this run drew, for `hold_controls` to restore a required one that arrives empty."""
+    st.session_state[LAST] = {key: st.session_state.get(key) for key in CONTROLS}
+
+
 def write_url() -> None:
     """Put the current state in the address, so that copying it shares exactly this view."""
     s = st.session_state
