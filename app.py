@@ -8,6 +8,7 @@ with nothing trained opens at once on the tiny preset while the chosen model tra
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import time
@@ -19,7 +20,7 @@ from obd.config import PRESETS
 from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
-from ui import about, compare, curves, downloads, draw, inside, lesson, metrics, predictions, shared, speed, weights
+from ui import lesson, metrics, shared
 from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_state_from_url, remember_controls,
                       write_url)
 
@@ -183,21 +184,23 @@ def _training_banner(name: str, job) -> None:
 
 
 # ---------------------------------------------------------------- page
-NEEDS_POINT = {"Weights": weights, "Predictions": predictions, "Inside": inside, "Compare": compare,
-               "Downloads": downloads}  # views drawn from the state's computed point
+NEEDS_POINT = ("Weights", "Predictions", "Inside", "Compare", "Downloads")  # views drawn from the state's point
 
 
 def route(name: str, v: View, cur: dict | None) -> None:
-    """Draw the open tab's view."""
+    """Draw the open tab's view. Its module (ui/<name>.py) is imported here, on first use: the views' libraries
+    (plotly, scipy's image tools) then load after the metrics are drawn, where at the top of this file they cost a
+    later start's first run 1.4 s before anything showed."""
+    view = importlib.import_module(f"ui.{name.lower()}")
     if name in NEEDS_POINT:
         if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
             st.info(f"{name} appears once this point is computed.")
         else:
-            NEEDS_POINT[name].render(v, cur)
+            view.render(v, cur)
     elif name == "About":
-        about.render()
+        view.render()
     else:
-        {"Curves": curves, "Speed": speed, "Draw": draw}[name].render(v)
+        view.render(v)
 
 
 def _state() -> tuple:

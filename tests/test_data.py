@@ -1,9 +1,11 @@
 """The MNIST loader on the real file and on broken ones."""
 
+import os
+
 import numpy as np
 import pytest
 
-from obd.data import ENV_VAR, DataError, load_mnist, read_npz
+from obd.data import ENV_VAR, DataError, _read_npz, float_cache, load_mnist, read_npz
 
 
 def test_real_mnist_shapes_and_scaling(mnist):
@@ -116,3 +118,39 @@ def test_a_download_is_checked_and_converted_like_a_file(tmp_path, monkeypatch):
     a["y_test"] = np.full(6, 11, np.uint8)  # a damaged download is refused like a damaged file
     with pytest.raises(DataError, match="y_test has labels up to 11"):
         load_mnist()
+
+
+def _identity(p):
+    st = p.resolve().stat()
+    return p.resolve(), st.st_mtime_ns, st.st_size
+
+
+def test_a_checked_file_is_memory_mapped_from_the_cache_the_next_time(tmp_path):
+    p = _write(tmp_path / "small.npz", **_good_arrays(6))
+    first = read_npz(p)
+    folder = float_cache(*_identity(p))
+    assert sorted(f.name for f in folder.iterdir()) == ["x_test.npy", "x_train.npy", "y_test.npy", "y_train.npy"]
+    _read_npz.cache_clear()  # as a new process would
+    again = read_npz(p)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        a, b = getattr(first, name), getattr(again, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b) and not b.flags.writeable
+    assert again.x_test.base is not None and not again.x_test.flags.owndata  # a view of the mapped file
+    assert again.x_test.max() <= 1.0 and again.y_test.dtype == np.int64
+
+
+def test_a_damaged_cache_is_rebuilt_and_a_replaced_file_gets_a_new_one(tmp_path):
+    p = _write(tmp_path / "small.npz", **_good_arrays(6))
+    want = read_npz(p)
+    folder = float_cache(*_identity(p))
+    (folder / "x_test.npy").write_bytes((folder / "x_test.npy").read_bytes()[:100])  # truncated
+    _read_npz.cache_clear()
+    assert np.array_equal(read_npz(p).x_test, want.x_test)  # read from the npz again, not from the damage
+    assert np.load(folder / "x_test.npy").shape == want.x_test.shape  # and cached whole again
+    arrays = _good_arrays(6)
+    arrays["x_test"] = 255 - arrays["x_test"]
+    _write(p, **arrays)
+    os.utime(p, ns=(1, 10**18))  # a replaced file: another modification time
+    replaced = read_npz(p)
+    assert np.allclose(replaced.x_test, 1.0 - want.x_test, atol=1e-6)  # (255 - v) / 255 vs 1 - v / 255: rounding
+    assert not folder.exists() and float_cache(*_identity(p)).is_dir()  # the old copy is gone

@@ -10,12 +10,11 @@ from obd import explain, teach_plots
 from obd.saliency import hessian_diagonal
 
 from . import shared
-from .state import Choice, ModelKey, View
+from .state import INSIDE_KEY, INSIDE_PARTS, Choice, ModelKey, View
 
 POLL_S = 1.0
 FIELDS_SHOWN = 16  # first-layer units in the grid
-PARTS = ("Diagram", "First layer", "OBD vs magnitude", "Confusion matrix")
-PART_KEY = "inside"  # the open part, also in the address (?inside=First+layer): a lesson step can open one
+PARTS, PART_KEY = INSIDE_PARTS, INSIDE_KEY  # (kept in ui.state: the lesson opens a part without importing this)
 
 
 @st.cache_resource

@@ -7,8 +7,8 @@ import streamlit as st
 
 from obd import explain, lesson
 
-from . import inside, shared
-from .state import View
+from . import shared
+from .state import INSIDE_KEY, INSIDE_PARTS, View
 
 
 def tab_label(view: str, tabs: tuple[str, ...]) -> str:
@@ -38,7 +38,7 @@ def go(n: int, tabs: tuple[str, ...]) -> None:
     st.session_state.update(lesson=n, mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity,
                             view=tab_label(s.view, tabs))
     if s.view == "inside":  # the part its text talks about (the first, the diagram, unless it names another)
-        st.session_state[inside.PART_KEY] = s.part if s.part in inside.PARTS else inside.PARTS[0]
+        st.session_state[INSIDE_KEY] = s.part if s.part in INSIDE_PARTS else INSIDE_PARTS[0]
     st.query_params["lesson"] = str(n)
 
 

@@ -21,6 +21,8 @@ PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow
 DEFAULTS = {"mode": "weight", "method": "magnitude", "budget": "layer", "sparsity": 90,
             "preset": os.environ.get(PRESET_ENV) if os.environ.get(PRESET_ENV) in PRESETS else DEFAULT_PRESET}
 FLAGS = ("prune_output", "present")  # on/off settings carried in the address as 1 or 0
+INSIDE_PARTS = ("Diagram", "First layer", "OBD vs magnitude", "Confusion matrix")  # the Inside view's parts
+INSIDE_KEY = "inside"  # the open part, also in the address (?inside=First+layer): a lesson step can open one
 
 
 @dataclass(frozen=True)
