@@ -196,9 +196,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps, args.budget)  # before training
 
+    model = load_or_default(args.model, args.preset)  # before MNIST: a bad model file is refused, nothing written
     data = load_mnist()
     calib = calibration(data, args.calib) if set(NEEDS_CALIBRATION) & set(args.methods) else None
-    model = load_or_default(args.model, args.preset)
 
     def show(step) -> None:
         tuned = f", fine-tuned {step.finetune_epochs:g} epochs" if step.finetune_epochs else ""
@@ -228,8 +228,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .engines import bench, table
     from .network import from_keras
 
+    net = from_keras(load_or_default(args.model, args.preset))  # before MNIST, as in sweep
     data = load_mnist()
-    net = from_keras(load_or_default(args.model, args.preset))
     records = bench(net, data.x_test, args.modes, args.sparsities, args.batch, args.repeats, args.prune_output,
                     progress=lambda line: say(f"  {line}"))
     print(table(records))
