@@ -207,6 +207,7 @@ class _Pending:
     started: float | None = None
     frames: int = 0
     nbytes: int = 0
+    events: list[str] = field(default_factory=list)  # the runs' starts and ends since the request, for errors
 
 
 @dataclass
@@ -384,7 +385,8 @@ class Session:
         except asyncio.TimeoutError:
             p = self._pending
             raise ProtocolError(f"no finished run within {self.timeout_s:.0f} s of the request ({p.frames} frames "
-                                f"since, {'a run started' if p.started else 'no run started'})") from None
+                                f"since, {'a run started' if p.started else 'no run started'}; runs: "
+                                f"{', '.join(p.events[-12:]) or 'none'})") from None
         finally:
             self._pending = None
 
@@ -421,6 +423,10 @@ class Session:
         if pending:
             pending.frames += 1
             pending.nbytes += len(frame)
+        if pending and kind in ("new_session", "script_finished"):
+            what = (("fragment start" if msg.metadata.run.fragment_ids else "full start") if kind == "new_session"
+                    else ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
+            pending.events.append(f"{now - pending.sent:.1f} s {what}")
         if kind == "new_session":  # sent at the start of every run; a fragment run names its fragments
             fragments = tuple(msg.metadata.run.fragment_ids)
             self._run, self._building, self._exec_s = (now, fragments), {}, None
