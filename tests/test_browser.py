@@ -165,7 +165,7 @@ ONE = [(0.55, 0.15), (0.5, 0.5), (0.45, 0.85)]  # a stroke that reads as a digit
 def test_each_teaching_view_and_each_part_of_inside_opens_without_an_error(server, chromium):
     from playwright.sync_api import expect
 
-    from ui.inside import PARTS
+    from ui.state import INSIDE_PARTS as PARTS
 
     with dashboard(chromium, server.url, "mode=unit&sparsity=90", wait_for_curves=False) as page:
         shows = {"Draw": "canvas.obd-canvas", "Compare": ".js-plotly-plot",

@@ -15,7 +15,7 @@ from obd.pruning import report
 from obd.saliency import hessian_diagonal
 
 from test_app import open_app, settle
-from ui.inside import PARTS
+from ui.state import INSIDE_PARTS as PARTS
 
 
 def figures(at) -> list[dict]:

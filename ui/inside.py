@@ -14,7 +14,6 @@ from .state import INSIDE_KEY, INSIDE_PARTS, Choice, ModelKey, View
 
 POLL_S = 1.0
 FIELDS_SHOWN = 16  # first-layer units in the grid
-PARTS, PART_KEY = INSIDE_PARTS, INSIDE_KEY  # (kept in ui.state: the lesson opens a part without importing this)
 
 
 @st.cache_resource
@@ -106,7 +105,7 @@ def render(v: View, cur: dict) -> None:
     criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
     # Lazy parts, as the page's own tabs: only the open one is built. The browser takes ~0.1 s to draw each
     # figure (the scatter ~0.1-0.2 s), so all five at once missed the 0.5 s a view may take (issue 13).
-    parts = st.tabs(PARTS, key=PART_KEY, bind="query-params")
+    parts = st.tabs(INSIDE_PARTS, key=INSIDE_KEY, bind="query-params")  # (named in ui.state: the lesson opens one)
     for part, tab in zip((_diagram, _first_layer_part, obd_vs_magnitude, _confusion), parts):
         if tab.open:
             with tab:

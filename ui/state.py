@@ -109,8 +109,8 @@ def init_state_from_url() -> list[str]:
     return problems
 
 
-CONTROLS = ("preset", "mode", "method", "budget", "sparsity", "prune_output", "present")  # the sidebar's keyed widgets
 REQUIRED = ("preset", "mode", "method", "budget")  # controls that always hold a choice: None is never a user's
+CONTROLS = (*REQUIRED, "sparsity", *FLAGS)  # the sidebar's keyed widgets
 LAST = "last_controls"  # the session key of the values the last full run drew
 
 
