@@ -20,7 +20,7 @@ from obd.config import PRESETS
 from obd.data import DataError
 from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from obd.pruning import BUDGETS, MODES
-from ui import lesson, metrics, shared
+from ui import lesson, metrics, runner_race, shared
 from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_state_from_url, remember_controls,
                       write_url)
 
@@ -215,6 +215,7 @@ def _state() -> tuple:
 
 
 def main() -> None:
+    runner_race.install()  # before any fragment's timer can lose a run (ui/runner_race.py)
     st.set_page_config(page_title="obd · pruning lab", page_icon="✂️", layout="wide")
     problems = init_state_from_url()
     hold_controls()

@@ -207,6 +207,7 @@ class Job:
     _touched: float = field(default_factory=time.monotonic, repr=False)
     _order: int = field(default=0, repr=False)  # the board's touch counter when last touched: higher goes first
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
+    _hold: Callable[[], bool] | None = field(default=None, repr=False)  # while it answers True, no task starts
 
     def results(self) -> dict[int, Any]:
         """Task index -> result for every task finished so far (a copy)."""
@@ -248,6 +249,13 @@ class Job:
         with self._lock:
             return (self._error is None and bool(self._pending)
                     and time.monotonic() - self._touched > self._idle_s)
+
+    @property
+    def held(self) -> bool:
+        """Tasks wait because the job's `hold` says so (e.g. while a model trains); a touch after it lets go
+        starts them."""
+        with self._lock:
+            return self._error is None and bool(self._pending) and self._hold is not None and self._hold()
 
     @property
     def elapsed_s(self) -> float:
@@ -326,7 +334,7 @@ class JobBoard:
         return board
 
     def submit(self, key: Hashable, tasks: Sequence[Callable[[], Any]], *, label: str = "",
-               first: int | None = None) -> Job:
+               first: int | None = None, hold: Callable[[], bool] | None = None) -> Job:
         """Start a job, or return the one already under `key` (running, paused or done; not failed), touched.
 
         Args:
@@ -334,6 +342,9 @@ class JobBoard:
             tasks: independent callables; a result is whatever one returns.
             label: words for a progress line.
             first: index of the task to run before the others.
+            hold: asked before each of the job's tasks would start: while it answers True none starts (other
+                jobs go ahead). The board asks again at each submit, touch and task end, so a job someone waits
+                for (and touches) starts soon after the hold lets go.
 
         Returns:
             The Job; its results fill in as tasks end.
@@ -348,7 +359,7 @@ class JobBoard:
                 return job
             _check_first(first, len(tasks))
             job = Job(key, label, len(tasks), list(tasks), self._lock, self.workers, self.idle_s,
-                      list(range(len(tasks))))
+                      list(range(len(tasks))), _hold=hold)
             if not tasks:
                 job._ended = job._created
                 job._settled.set()
@@ -429,7 +440,8 @@ class JobBoard:
     def _next_job(self) -> Job | None:
         now = time.monotonic()
         ready = [j for j in self._jobs.values()
-                 if j._pending and j._error is None and now - j._touched <= self.idle_s]
+                 if j._pending and j._error is None and now - j._touched <= self.idle_s
+                 and (j._hold is None or not j._hold())]
         return max(ready, key=lambda j: j._order, default=None)
 
     def _dispatch(self) -> None:

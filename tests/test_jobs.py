@@ -201,3 +201,23 @@ def test_quiet_for_counts_from_the_last_task_and_is_zero_while_one_runs():
         assert job.wait(10)
         time.sleep(0.05)
         assert 0.05 <= board.quiet_for() < 5
+
+
+def test_a_held_job_starts_nothing_until_its_hold_lets_go_while_other_jobs_run():
+    """What the app's curves and timings do while a model trains (ui.shared.training)."""
+    training = threading.Event()
+    training.set()
+    with JobBoard(workers=1) as board:
+        held = board.submit("curve", [lambda: "c0", lambda: "c1"], hold=training.is_set)
+        other = board.submit("point", [lambda: "p"])
+        assert other.wait(10) and other.results() == {0: "p"}  # not stuck behind the held job
+        time.sleep(0.05)
+        assert held.held and held.done == 0 and not held.finished
+        board.touch("curve")
+        time.sleep(0.05)
+        assert held.done == 0  # a touch while held starts nothing
+        training.clear()
+        assert not held.held
+        board.touch("curve")  # a page still waiting for it: the board looks again
+        assert held.wait(10) and held.results() == {0: "c0", 1: "c1"}
+        assert not held.held

@@ -72,7 +72,8 @@ def _latency(col, v: View, r) -> None:
     """Latency through the engine obd.engines picks, measured in the background once per network structure."""
     lat = shared.latency(v.key, v.choice, v.k)
     if lat is None:
-        col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", MEASURING, f"timing… · FLOPs {r.flop_ratio:.1f}×",
+        what = "timed once the model in training is ready" if shared.training() else "timing…"
+        col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", MEASURING, f"{what} · FLOPs {r.flop_ratio:.1f}×",
                    delta_color="off", delta_arrow="off")
         return
     col.metric(f"Latency, batch {shared.LATENCY_BATCH:,}", ms_text(lat.engine_ms), speedup_text(lat),
