@@ -56,7 +56,10 @@ def _chart(v: View, wanted: list[Choice]) -> None:
     # curves of the shown mode are also looked up first: an idle board starts the first job submitted at once.
     mine = sorted((w for w in wanted if w.mode == v.choice.mode), key=lambda w: w == v.choice)
     asked = mine + [w for w in wanted if w.mode != v.choice.mode] + mine
-    running = any([shared.curve(v.key, w, v.k if w == v.choice else None)[1] is not None for w in asked])
+    curve_jobs = [shared.curve(v.key, w, v.k if w == v.choice else None)[1] for w in asked]
+    # Curves held while a model trains draw once, not every POLL_S: redrawing the chart twice a second kept
+    # chromium busy beside the training for all of it (the training banner reruns the page when it is done).
+    running = any(job is not None and not job.held for job in curve_jobs)
 
     def chart() -> None:
         if st.session_state.pop("curve_jump", False):
