@@ -33,6 +33,17 @@ Run 1 / 2 / 3:
   weight/sparse, batch 1:      99 % 15.2/11.7/10.8x [5]
 99 % of units stays under 100x: after dense's matmuls x (31 MB) comes from memory, and reading it once took
 1/172 of dense's time (load 4-5); x @ W1 in tiles costs about twice that.
+Measured 2026-11-27 09:22-09:27 UTC (issue 14: a shrunk net of at most 16 units a layer runs batches of 1,000+
+rows in one numba kernel that reads x once, `obd.engines.NarrowNet`), runs A and B on the quiet 2-core machine
+(load 0.47 / 0.50 at start, 1.4 at the end with the benchmark itself; no reading noisy; dense 354 / 408 ms at
+batch 10,000), run A / run B:
+  unit/shrunk,   batch 10,000: 50 % 3.41/3.47x [3], 90 % 26.7/23.0x [25], 95 % 43.2/44.4x, 99 % 111.6/110.2x [100]
+  weight/sparse, batch 10,000: 90 % 3.20/2.20x [2], 95 % 4.08/4.92x [4], 99 % 14.3/15.5x [15]
+  weight/sparse, batch 1:      99 % 8.72/10.65x [5]
+Two earlier runs with the same kernel at batch 10,000 (07:49 and 08:05 UTC, load 0.26 / 0.62 at start) read
+99 % 106.8/115.0x and 90 % 23.5/25.7x; one more (09:02) is left out: another job took half the CPU during it
+(every reading noisy; 99 % 112.2x*, 90 % 24.8x*). 90 % of units runs the row tiles as before (25.1-27.5x in
+the runs above): its target is met in two of these four runs, within their run-to-run spread.
 """
 
 from __future__ import annotations

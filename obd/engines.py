@@ -6,6 +6,9 @@
   with layers narrower than 16 units padded to 16, which OpenBLAS multiplies faster). Batches of 2,048 rows
   or more run in row tiles, each through every layer, on every core at once with OpenBLAS single-threaded
   (`ShrunkEngine`): 90 % of units 22-24x -> 25-26x dense, 99 % 68-70x -> 86-101x (batch 10,000, loaded).
+  A net of at most 16 units a layer (99 % of units: 784-10-10-10-10-10) runs batches of 1,000 rows or more in
+  one numba kernel that reads each row of x once and takes it through every layer (`NarrowNet`): 99 % 107-115x
+  dense in four quiet runs of benchmarks/speed.py (83-91x in row tiles before, loaded).
   Unit pruning kills whole units, so this is where unit pruning becomes speed (and a smaller .keras).
 - **sparse**: the shrunk network's kernels as CSR, run by numba: a tile kernel for batches of 16 rows or
   more, a row kernel below that.
@@ -50,6 +53,7 @@ import math
 import os
 import statistics
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -98,6 +102,17 @@ PAD_UNITS = 16
 # 1.58 vs 1.24 ms (90 %: 2.83 vs 2.57 ms). Wider nets gain too (50 % 3.1 -> 3.5x, the unpruned net 1.1x).
 TILE_MIN_BATCH = 2048
 TILE_ROWS = 2500
+# A batch of at least NARROW_MIN_BATCH rows on a shrunk net whose layers all have at most NARROW_UNITS units runs
+# in one numba kernel instead (`NarrowNet`, which gives the figures). Against the plain matmuls and row tiles
+# above, each call right after a dense one (as `measure` times them), quiet machine, medians of 15: at 99 % of
+# units (10 each) 0.57x at batch 100, 0.66x at 256 (waking numba's threads after the dense call costs more than the
+# kernel saves), 1.10x at 1,000, 1.48x at 2,048, 1.36x at 10,000; at 97 % (30 each, two chunks of 16) 0.62x, 0.77x,
+# 1.09x, 1.25x, 1.10x, but 0.93x at 10,000 with x in cache (called twice in a row), so only one chunk is allowed.
+NARROW_UNITS = 16
+NARROW_MIN_BATCH = 1000
+NARROW_CHUNK = 16  # units computed at once: a row's 16 accumulators are two AVX2 registers
+NARROW_ROWS = 8  # rows per group: 16 registers of accumulators, enough to hide the FMA latency (4 rows: 1.2x slower)
+NARROW_BLOCK = 256  # rows per parallel task (each allocates its two small buffers once)
 
 
 def shrink(net: Network) -> Network:
@@ -158,21 +173,87 @@ class DenseEngine:
         return self.net.logits(x)
 
 
+@dataclass(frozen=True, eq=False)
+class NarrowNet:
+    """A shrunk network whose layers all have at most `NARROW_UNITS` units, packed for the narrow kernel.
+
+    Why: at 99 % of units the shrunk net is 784-10-10-10-10-10, and in `ShrunkEngine`'s row tiles x @ W1 took
+    about twice as long as reading x once (31 MB at batch 10,000, from memory after a dense call): OpenBLAS
+    packs the whole input for a 10-wide product, in every tiling tried. The kernel (`_narrow_kernel_source`)
+    reads each group of `NARROW_ROWS` rows of x once and takes them through every layer while they are in L1, a
+    chunk of `NARROW_CHUNK` units at a time: each input of each row is one broadcast and two 8-lane FMAs
+    against the chunk's weights (W1's 784 x 16 chunk, 50 KB, stays in L2), on every core (prange over blocks
+    of `NARROW_BLOCK` rows). At 99 % of units, batch 10,000, quiet machine, medians of 15 calls: right after a
+    dense call 3.1 ms against 4.2 ms in row tiles (reading x alone: 2.9 ms, measured before); with x in cache
+    2.9 against 3.2 ms: the FMAs (6/16 of them on padding) are most of the time, hidden behind the reads only in
+    part. Dot products with lanes over the inputs would need no padding, but LLVM's SLP vectorizer packed them
+    across units, with gathers (20 ms). numba compiles the kernel in ~20 s, once per machine (`cache=True`).
+    `python -m benchmarks.speed`, batch 10,000, quiet 2-core machine, four runs: 99 % of units 106.8x, 115.0x,
+    111.6x and 110.2x dense (3.1-4.3 ms against dense's 354-457 ms); the row tiles read 83-91x (loaded).
+
+    sizes: (layers + 1,) units per layer, inputs first; widths: (layers,) units padded to a multiple of
+    NARROW_CHUNK; starts: (layers,) where each layer begins in `weights`; weights: per layer, per chunk,
+    (1 + inputs, NARROW_CHUNK) float32: the chunk's bias (zeros where there is none), then a row per input
+    (zeros for padded units, which so output 0 and feed nothing); relu: (layers,) bool.
+    """
+
+    sizes: np.ndarray
+    widths: np.ndarray
+    starts: np.ndarray
+    weights: np.ndarray
+    relu: np.ndarray
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """x: (n, inputs) float32, the input transform applied -> (n, classes) float32 logits."""
+        x = np.ascontiguousarray(x).view()  # (n, inputs)
+        x.flags.writeable = False  # one numba signature, one compile, whether or not the caller's x is writable
+        out = np.empty((len(x), int(self.sizes[-1])), dtype=np.float32)  # (n, classes)
+        _narrow_kernel()(x, self.sizes, self.widths, self.starts, self.weights, self.relu, out)
+        return out
+
+
+def narrow_net(net: Network) -> NarrowNet | None:
+    """`net` (a shrunk one) packed for the narrow kernel, or None when a layer has more than `NARROW_UNITS`."""
+    if max(net.sizes[1:]) > NARROW_UNITS:
+        return None
+    widths = [-(-layer.units // NARROW_CHUNK) * NARROW_CHUNK for layer in net.layers]
+    chunks = []
+    for layer, width in zip(net.layers, widths):
+        packed = np.zeros((1 + layer.inputs, width), np.float32)  # (bias + inputs, padded units)
+        packed[1:, : layer.units] = layer.kernel
+        if layer.bias is not None:
+            packed[0, : layer.units] = layer.bias
+        by_chunk = packed.reshape(1 + layer.inputs, width // NARROW_CHUNK, NARROW_CHUNK).transpose(1, 0, 2)
+        chunks.append(by_chunk.ravel())  # (chunks, 1 + inputs, NARROW_CHUNK), flat
+    return NarrowNet(
+        sizes=np.array(net.sizes, dtype=np.int64),
+        widths=np.array(widths, dtype=np.int64),
+        starts=np.cumsum([0] + [len(c) for c in chunks[:-1]]).astype(np.int64),
+        weights=np.concatenate(chunks),
+        relu=np.array([layer.activation == "relu" for layer in net.layers]),
+    )
+
+
 @dataclass(frozen=True)
 class ShrunkEngine(DenseEngine):
     """The shrunk network (`shrink`, narrow layers padded): dense matmuls on smaller matrices.
 
-    A batch of at least `TILE_MIN_BATCH` rows runs in row tiles of at most `TILE_ROWS`, each through every layer
-    while its activations stay in cache, on all cores at once (the calling thread and `_tile_pool`'s), each
-    thread calling OpenBLAS single-threaded (`_single_threaded_blas`). Smaller batches, and any process where numpy's
-    OpenBLAS thread count cannot be set (another BLAS, an OpenMP build, one core), run as `DenseEngine` does.
-    The logits agree within float32 rounding (BLAS blocks a tile's product as it likes).
+    A batch of at least `NARROW_MIN_BATCH` rows on a net whose layers all have at most `NARROW_UNITS` units runs
+    in the narrow kernel instead (`NarrowNet`). Otherwise a batch of at least `TILE_MIN_BATCH` rows runs in row
+    tiles of at most `TILE_ROWS`, each through every layer while its activations stay in cache, on all cores at
+    once (the calling thread and `_tile_pool`'s), each thread calling OpenBLAS single-threaded
+    (`_single_threaded_blas`). Smaller batches, and any process where numpy's OpenBLAS thread count cannot be set
+    (another BLAS, an OpenMP build, one core), run as `DenseEngine` does. The logits agree within float32
+    rounding (BLAS blocks a tile's product as it likes; the narrow kernel sums each unit's inputs in order).
     """
 
     name: str = "shrunk"
+    narrow: NarrowNet | None = None  # `narrow_net` of the shrunk net (before padding), when it is narrow enough
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)  # (n, inputs)
+        if self.narrow is not None and len(x) >= NARROW_MIN_BATCH:
+            return self.narrow.logits(self.net.prepare(x))
         pool = _tile_pool() if len(x) >= TILE_MIN_BATCH else None
         if pool is None:
             return self.net.logits(x)
@@ -360,6 +441,67 @@ def _sparse_rows(x, inputs, sizes, indptr, indices, data, bias, relu, out):  # p
             out[row, k] = a[k]
 
 
+_NUMBA_OPTIONS = dict(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
+
+_NARROW_KERNEL = """
+def narrow_rows(x, sizes, widths, starts, weights, relu, out):
+    n = x.shape[0]
+    for block in prange((n + BLOCK - 1) // BLOCK):
+        a = np.empty((ROWS, widths.max()), np.float32)  # (rows, units): a layer's input
+        b = np.empty((ROWS, widths.max()), np.float32)  # (rows, units): its output
+        for start in range(block * BLOCK, min(n, (block + 1) * BLOCK), ROWS):
+            last = min(ROWS, n - start) - 1  # a short last group repeats its last row, which is not written out
+{x_rows}
+            layer = 0
+{first}
+            for layer in range(1, sizes.shape[0] - 1):
+                a, b = b, a
+{a_rows}
+{rest}
+            for r in range(last + 1):
+                for k in range(out.shape[1]):
+                    out[start + r, k] = b[r, k]
+"""
+
+# One layer on a group of rows, from the row views {src}0.. into b (its two copies differ only in {src}: x's rows
+# are read-only arrays, b's are not, and numba cannot hold both in one variable)
+_NARROW_LAYER = """
+floor = np.float32(0.0) if relu[layer] else np.float32(-np.inf)
+inputs = sizes[layer]
+size = (1 + inputs) * CHUNK  # entries per chunk of CHUNK units
+for c in range(widths[layer] // CHUNK):
+    # slices, so the loop index counts from 0 and numba drops its negative-index checks
+    w = weights[starts[layer] + c * size:starts[layer] + (c + 1) * size]  # (1 + inputs, CHUNK): bias, then inputs
+{init}
+    for i in range(inputs):
+        wi = w[(i + 1) * CHUNK:(i + 2) * CHUNK]  # (CHUNK,) input i's weights into the chunk's units
+{load}
+{update}
+{store}
+"""
+
+
+def _narrow_kernel_source() -> str:
+    """`_NARROW_KERNEL` with one line per accumulator: the scalar s{r}_{k} is row r's unit k of a chunk (one
+    scalar per lane, for the reason the tile kernel's lanes are scalars; LLVM's SLP vectorizer packs them)."""
+    rows, units = range(NARROW_ROWS), range(NARROW_CHUNK)
+
+    def layer(src: str, indent: int) -> str:
+        update = [f"v{r} = {src}{r}[i]\n" + "\n".join(f"s{r}_{k} += v{r} * w{k}" for k in units) for r in rows]
+        body = _NARROW_LAYER.format(
+            init=textwrap.indent("\n".join(f"s{r}_{k} = w[{k}]" for r in rows for k in units), " " * 4),
+            load=textwrap.indent("\n".join(f"w{k} = wi[{k}]" for k in units), " " * 8),
+            update=textwrap.indent("\n".join(update), " " * 8),
+            store=textwrap.indent("\n".join(f"b[{r}, c * CHUNK + {k}] = max(s{r}_{k}, floor)" for r in rows
+                                            for k in units), " " * 4))
+        return textwrap.indent(body.strip("\n").replace("CHUNK", str(NARROW_CHUNK)), " " * indent)
+
+    source = _NARROW_KERNEL.replace("BLOCK", str(NARROW_BLOCK)).replace("ROWS", str(NARROW_ROWS))
+    return source.format(x_rows="\n".join(f"            x{r} = x[start + min({r}, last)]" for r in rows),
+                         a_rows="\n".join(f"                a{r} = a[{r}]" for r in rows),
+                         first=layer("x", 12), rest=layer("a", 16))
+
+
 @functools.cache
 def _kernels() -> tuple[Callable, Callable]:
     """(tile kernel, row kernel), compiled (or loaded from numba's on-disk cache) on first use.
@@ -368,10 +510,20 @@ def _kernels() -> tuple[Callable, Callable]:
     """
     import numba
 
-    options = dict(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
     namespace = {"__name__": __name__, "np": np, "prange": numba.prange, "get_thread_id": numba.get_thread_id}
     exec(compile(_tile_kernel_source(), __file__, "exec"), namespace)  # this file's name: numba can cache it
-    return numba.njit(parallel=True, **options)(namespace["sparse_tiles"]), numba.njit(**options)(_sparse_rows)
+    return (numba.njit(parallel=True, **_NUMBA_OPTIONS)(namespace["sparse_tiles"]),
+            numba.njit(**_NUMBA_OPTIONS)(_sparse_rows))
+
+
+@functools.cache
+def _narrow_kernel() -> Callable:
+    """The narrow kernel (`_narrow_kernel_source`), compiled (or loaded from numba's on-disk cache) on first use."""
+    import numba
+
+    namespace = {"__name__": __name__, "np": np, "prange": numba.prange}
+    exec(compile(_narrow_kernel_source(), __file__, "exec"), namespace)  # this file's name: numba can cache it
+    return numba.njit(parallel=True, **_NUMBA_OPTIONS)(namespace["narrow_rows"])
 
 
 def _threads() -> int:
@@ -425,7 +577,8 @@ def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> 
     if kind == "sparse":
         return sparse_engine(net)
     if kind == "shrunk":
-        return ShrunkEngine(_pad_narrow(shrink(net)))
+        small = shrink(net)
+        return ShrunkEngine(_pad_narrow(small), narrow=narrow_net(small))
     return DenseEngine(net)
 
 

@@ -7,6 +7,7 @@ benchmarks/speed.py for the speed targets).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ from obd.engines import (
     table,
 )
 from obd.model import ModelSpec, TrainConfig, build_model, load_model, save_model, train
-from obd.network import Layer, Network, from_keras, to_keras
+from obd.network import InputNorm, Layer, Network, from_keras, to_keras
 from obd.plots import speed_figure, speed_reading
 from obd.pruning import prune
 
@@ -126,7 +127,7 @@ def test_shrunk_engine_in_row_tiles_on_every_core_gives_the_same_logits(which, s
 
     net = request.getfixturevalue(which)
     pruned = prune(net, sparsity, "unit").net
-    engine = build_engine(pruned, "shrunk")
+    engine = dataclasses.replace(build_engine(pruned, "shrunk"), narrow=None)  # narrow nets: row tiles all the same
     blas = engines._openblas()
     threads = blas[1]() if blas else None
     for batch, rows in ((engines.TILE_MIN_BATCH, engines.TILE_ROWS), (3001, 250), (777, 100)):
@@ -138,13 +139,54 @@ def test_shrunk_engine_in_row_tiles_on_every_core_gives_the_same_logits(which, s
         assert blas[1]() == threads, "OpenBLAS gets its thread count back after the call"
 
 
+@pytest.fixture(scope="module")
+def mixed_net(small_net, mnist) -> Network:
+    """small_net without its second layer's bias, behind a per-pixel standardization: both kinds of layer and an
+    input transform in one net."""
+    layers = tuple(layer.replace(layer.kernel, None if i == 1 else layer.bias)
+                   for i, layer in enumerate(small_net.layers))
+    pixels = mnist.x_test.reshape(len(mnist.x_test), -1)
+    return Network(layers, input_norm=InputNorm.standardize(pixels.mean(axis=0), pixels.std(axis=0) + 0.1))
+
+
+@pytest.mark.parametrize("mode, sparsity, units", [
+    ("unit", 0.99, None),  # 1 unit a layer: one chunk of 16, mostly padding
+    ("unit", 0.8, 32),  # small_net: 26 and 13 units, two chunks then one
+    ("unit", 0.0, 128),  # the whole net (small_net: 128 and 64 units, 8 and 4 chunks)
+    ("weight", 0.5, 128),  # scattered zeros inside the chunks
+])
+@pytest.mark.parametrize("which", ["small_net", "nobias_net", "mixed_net"])
+def test_narrow_kernel_gives_the_dense_logits(which, mode, sparsity, units, mnist, request, monkeypatch):
+    import obd.engines as engines
+
+    if units:
+        monkeypatch.setattr(engines, "NARROW_UNITS", units)  # the kernel takes any width; speed sets the limit
+    net = request.getfixturevalue(which)
+    pruned = prune(net, sparsity, mode).net
+    engine = build_engine(pruned, "shrunk")
+    assert engine.narrow is not None and engine.narrow.sizes.tolist() == list(shrink(pruned).sizes)
+    for batch in (1, 7, 100, 2049, 10_000):  # a short group of 8 rows; a short block of 256; every image
+        x = mnist.x_test[:batch]
+        want = pruned.logits(x)
+        assert_logits_close(engine.narrow.logits(pruned.prepare(x)), want)
+        assert_logits_close(engine.logits(x), want)  # the narrow kernel from NARROW_MIN_BATCH rows, else matmuls
+
+
+def test_only_narrow_nets_run_in_the_narrow_kernel(small_net):
+    assert build_engine(prune(small_net, 0.9, "unit").net, "shrunk").narrow is not None, "13 and 7 units"
+    assert build_engine(prune(small_net, 0.8, "unit").net, "shrunk").narrow is None, "26 and 13 units"
+    assert build_engine(small_net, "shrunk").narrow is None
+
+
 def test_shrunk_engine_falls_back_to_plain_matmuls_without_a_settable_openblas(small_net, mnist, monkeypatch):
     import obd.engines as engines
 
-    pruned = prune(small_net, 0.9, "unit").net
+    pruned = prune(small_net, 0.5, "unit").net  # 64 and 32 units: too wide for the narrow kernel
     monkeypatch.setattr(engines, "_tile_pool", lambda: None)  # what a missing library or symbol gives
     x = mnist.x_test[: engines.TILE_MIN_BATCH + 1]
-    assert_logits_close(build_engine(pruned, "shrunk").logits(x), pruned.logits(x))
+    engine = build_engine(pruned, "shrunk")
+    assert engine.narrow is None
+    assert_logits_close(engine.logits(x), pruned.logits(x))
 
 
 def test_single_threaded_blas_is_nested_and_gives_the_count_back(monkeypatch):
