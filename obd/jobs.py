@@ -440,8 +440,7 @@ class JobBoard:
     def _next_job(self) -> Job | None:
         now = time.monotonic()
         ready = [j for j in self._jobs.values()
-                 if j._pending and j._error is None and now - j._touched <= self.idle_s
-                 and (j._hold is None or not j._hold())]
+                 if j._pending and j._error is None and now - j._touched <= self.idle_s and not j.held]
         return max(ready, key=lambda j: j._order, default=None)
 
     def _dispatch(self) -> None:
