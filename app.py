@@ -27,6 +27,7 @@ from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_s
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
 SWITCH_NOTE_S = 30.0  # how long the page says it switched to the model that finished training
+AFTER_PAINT_S = 0.25  # how soon after the browser has mounted a session's first page its open tab follows
 PRESENT_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
@@ -197,6 +198,11 @@ def route(name: str, v: View, cur: dict | None) -> None:
     """Draw the open tab's view. Its module (ui/<name>.py) is imported here, on first use: the views' libraries
     (plotly, scipy's image tools) then load after the metrics are drawn, where at the top of this file they cost a
     later start's first run 1.4 s before anything showed."""
+    # pandas before any view: plotly reads sys.modules["pandas"] without importing it, and a module that a job's
+    # thread is still importing would be seen half initialized ("no attribute Series"); an import waits for it.
+    # Here, not at the top: it costs 0.35 s, after the first paint (`_after_first_paint`).
+    import pandas  # noqa: F401
+
     view = importlib.import_module(f"ui.{name.lower()}")
     if name in NEEDS_POINT:
         if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
@@ -207,6 +213,19 @@ def route(name: str, v: View, cur: dict | None) -> None:
         view.render()
     else:
         view.render(v)
+
+
+def _after_first_paint() -> None:
+    """A session's first run draws the sidebar and the metrics row only. The open tab (the curves chart is plotly's
+    4.6 MB of JavaScript) and the latency timing competed with that first paint for the 2 cores: a later start
+    painted the metrics at about 4.3 s beside them and 3.5 s without. This fragment's timer starts once the
+    browser has mounted the page; its first tick reruns the whole page, which then draws the rest. (Any click
+    before it does the same.)"""
+    @st.fragment(run_every=AFTER_PAINT_S)
+    def tick() -> None:
+        if st.session_state.get("full_runs", 0):  # not in the first run itself, where the fragment is drawn
+            st.rerun()
+    tick()
 
 
 def _state() -> tuple:
@@ -223,6 +242,7 @@ def main() -> None:
         problems.append(bad_lesson)
     if problems:  # shown until the first control is moved (polls rerun the page too)
         st.session_state.url_problems = (problems, _state())
+    painted = st.session_state.get("full_runs", 0) > 0  # the browser has drawn this session's page before
     present = bool(st.session_state.get("present"))
     if present:
         st.html(PRESENT_CSS)
@@ -248,17 +268,20 @@ def main() -> None:
         st.stop()
     st.caption(f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "
                f"at {k} % ({c.budget} budget)")
-    v = View(key, c, k, present)
+    v = View(key, c, k, present, painted)
     lesson_box = st.container()  # above the numbers it quotes, filled once they exist
     cur = metrics.render(v)
     with lesson_box:
         lesson.render(v, cur, VIEWS)
     tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
     for name, tab in zip(VIEWS, tabs):
-        if tab.open:
+        if tab.open and painted:
             with tab:
                 route(name, v, cur)
     metrics.poll_latency(v)
+    if not painted:
+        _after_first_paint()
+    st.session_state.full_runs = st.session_state.get("full_runs", 0) + 1
     shared.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
 
 

@@ -18,8 +18,12 @@ no network, seconds, the same 2.5 GB tree inside the project); `--venv fresh` ru
 is printed apart from the start-up times. MNIST comes from $OBD_MNIST_PATH (this machine is offline).
 The clock starts when the server is launched; the browser is started before (a user's is already open).
 
-Selectors: Streamlit's `[data-testid='stMetric']` (visible) for "usable", and the page's text for the default
-model's sizes, so that either holds whichever element (caption, banner) the page puts them in.
+Selectors: Streamlit's `[data-testid='stMetric']` for "usable", and the page's text for the default model's sizes,
+so that either holds whichever element (caption, banner) the page puts them in. "Usable" is read in the page: a
+script added before the page loads notes the time of the second animation frame after a metric with text and a
+size is in the document (the frame after the one that painted it). Playwright's own wait polls, and while
+chromium's main thread is busy (plotly's JavaScript) its poll lagged the paint by 0.5-2.9 s; that time is
+printed beside it ("the harness saw it").
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both]
            [--rev HEAD] [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--timeout 900]
@@ -51,6 +55,15 @@ TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0}
 METRIC = "[data-testid='stMetric']"
 FIRST_CONTENT = ", ".join(f"[data-testid='{t}']" for t in ("stMetric", "stProgress", "stAlert", "stException"))
 DEFAULT_SIZES = " → ".join(map(str, (INPUTS, *preset_spec(DEFAULT_PRESET).hidden, CLASSES)))
+PAINT_PROBE = f"""
+new MutationObserver((_, observer) => {{
+  const m = document.querySelector("{METRIC}");
+  if (m && m.getBoundingClientRect().width > 0 && m.innerText.trim()) {{
+    observer.disconnect();
+    requestAnimationFrame(() => requestAnimationFrame(() => {{ window.__metricPainted = Date.now(); }}));
+  }}
+}}).observe(document, {{subtree: true, childList: true, characterData: true}});
+"""
 
 
 def clone(source: Path, dest: Path, rev: str) -> None:
@@ -136,6 +149,7 @@ def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, 
             time.sleep(0.05)
         seen("health_s")
         page = browser.new_page()
+        page.add_init_script(PAINT_PROBE)
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.goto(url, timeout=timeout_s * 1000)
         first = page.wait_for_selector(FIRST_CONTENT, state="visible", timeout=timeout_s * 1000)
@@ -143,7 +157,11 @@ def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, 
             raise RuntimeError(f"the page shows an exception:\n{first.inner_text()[:2000]}")
         seen("first_content_s", f" ({first.get_attribute('data-testid')})")
         page.wait_for_selector(METRIC, state="visible", timeout=timeout_s * 1000)
-        seen("usable_s")
+        seen("harness_saw_metric_s")
+        painted_ms = page.wait_for_function("window.__metricPainted", timeout=timeout_s * 1000).json_value()
+        # both clocks are the wall clock: the launch's perf_counter reading moved onto it
+        out["usable_s"] = painted_ms / 1000 - (time.time() - (time.perf_counter() - launched))
+        print(f"    {out['usable_s']:7.1f} s  usable (metrics painted, timed in the page)", flush=True)
         if wait_default:  # None when it is not shown in time: the page is then left as it was
             left = max(1.0, timeout_s - (time.perf_counter() - launched))
             try:
@@ -205,17 +223,19 @@ def main() -> None:
                 # once stands for that browser; a new context per start (nothing cached) is printed beside it.
                 returning, port = browser.new_context(), free_port()
                 open_page(returning, project, cache, log, args.timeout, wait_default=False, port=port)
-                starts: dict[str, list[float]] = {"returning browser": [], "empty browser cache": []}
+                starts: dict[str, list[dict]] = {"returning browser": [], "empty browser cache": []}
                 for i in range(args.runs):
                     for how, where, at in (("returning browser", returning, port),
                                            ("empty browser cache", browser, None)):
                         print(f"later start {i + 1} (model cache filled; {how}):", flush=True)
                         starts[how].append(open_page(where, project, cache, log, args.timeout, wait_default=False,
-                                                     port=at)["usable_s"])
-                for how, times in starts.items():
+                                                     port=at))
+                for how, runs in starts.items():
+                    times = [r["usable_s"] for r in runs]
                     print(f"  later start to metrics, {how}, median of {len(times)}: "
                           f"{verdict(statistics.median(times), TARGETS['later_metrics_s'])} "
-                          f"(each: {', '.join(f'{t:.1f}' for t in times)})")
+                          f"(each: {', '.join(f'{t:.1f}' for t in times)}; the harness saw them at "
+                          f"{', '.join(f'{r['harness_saw_metric_s']:.1f}' for r in runs)})")
                 returning.close()
             browser.close()
         watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]

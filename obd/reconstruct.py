@@ -32,11 +32,10 @@ import glob
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy
-from scipy.linalg import cho_factor, cho_solve
 
 from .allocation import Profile, allocate, loss_profiles
 from .network import Layer, Network
@@ -79,8 +78,17 @@ def gram(x: np.ndarray, damping: float) -> np.ndarray:
     return h
 
 
+def _cholesky() -> tuple[Callable, Callable]:
+    """scipy's Cholesky factor and solve, imported on first use: obd.methods imports this module, and scipy.linalg's
+    0.2 s of imports were a fifth of the dashboard's first run, which never reconstructs."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    return cho_factor, cho_solve
+
+
 def inverse(h: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive-definite matrix via Cholesky. (d, d) -> (d, d)"""
+    cho_factor, cho_solve = _cholesky()
     return cho_solve(cho_factor(h), np.eye(len(h)))
 
 
@@ -138,6 +146,7 @@ def refit(h: np.ndarray, hinv: np.ndarray, w_opt: np.ndarray, mask: np.ndarray) 
     rhs = h @ w_opt  # (inputs, units)
     z = np.zeros_like(out)  # OBS multipliers, nonzero on removed entries: the update is -H^-1 z, one matmul
     h32, hinv32 = h.astype(np.float32), hinv.astype(np.float32)  # halves the per-column gathers and solves
+    cho_factor, cho_solve = _cholesky()  # before the block: it finds scipy's OpenBLAS among the loaded libraries
     with _single_threaded_lapack():
         for j in range(w_opt.shape[1]):
             keep = np.flatnonzero(mask[:, j])
@@ -509,6 +518,7 @@ def _refit_rows(x: np.ndarray, live: np.ndarray, target: np.ndarray, kernel: np.
     if live.all() or not live.any():
         return kernel
     rows = np.flatnonzero(live)
+    cho_factor, cho_solve = _cholesky()
     xs = x[:, rows]  # (n, live inputs)
     out = kernel.copy()
     out[rows] = cho_solve(cho_factor(gram(xs, damping)), xs.T.astype(np.float64) @ target)

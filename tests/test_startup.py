@@ -187,6 +187,15 @@ print(first.fingerprint(), second.fingerprint(), sorted(m for m in ("tensorflow"
     assert loaded.strip() == "[]", f"TensorFlow or Keras was imported: {loaded}"
 
 
+def test_the_dashboards_module_imports_leave_out_pandas_and_scipy_linalg():
+    """What a session's first run imports before it paints the metrics: app.py's module-level imports. pandas
+    (0.35 s) waits for the first view drawn, scipy.linalg (0.2 s) for the first reconstruction."""
+    code = "import sys, app; print(sorted(m for m in ('pandas', 'scipy.linalg') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", f"imported before the first paint: {r.stdout}"
+
+
 def test_progress_is_reported_a_few_times_a_second_and_at_the_last_batch(mnist):
     seen: list[tuple[float, int]] = []
 

@@ -69,6 +69,6 @@ def render(v: View, cur: dict | None, tabs: tuple[str, ...]) -> None:
 
 def _facts(v: View) -> explain.Facts:
     """The numbers the page shows for this state, as obd.explain collects them."""
-    lat = shared.latency(v.key, v.choice, v.k)
+    lat = shared.latency(v.key, v.choice, v.k, start=v.painted)
     return shared.state_facts(v.key, v.choice, v.k, None if lat is None else lat.speedup,
                               None if lat is None else lat.engine)

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import numpy as np
-import pandas  # noqa: F401  before any job thread can import it: plotly reads sys.modules["pandas"] without
-# importing, and a module another thread is still importing would be seen half initialized ("no attribute Series")
 import streamlit as st
 
 from obd import engines, explain
@@ -430,9 +428,9 @@ def _pruned_quick(key: ModelKey, c: Choice, k: int) -> Pruned | None:
 
 
 # ---------------------------------------------------------------- latency
-def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
+def latency(key: ModelKey, c: Choice, k: int, start: bool = True) -> engines.Latency | None:
     """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured as a background job (so it never
-    runs beside other background work); None until measured.
+    runs beside other background work); None until measured. `start=False` only looks: no job is started.
 
     A latency depends on the pruned net's structure only (obd.engines.structure_key): obd.engines keeps one
     reading per structure, so nets of identical shapes read identically and a second state of the same shapes
@@ -451,6 +449,8 @@ def latency(key: ModelKey, c: Choice, k: int) -> engines.Latency | None:
         stores()["structures"].put((key, c, k), structure)
         return reading
 
+    if not start:
+        return None
     job = submit(None, ("latency", key, c, k), [measure], label="timing the pruned network", hold=training)
     return job.results().get(0) if job.finished else None
 

@@ -58,6 +58,7 @@ class View:
     choice: Choice
     k: int  # sparsity in percent, 0..99
     present: bool  # presenter mode: large type, explanations as visible text
+    painted: bool = True  # False in a session's first run, before the browser has drawn the page once
 
 
 def url_percent(value: str | None, default: int) -> int | None:
