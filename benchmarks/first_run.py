@@ -232,10 +232,11 @@ def main() -> None:
                                                      port=at))
                 for how, runs in starts.items():
                     times = [r["usable_s"] for r in runs]
+                    saw = [r["harness_saw_metric_s"] for r in runs]
                     print(f"  later start to metrics, {how}, median of {len(times)}: "
                           f"{verdict(statistics.median(times), TARGETS['later_metrics_s'])} "
                           f"(each: {', '.join(f'{t:.1f}' for t in times)}; the harness saw them at "
-                          f"{', '.join(f'{r['harness_saw_metric_s']:.1f}' for r in runs)})")
+                          f"{', '.join(f'{t:.1f}' for t in saw)})")
                 returning.close()
             browser.close()
         watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]
