@@ -8,6 +8,7 @@ with nothing trained opens at once on the tiny preset while the chosen model tra
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import tempfile
@@ -27,7 +28,7 @@ from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_s
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
 SWITCH_NOTE_S = 30.0  # how long the page says it switched to the model that finished training
-AFTER_PAINT_S = 0.25  # how soon after the browser has mounted a session's first page its open tab follows
+FIRST_PAINT_S = 0.5  # a session's first run pauses this long between the metrics row and the open tab
 PRESENT_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
@@ -200,7 +201,7 @@ def route(name: str, v: View, cur: dict | None) -> None:
     later start's first run 1.4 s before anything showed."""
     # pandas before any view: plotly reads sys.modules["pandas"] without importing it, and a module that a job's
     # thread is still importing would be seen half initialized ("no attribute Series"); an import waits for it.
-    # Here, not at the top: it costs 0.35 s, after the first paint (`_after_first_paint`).
+    # Here, not at the top: it costs 0.35 s, after the metrics row (`_let_the_metrics_paint`).
     import pandas  # noqa: F401
 
     view = importlib.import_module(f"ui.{name.lower()}")
@@ -215,17 +216,14 @@ def route(name: str, v: View, cur: dict | None) -> None:
         view.render(v)
 
 
-def _after_first_paint() -> None:
-    """A session's first run draws the sidebar and the metrics row only. The open tab (the curves chart is plotly's
-    4.6 MB of JavaScript) and the latency timing competed with that first paint for the 2 cores: a later start
-    painted the metrics at about 4.3 s beside them and 3.5 s without. This fragment's timer starts once the
-    browser has mounted the page; its first tick reruns the whole page, which then draws the rest. (Any click
-    before it does the same.)"""
-    @st.fragment(run_every=AFTER_PAINT_S)
-    def tick() -> None:
-        if st.session_state.get("full_runs", 0):  # not in the first run itself, where the fragment is drawn
-            st.rerun()
-    tick()
+def _let_the_metrics_paint() -> None:
+    """A session's first run pauses between the metrics row and the open tab. The tab (the curves chart is plotly's
+    4.6 MB of JavaScript) and the latency timing competed with the browser's first paint of the metrics for the 2
+    cores: a later start painted them at about 4.3 s beside both and 3.5 s without. Streamlit sends each element
+    as it is drawn, so the browser paints the metrics during the pause (0.3-0.6 s after they arrive, measured).
+    Once per session, and a sleep: no CPU. (A timer fragment whose first tick reran the page did the same, but its
+    ticks went on until that rerun started, and under a class's load the server drowned in them.)"""
+    time.sleep(FIRST_PAINT_S)
 
 
 def _state() -> tuple:
@@ -274,13 +272,14 @@ def main() -> None:
     with lesson_box:
         lesson.render(v, cur, VIEWS)
     tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
+    if not painted:
+        _let_the_metrics_paint()
+        v = dataclasses.replace(v, painted=True)
     for name, tab in zip(VIEWS, tabs):
-        if tab.open and painted:
+        if tab.open:
             with tab:
                 route(name, v, cur)
     metrics.poll_latency(v)
-    if not painted:
-        _after_first_paint()
     st.session_state.full_runs = st.session_state.get("full_runs", 0) + 1
     shared.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
 

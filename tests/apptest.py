@@ -13,10 +13,8 @@ TIMEOUT = 300  # seconds: the first run trains the tiny preset
 
 
 def waiting(at: AppTest) -> bool:
-    """Whether the page still waits: for a background job (a progress bar, or a latency being measured), or for
-    the run after a session's first, which draws the open tab (app.py's `_after_first_paint`)."""
-    first_run = "full_runs" in at.session_state and at.session_state["full_runs"] < 2
-    return first_run or bool(at.get("progress")) or any(m.value == MEASURING for m in at.metric)
+    """Whether the page still waits for a background job (a progress bar, or a latency being measured)."""
+    return bool(at.get("progress")) or any(m.value == MEASURING for m in at.metric)
 
 
 def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:

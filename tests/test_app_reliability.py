@@ -20,7 +20,7 @@ def test_a_fine_tuned_point_stays_in_the_session_that_made_it(tiny):
     def session():
         at = AppTest.from_file(APP, default_timeout=300)
         at.query_params.update(preset="tiny", mode="unit", sparsity="50")
-        return settle(at.run())  # the first run draws no tab
+        return at.run()
 
     def fine_tuned_curves(at) -> list[str]:
         traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]  # the curves chart comes first

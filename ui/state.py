@@ -58,7 +58,7 @@ class View:
     choice: Choice
     k: int  # sparsity in percent, 0..99
     present: bool  # presenter mode: large type, explanations as visible text
-    painted: bool = True  # False in a session's first run, before the browser has drawn the page once
+    painted: bool = True  # False in a session's first run until its metrics row had time to paint
 
 
 def url_percent(value: str | None, default: int) -> int | None:
