@@ -44,6 +44,18 @@ Two earlier runs with the same kernel at batch 10,000 (07:49 and 08:05 UTC, load
 99 % 106.8/115.0x and 90 % 23.5/25.7x; one more (09:02) is left out: another job took half the CPU during it
 (every reading noisy; 99 % 112.2x*, 90 % 24.8x*). 90 % of units runs the row tiles as before (25.1-27.5x in
 the runs above): its target is met in two of these four runs, within their run-to-run spread.
+Measured 2026-11-27 11:36-11:41 UTC, code unchanged (issue 14: attempts at 90 % of units left out, see below), runs C
+and D on the 2-core machine shared with another engineer's work; load average at start 1.28 / 2.14 (run D is over
+the 1.5 limit for a valid timing), 1.60 / 1.67 at the end; no reading noisy; dense 428 / 469 ms at batch 10,000,
+0.38 / 0.44 ms at batch 1; run C / run D:
+  unit/shrunk,   batch 10,000: 50 % 3.30/3.49x [3], 90 % 25.9/27.3x [25], 95 % 44.5/43.6x, 99 % 106.2/117.3x [100]
+  weight/sparse, batch 10,000: 90 % 2.24/2.50x [2], 95 % 6.34/5.71x [4], 99 % 17.6/16.7x [15]
+  weight/sparse, batch 1:      99 % 11.7/9.74x [5]
+Tried for 90 % of units, not kept (each A/B right after a dense call, as `measure` times, ratios to dense in one
+run): the narrow kernel widened to 32-unit chunks in AVX-512 registers (numba told "-prefer-256-bit"), 11.3 ms
+against the row tiles' ~14.4 ms with x in cache, but 21-22x against the row tiles' 26-27x right after dense, also
+when its tiles were spread over the tile pool instead of prange; copying each group of x's rows first: 18x; hidden
+layers padded to 112 units for OpenBLAS: 23.2x (all) and 24.7x (first only) against 26.6x unpadded.
 """
 
 from __future__ import annotations
