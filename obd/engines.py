@@ -81,9 +81,10 @@ ROW_BY_ROW = 16  # smaller batches run row by row on one thread: a tile of 64 wo
 # largest kept fraction at which both runs were at least 1.2x faster, so "auto" is not slower than dense.
 # Re-measured 2026-11-27 (issue 14), a quiet run and one at load 4: at 30 % kept sparse had fallen behind dense
 # at batch 256 (0.83/0.83x), 1,000 (0.74/0.75x) and 10,000 (0.80/0.80x), and at batch 64 20 % kept read 0.80x
-# (quiet). Kept now, quiet run: batch 64 1.82x at 15 %; batch 128 1.44x at 25 % (30 %: 1.23/0.97x); batch 256
-# 1.64x at 20 %; batch 1,000 2.10x and 10,000 1.62x at 15 % (20 %: 1.13x and 1.11x).
-SPARSE_MAX_DENSITY = {1: 0.25, 8: 0.1, LANES: 0.15, 2 * LANES: 0.25, 4 * LANES: 0.2, 1000: 0.15}
+# (quiet). The same rule over two quiet runs gives: batch 1 1.79/1.85x and 4 1.37/1.26x at 25 %; 8 1.20/1.40x at
+# 10 %; 16 2.01/1.37x and 32 2.23/2.04x at 5 % (at 10 %: 1.12/1.06x and 1.66/1.01x); 64 1.82/1.40x at 15 %; 128
+# 1.43/1.41x and 256 1.64/1.25x at 20 %; 1,000 2.10/1.53x and 10,000 1.62/2.02x at 15 %.
+SPARSE_MAX_DENSITY = {1: 0.25, 8: 0.1, ROW_BY_ROW: 0.05, LANES: 0.15, 2 * LANES: 0.2, 1000: 0.15}
 # Below this many weights (after shrinking) the dense matmuls are so small that the tile kernel's fixed costs
 # weigh more: on the tiny preset (784-128-64-10, 110k weights) sparse vs dense measured 0.67x at 20 % kept and
 # 1.0x at 10 % (batch 100), 1.5x at 5 %. Batches of tiles there go sparse only at SMALL_NET_MAX_DENSITY.
