@@ -240,7 +240,7 @@ def main() -> None:
         problems.append(bad_lesson)
     if problems:  # shown until the first control is moved (polls rerun the page too)
         st.session_state.url_problems = (problems, _state())
-    painted = st.session_state.get("full_runs", 0) > 0  # the browser has drawn this session's page before
+    painted = st.session_state.get("painted", False)  # this session's first run has paused for the metrics
     present = bool(st.session_state.get("present"))
     if present:
         st.html(PRESENT_CSS)
@@ -274,13 +274,13 @@ def main() -> None:
     tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
     if not painted:
         _let_the_metrics_paint()
+        st.session_state.painted = True
         v = dataclasses.replace(v, painted=True)
     for name, tab in zip(VIEWS, tabs):
         if tab.open:
             with tab:
                 route(name, v, cur)
     metrics.poll_latency(v)
-    st.session_state.full_runs = st.session_state.get("full_runs", 0) + 1
     shared.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
 
 

@@ -106,7 +106,7 @@ def poll_latency(v: View) -> None:
     """While the latency is measured, look for it every POLL_S and rerun the page once it exists. Called at the end
     of the page: a fragment placed before the views would shift their positions, and with them their fragments'
     identities, between the run that measures and the run that shows."""
-    if not v.painted or shared.point(v.key, v.choice, v.k) is None or shared.latency(v.key, v.choice, v.k) is not None:
+    if shared.point(v.key, v.choice, v.k) is None or shared.latency(v.key, v.choice, v.k) is not None:
         return
 
     @st.fragment(run_every=POLL_S)
