@@ -232,6 +232,19 @@ def test_a_reconstruction_point_is_computed_in_the_background_while_the_page_ans
     assert_metrics_match(at, tiny, mnist, "obs", "unit", 74, "global")
 
 
+def test_with_others_connected_a_new_magnitude_state_is_a_background_job(tiny, mnist, monkeypatch):
+    from ui import shared
+    from ui.state import Choice, ModelKey
+
+    at = open_app(mode="unit", sparsity="20")
+    monkeypatch.setattr(shared, "alone", lambda: False)  # a class on the server
+    at.slider(key="sparsity").set_value(53).run()
+    assert not any(m.label == "Test accuracy" for m in at.metric), "the run did not evaluate the new state"
+    assert any("in the background" in i.value for i in at.info) and at.get("progress")
+    assert shared.point_job(ModelKey("preset", "tiny"), Choice("magnitude", "unit", "layer", False), 53) is not None
+    assert_metrics_match(settle(at), tiny, mnist, "magnitude", "unit", 53)
+
+
 def test_the_address_carries_prune_output_and_presenter_mode():
     at = open_app(mode="weight", sparsity="40", prune_output="1", present="1")
     assert at.checkbox(key="prune_output").value and at.toggle(key="present").value

@@ -37,6 +37,7 @@ def test_one_session_sees_its_sparsity_and_mode_with_obds_numbers(server, tiny, 
             await session.close()
 
     moved, switched, stale = asyncio.run(scenario())
+    assert moved["runs"] == 1, "alone on the server, a new magnitude state is computed in the page's run"
     assert moved["metrics"] == expected("weight", 85) and switched["metrics"] == expected("unit", 85)
     assert moved["metrics"] != switched["metrics"]  # the two states differ, so the check above can fail
     assert moved["settle_s"] >= moved["run_s"] > 0
@@ -66,6 +67,25 @@ def test_concurrent_sessions_see_only_their_own_state(server, tiny, mnist):
     for records in asyncio.run(together()):
         for r in records:
             assert _settled(r)["metrics"] == expected(r["mode"], r["sparsity"])
+
+
+def test_with_others_connected_a_new_state_is_computed_in_the_background(server, tiny, mnist):
+    """Under a class's load a new state's evaluation left the page's script for the quick board: the run that
+    asks for it answers at once with the job's progress, and a later run shows the numbers."""
+    expected = Expected(tiny, mnist.x_test, mnist.y_test)
+
+    async def scenario():
+        mover, _ = await Session.open(server.url, "mode=weight&sparsity=20", TIMEOUT_S)
+        other, _ = await Session.open(server.url, "mode=unit&sparsity=40", TIMEOUT_S)
+        try:
+            return _settled(await move(mover, LABELS.sparsity, 67, "weight", 67, TIMEOUT_S))
+        finally:
+            await mover.close()
+            await other.close()
+
+    record = asyncio.run(scenario())
+    assert record["metrics"] == expected("weight", 67)
+    assert record["runs"] >= 2, "the run that asked for the state showed it: it waited for the evaluation"
 
 
 def test_a_run_asked_for_without_widget_values_keeps_the_state(server):
