@@ -175,7 +175,7 @@ def _train_here(name: str, then: str | None = None) -> None:
 
 
 def _training_banner(name: str, job) -> None:
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=shared.poll_s(1.0))
     def banner() -> None:
         if shared.preset_trained(name):
             st.rerun()

@@ -2,8 +2,8 @@
 
 A job is a list of independent tasks (plain callables) under a key: a curve's points, a speed table's rows.
 `JobBoard` keeps one job per key, whoever asks for it, keeps at most `workers` tasks in flight on an executor,
-and always starts the next task of the job someone touched last (its `first` task first), so the point a user
-looks at is computed before the rest of its curve, and a curve nobody waits for any more (not touched for
+and always starts the next task of the job someone touched last (its `first` task first; among the jobs of the
+highest `priority`), so the point a user looks at is computed before the rest of its curve, and a curve nobody waits for any more (not touched for
 `idle_s`) pauses with its results kept until someone asks again. The executor is in-process threads by
 default, or Dask's own `concurrent.futures` executor on a cluster (`executor(scheduler)`, `$OBD_SCHEDULER`):
 obd only orders the tasks, Dask schedules them. Tasks travel to Dask workers with cloudpickle, so they must
@@ -208,6 +208,7 @@ class Job:
     _order: int = field(default=0, repr=False)  # the board's touch counter when last touched: higher goes first
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
     _hold: Callable[[], bool] | None = field(default=None, repr=False)  # while it answers True, no task starts
+    priority: int = 0  # a job of higher priority starts its tasks before any of lower, however recently touched
 
     def results(self) -> dict[int, Any]:
         """Task index -> result for every task finished so far (a copy)."""
@@ -334,7 +335,7 @@ class JobBoard:
         return board
 
     def submit(self, key: Hashable, tasks: Sequence[Callable[[], Any]], *, label: str = "",
-               first: int | None = None, hold: Callable[[], bool] | None = None) -> Job:
+               first: int | None = None, hold: Callable[[], bool] | None = None, priority: int = 0) -> Job:
         """Start a job, or return the one already under `key` (running, paused or done; not failed), touched.
 
         Args:
@@ -345,6 +346,8 @@ class JobBoard:
             hold: asked before each of the job's tasks would start: while it answers True none starts (other
                 jobs go ahead). The board asks again at each submit, touch and task end, so a job someone waits
                 for (and touches) starts soon after the hold lets go.
+            priority: among the jobs ready to start a task, those of the highest priority go first, the most
+                recently touched of them first (a result a page waits for before one it draws in part).
 
         Returns:
             The Job; its results fill in as tasks end.
@@ -359,7 +362,7 @@ class JobBoard:
                 return job
             _check_first(first, len(tasks))
             job = Job(key, label, len(tasks), list(tasks), self._lock, self.workers, self.idle_s,
-                      list(range(len(tasks))), _hold=hold)
+                      list(range(len(tasks))), _hold=hold, priority=priority)
             if not tasks:
                 job._ended = job._created
                 job._settled.set()
@@ -441,7 +444,7 @@ class JobBoard:
         now = time.monotonic()
         ready = [j for j in self._jobs.values()
                  if j._pending and j._error is None and now - j._touched <= self.idle_s and not j.held]
-        return max(ready, key=lambda j: j._order, default=None)
+        return max(ready, key=lambda j: (j.priority, j._order), default=None)
 
     def _dispatch(self) -> None:
         # A task that ends at once calls back into here on this thread (the lock is re-entrant): the loop

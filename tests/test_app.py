@@ -360,3 +360,14 @@ def test_a_cached_model_opens_without_tensorflow(tiny):
     out = subprocess.run([sys.executable, "-c", code], env=os.environ, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
+
+
+def test_a_busy_server_polls_less_often(monkeypatch):
+    from ui import shared
+
+    monkeypatch.setattr(shared, "sessions", lambda: 1)
+    assert shared.poll_s(0.5) == 0.5 and shared.alone()
+    monkeypatch.setattr(shared, "sessions", lambda: shared.POLL_SESSIONS)
+    assert shared.poll_s(0.5) == 0.5 and not shared.alone()
+    monkeypatch.setattr(shared, "sessions", lambda: 30)
+    assert shared.poll_s(0.5) == pytest.approx(0.5 * 30 / shared.POLL_SESSIONS)

@@ -221,3 +221,19 @@ def test_a_held_job_starts_nothing_until_its_hold_lets_go_while_other_jobs_run()
         board.touch("curve")  # a page still waiting for it: the board looks again
         assert held.wait(10) and held.results() == {0: "c0", 1: "c1"}
         assert not held.held
+
+
+def test_a_job_of_higher_priority_goes_before_more_recently_touched_ones(small_net, data):
+    """A point a page waits for goes before the curves that many pages touch (ui.shared.point)."""
+    x, y = data
+    started, gate = [], threading.Event()
+    with JobBoard(workers=1) as board:
+        blocker = board.submit("blocker", [point(small_net, x, y, 0.5, started, gate, "blocker")])
+        until(lambda: started == ["blocker"])
+        curve = board.submit("curve", [point(small_net, x, y, k, started, name=("curve", i))
+                                       for i, k in enumerate(SPARSITIES[:3])])
+        urgent = board.submit("point", [point(small_net, x, y, 0.9, started, name="point")], priority=1)
+        board.touch("curve")  # touched last, but of lower priority
+        gate.set()
+        assert blocker.wait(60) and curve.wait(60) and urgent.wait(60)
+    assert started == ["blocker", "point", ("curve", 0), ("curve", 1), ("curve", 2)]

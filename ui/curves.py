@@ -84,7 +84,7 @@ def _chart(v: View, wanted: list[Choice]) -> None:
             st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
     # While curves compute, the chart is a fragment that redraws itself; once they exist it is plain page content,
     # so a click on it reruns the page directly (a fragment's own rerun can be lost to a page rerun in between).
-    st.fragment(chart, run_every=POLL_S)() if running else chart()
+    st.fragment(chart, run_every=shared.poll_s(POLL_S))() if running else chart()
     st.caption(f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
                "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are.")
 
@@ -189,7 +189,7 @@ def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:
 
 
 def _finetune_progress(v: View, jk: tuple) -> None:
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=shared.poll_s(POLL_S))
     def progress() -> None:
         job = shared.board().get(jk)
         if job is None:

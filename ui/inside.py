@@ -149,7 +149,7 @@ def obd_vs_magnitude(v: View) -> None:
     if c is None:
         job = shared.board().get(("criteria", v.key, v.choice.mode, ranked_budget(v.choice), v.choice.prune_output))
 
-        @st.fragment(run_every=POLL_S)
+        @st.fragment(run_every=shared.poll_s(POLL_S))
         def wait() -> None:
             if job is not None and job.error:
                 st.error(f"Ranking failed: {job.error}")

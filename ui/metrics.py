@@ -109,7 +109,7 @@ def poll_latency(v: View) -> None:
     if shared.point(v.key, v.choice, v.k) is None or shared.latency(v.key, v.choice, v.k) is not None:
         return
 
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=shared.poll_s(POLL_S))
     def poll() -> None:
         if shared.latency(v.key, v.choice, v.k) is not None:
             st.rerun()

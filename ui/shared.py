@@ -43,6 +43,10 @@ from obd.sweep import (DEFAULT_SPARSITIES, SweepPoint, SweepRecord, curve_path, 
 
 from .state import Choice, ModelKey
 
+# A state's point (or its pruned net) is what its page waits for before it shows anything: it goes ahead of the
+# curves, which every page of that choice touches on its timer (30 sessions: a new state's numbers waited 17 s at
+# the median behind the magnitude curves' tasks).
+URGENT = 1
 LATENCY_BATCH = 100  # rows per call for the headline latency: what a served request looks like
 
 
@@ -290,17 +294,33 @@ def inline_ok(c: Choice) -> bool:
     return c.method in INLINE_METHODS and c.budget != "loss-aware"  # the loss-aware split measures every layer
 
 
+def sessions() -> int:
+    """How many sessions are connected to the server (1 under AppTest, which runs no server)."""
+    # Runtime has no public count of its sessions; its session manager's count is the one Streamlit's stats use.
+    # AppTest runs the script under a mock Runtime that has no session manager.
+    manager = getattr(runtime.get_instance(), "_session_mgr", None) if runtime.exists() else None
+    return 1 if manager is None else max(1, manager.num_active_sessions())
+
+
 def alone() -> bool:
-    """Whether the page's session is the only one connected to the server (always, under AppTest: no server).
+    """Whether the page's session is the only one connected to the server.
 
     A new state of a quick method (`inline_ok`) is computed in the page's script only then: 0.3-0.7 s for the
     default net, shown as the run ends. With others connected it is a job on the quick board, one at a time:
     under a class's load (30 sessions) the new states computed in their scripts took 2.3 s a run at the median,
     sharing the cores with every other session's rerun, and set the server's p95 per run at 1.3 s."""
-    # Runtime has no public count of its sessions; its session manager's count is the one Streamlit's stats use.
-    # AppTest runs the script under a mock Runtime that has no session manager.
-    sessions = getattr(runtime.get_instance(), "_session_mgr", None) if runtime.exists() else None
-    return sessions is None or sessions.num_active_sessions() <= 1
+    return sessions() <= 1
+
+
+POLL_SESSIONS = 8  # up to this many sessions connected, a waiting page looks for its results at its own pace
+
+
+def poll_s(base: float) -> float:
+    """How often a page that waits for a background result (a curve, a timing) looks for it: every `base` seconds
+    with up to POLL_SESSIONS sessions connected, proportionally less often with more. Each look is a fragment run
+    on the server (2-25 ms; the curves' chart is the costly one): with 30 sessions, each polling the curves and a
+    timing twice a second, they were 80 runs a second, took both cores, and a new state's numbers waited 9-17 s."""
+    return base * max(1.0, sessions() / POLL_SESSIONS)
 
 
 def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
@@ -377,7 +397,7 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
         return compute_point(key, c, k)
     about = estimate(key, c.method, c.mode, 1)
     job = submit(c, point_job_key(key, c, k), [lambda: compute_point(key, c, k) and None],
-                         label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)")
+                 label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)", priority=URGENT)
     if job.finished and job.error is None:  # done between the lookup and the submit
         return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
     return None
@@ -393,7 +413,7 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     if (found := _pruned_quick(key, c, k)) is not None:
         return found
     submit(c, ("pruned", key, c, k), [lambda: compute_point(key, c, k) and None],
-           label=f"rebuilding the {c.method} {c.mode} network at {k} %")
+           label=f"rebuilding the {c.method} {c.mode} network at {k} %", priority=URGENT)
     return stores()["pruned"].get((key, c, k))
 
 
@@ -411,7 +431,7 @@ def wait_for_pruned(v) -> None:
     it exists (a `ui.state.View`)."""
     st.info(f"Rebuilding the {v.choice.method} {v.choice.mode} network at {v.k} % in the background…")
 
-    @st.fragment(run_every=1.0)
+    @st.fragment(run_every=poll_s(1.0))
     def poll() -> None:
         if stores()["pruned"].get((v.key, v.choice, v.k)) is not None:
             st.rerun()

@@ -20,7 +20,7 @@ def render(v: View) -> None:
                "model and batch size in the background, then kept on disk.")
     records, job = shared.speed_job(v.key, batch, v.choice.prune_output)
     if records is None:
-        @st.fragment(run_every=POLL_S)
+        @st.fragment(run_every=shared.poll_s(POLL_S))
         def wait() -> None:
             shared.board().touch(job.key)  # someone still waits: a job nobody touches pauses after a minute
             if job.error:
