@@ -2,9 +2,10 @@
 
 A job is a list of independent tasks (plain callables) under a key: a curve's points, a speed table's rows.
 `JobBoard` keeps one job per key, whoever asks for it, keeps at most `workers` tasks in flight on an executor,
-and always starts the next task of the job someone touched last (its `first` task first; among the jobs of the
-highest `priority`), so the point a user looks at is computed before the rest of its curve, and a curve nobody waits for any more (not touched for
-`idle_s`) pauses with its results kept until someone asks again. The executor is in-process threads by
+and always starts the next task of the job someone touched last (its `first` task first), so the point a user
+looks at is computed before the rest of its curve, and a curve nobody waits for any more (not touched for
+`idle_s`) pauses with its results kept until someone asks again. Jobs of a higher `priority` go first, and those
+still waited for among them in the order they came (`_rank`). The executor is in-process threads by
 default, or Dask's own `concurrent.futures` executor on a cluster (`executor(scheduler)`, `$OBD_SCHEDULER`):
 obd only orders the tasks, Dask schedules them. Tasks travel to Dask workers with cloudpickle, so they must
 not hold locks, queues or open files; the workers need obd installed (the same version) and MNIST.
@@ -27,6 +28,7 @@ V = TypeVar("V")
 
 SCHEDULER_ENV = "OBD_SCHEDULER"  # a Dask scheduler address for the app's jobs, e.g. tcp://10.0.0.5:8786
 DEFAULT_IDLE_S = 60.0  # a job nobody touched for this long starts no new task (paused, results kept)
+WAITING_S = 4.0  # a job of priority touched this recently still has someone waiting for it (pages poll every 0.5-4 s)
 
 _clients: dict[str, Any] = {}  # scheduler address -> distributed.Client, one per process
 _clients_lock = threading.Lock()  # held while connecting (up to Dask's timeout): not the caches' lock
@@ -285,6 +287,14 @@ class Job:
         return self._settled.wait(timeout)
 
 
+def _rank(job: Job, now: float) -> tuple:
+    """A job's place in the queue (highest first). Within a priority above 0, first come, first served among those
+    still waited for: 30 pages waiting for their points, each touching its own twice a second, made "most recently
+    touched" a lottery, and the unlucky waited 25 s; one whose page moved on stops being touched and goes after."""
+    waited = job.priority > 0 and now - job._touched <= WAITING_S
+    return (job.priority, waited, -job._created if waited else job._order)
+
+
 class JobBoard:
     """Server-wide: one job per key (deduplicated across callers/sessions); at most `workers` tasks in flight on
     the executor; the next task comes from the most recently touched job, its `first` task first.
@@ -346,8 +356,10 @@ class JobBoard:
             hold: asked before each of the job's tasks would start: while it answers True none starts (other
                 jobs go ahead). The board asks again at each submit, touch and task end, so a job someone waits
                 for (and touches) starts soon after the hold lets go.
-            priority: among the jobs ready to start a task, those of the highest priority go first, the most
-                recently touched of them first (a result a page waits for before one it draws in part).
+            priority: among the jobs ready to start a task, those of the highest priority go first (a result a
+                page waits for before one it draws in part). Jobs of priority above 0 that someone still waits
+                for (touched in the last WAITING_S) go first come, first served; the others, like every job of
+                priority 0, the most recently touched first.
 
         Returns:
             The Job; its results fill in as tasks end.
@@ -444,7 +456,7 @@ class JobBoard:
         now = time.monotonic()
         ready = [j for j in self._jobs.values()
                  if j._pending and j._error is None and now - j._touched <= self.idle_s and not j.held]
-        return max(ready, key=lambda j: (j.priority, j._order), default=None)
+        return max(ready, key=lambda j: _rank(j, now), default=None)
 
     def _dispatch(self) -> None:
         # A task that ends at once calls back into here on this thread (the lock is re-entrant): the loop
