@@ -4,8 +4,8 @@ A job is a list of independent tasks (plain callables) under a key: a curve's po
 `JobBoard` keeps one job per key, whoever asks for it, keeps at most `workers` tasks in flight on an executor,
 and always starts the next task of the job someone touched last (its `first` task first), so the point a user
 looks at is computed before the rest of its curve, and a curve nobody waits for any more (not touched for
-`idle_s`) pauses with its results kept until someone asks again. Jobs of a higher `priority` go first, and those
-still waited for among them in the order they came (`_rank`). The executor is in-process threads by
+`idle_s`) pauses with its results kept until someone asks again. Jobs of a higher `priority` that someone still
+waits for go first, in the order they came (`_rank`). The executor is in-process threads by
 default, or Dask's own `concurrent.futures` executor on a cluster (`executor(scheduler)`, `$OBD_SCHEDULER`):
 obd only orders the tasks, Dask schedules them. Tasks travel to Dask workers with cloudpickle, so they must
 not hold locks, queues or open files; the workers need obd installed (the same version) and MNIST.
@@ -288,11 +288,14 @@ class Job:
 
 
 def _rank(job: Job, now: float) -> tuple:
-    """A job's place in the queue (highest first). Within a priority above 0, first come, first served among those
-    still waited for: 30 pages waiting for their points, each touching its own twice a second, made "most recently
-    touched" a lottery, and the unlucky waited 25 s; one whose page moved on stops being touched and goes after."""
-    waited = job.priority > 0 and now - job._touched <= WAITING_S
-    return (job.priority, waited, -job._created if waited else job._order)
+    """A job's place in the queue (highest first). A priority counts while someone waits for the job (touched in the
+    last WAITING_S), and those go first come, first served: 30 pages waiting for their points, each touching its own
+    twice a second, made "most recently touched" a lottery, and the unlucky waited 25 s. A job whose page moved on
+    takes its place among the others again, by its last touch (the point of a slider step not stopped at does not
+    hold up the curve being watched)."""
+    if job.priority > 0 and now - job._touched <= WAITING_S:
+        return (job.priority, -job._created)
+    return (0, job._order)
 
 
 class JobBoard:
@@ -357,9 +360,9 @@ class JobBoard:
                 jobs go ahead). The board asks again at each submit, touch and task end, so a job someone waits
                 for (and touches) starts soon after the hold lets go.
             priority: among the jobs ready to start a task, those of the highest priority go first (a result a
-                page waits for before one it draws in part). Jobs of priority above 0 that someone still waits
-                for (touched in the last WAITING_S) go first come, first served; the others, like every job of
-                priority 0, the most recently touched first.
+                page waits for before one it draws in part), first come, first served, while someone waits for
+                them (touched in the last WAITING_S); a job nobody touched for that long counts as priority 0,
+                where the most recently touched goes first.
 
         Returns:
             The Job; its results fill in as tasks end.

@@ -241,7 +241,7 @@ def test_a_job_of_higher_priority_goes_before_more_recently_touched_ones(small_n
 
 def test_waited_for_jobs_of_priority_go_in_the_order_they_came_then_the_abandoned(monkeypatch):
     """30 pages touching their own points twice a second must not turn the queue into a lottery; a point whose page
-    moved on (not touched for WAITING_S) goes after those still waited for."""
+    moved on (not touched for WAITING_S) goes after those still waited for, and after a curve touched since."""
     from obd import jobs
 
     monkeypatch.setattr(jobs, "WAITING_S", 0.3)
@@ -252,11 +252,12 @@ def test_waited_for_jobs_of_priority_go_in_the_order_they_came_then_the_abandone
         task = lambda name: lambda: started.append(name)  # noqa: E731
         board.submit("abandoned", [task("abandoned")], priority=1)
         time.sleep(0.4)  # its page moved on
+        board.submit("curve", [task("curve")])  # watched, of priority 0
         for name in ("first", "second", "third"):
             board.submit(name, [task(name)], priority=1)
         board.touch("third")
         board.touch("first")
         board.touch("second")  # touched last, but came second
         gate.set()
-        until(lambda: len(started) == 5)
-    assert started == ["blocker", "first", "second", "third", "abandoned"]
+        until(lambda: len(started) == 6)
+    assert started == ["blocker", "first", "second", "third", "curve", "abandoned"]
