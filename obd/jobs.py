@@ -210,7 +210,7 @@ class Job:
     _order: int = field(default=0, repr=False)  # the board's touch counter when last touched: higher goes first
     _settled: threading.Event = field(default_factory=threading.Event, repr=False)
     _hold: Callable[[], bool] | None = field(default=None, repr=False)  # while it answers True, no task starts
-    priority: int = 0  # a job of higher priority starts its tasks before any of lower, however recently touched
+    priority: int = 0  # while someone waits for it, a job of higher priority starts its tasks first (`_rank`)
 
     def results(self) -> dict[int, Any]:
         """Task index -> result for every task finished so far (a copy)."""
@@ -300,7 +300,8 @@ def _rank(job: Job, now: float) -> tuple:
 
 class JobBoard:
     """Server-wide: one job per key (deduplicated across callers/sessions); at most `workers` tasks in flight on
-    the executor; the next task comes from the most recently touched job, its `first` task first.
+    the executor; the next task comes from the most recently touched job (after any of a higher priority that
+    someone waits for, `_rank`), its `first` task first.
 
     Tasks of a job not touched for `idle_s` are not started (the job is paused, its results kept); a later
     submit or touch resumes it. A failed task stops its job (its error says why); submitting the key again
