@@ -318,7 +318,7 @@ def poll_s(base: float) -> float:
     """How often a page that waits for a background result (a curve, a timing) looks for it: every `base` seconds
     with up to POLL_SESSIONS sessions connected, proportionally less often with more. Each look is a fragment run
     on the server (2-25 ms; the curves' chart is the costly one): with 30 sessions, each polling the curves and a
-    timing twice a second, they were 80 runs a second and took both cores; a move's numbers took 2.9 s at the median
+    timing twice a second, they were 80 runs a second and took both cores; a move's numbers took 2.9-3.6 s at the median
     (30 sessions x 60 s), 0.28 s with these polls."""
     return base * max(1.0, sessions() / POLL_SESSIONS)
 
