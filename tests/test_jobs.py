@@ -32,6 +32,13 @@ def until(condition, timeout=30.0):
         time.sleep(0.01)
 
 
+def blocked(board, started, gate):
+    """Occupy a one-worker board until `gate` opens, so that the order of the tasks queued behind can be read."""
+    blocker = board.submit("blocker", [lambda: (started.append("blocker"), gate.wait(60))])
+    until(lambda: started == ["blocker"])
+    return blocker
+
+
 @pytest.fixture(scope="module")
 def data(mnist):
     return mnist.x_test[:1000], mnist.y_test[:1000]
@@ -67,8 +74,7 @@ def test_the_most_recently_touched_job_goes_first_its_first_task_first(small_net
     x, y = data
     started, gate = [], threading.Event()
     with JobBoard(workers=1) as board:
-        blocker = board.submit("blocker", [point(small_net, x, y, 0.5, started, gate, "blocker")])
-        until(lambda: started == ["blocker"])
+        blocker = blocked(board, started, gate)
         assert board.busy()
         b = board.submit("b", [point(small_net, x, y, k, started, name=("b", i)) for i, k in enumerate(SPARSITIES)],
                          first=3)
@@ -228,8 +234,7 @@ def test_a_job_of_higher_priority_goes_before_more_recently_touched_ones(small_n
     x, y = data
     started, gate = [], threading.Event()
     with JobBoard(workers=1) as board:
-        blocker = board.submit("blocker", [point(small_net, x, y, 0.5, started, gate, "blocker")])
-        until(lambda: started == ["blocker"])
+        blocker = blocked(board, started, gate)
         curve = board.submit("curve", [point(small_net, x, y, k, started, name=("curve", i))
                                        for i, k in enumerate(SPARSITIES[:3])])
         urgent = board.submit("point", [point(small_net, x, y, 0.9, started, name="point")], priority=1)
@@ -247,8 +252,7 @@ def test_waited_for_jobs_of_priority_go_in_the_order_they_came_then_the_abandone
     monkeypatch.setattr(jobs, "WAITING_S", 0.3)
     started, gate = [], threading.Event()
     with JobBoard(workers=1) as board:
-        board.submit("blocker", [lambda: (started.append("blocker"), gate.wait(60))])
-        until(lambda: started == ["blocker"])
+        blocked(board, started, gate)
         task = lambda name: lambda: started.append(name)  # noqa: E731
         board.submit("abandoned", [task("abandoned")], priority=1)
         time.sleep(0.4)  # its page moved on
