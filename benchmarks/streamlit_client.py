@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
@@ -408,6 +409,10 @@ class Session:
                 self._receive(frame, time.perf_counter())
         except websockets.ConnectionClosed as e:
             self._closed_because = f"the server closed the session: {e}"
+        except Exception as e:  # noqa: BLE001  a reader that died silently would look like a server that went quiet
+            self._closed_because = f"this client failed reading a frame: {type(e).__name__}: {e}"
+            traceback.print_exc()
+            await self._ws.close()
         else:
             self._closed_because = "the server closed the session"
         self._stop_timers(list(self._timers))

@@ -371,3 +371,15 @@ def test_a_busy_server_polls_less_often(monkeypatch):
     assert shared.poll_s(0.5) == 0.5 and not shared.alone()
     monkeypatch.setattr(shared, "sessions", lambda: 30)
     assert shared.poll_s(0.5) == pytest.approx(0.5 * 30 / shared.POLL_SESSIONS)
+
+
+def test_a_page_waiting_for_an_urgent_job_keeps_its_pace_on_a_busy_server(monkeypatch):
+    # an URGENT job keeps its priority only while touched within WAITING_S; a look slowed by poll_s came later
+    # than that above 32 sessions, and the point fell back behind every curve and timing
+    from obd.jobs import WAITING_S
+    from ui import shared
+
+    for n in (1, 30, 100, 1000):
+        monkeypatch.setattr(shared, "sessions", lambda: n)
+        assert shared.poll_s(0.5, urgent=True) == 0.5 and shared.poll_s(1.0, urgent=True) == 1.0 < WAITING_S
+    assert shared.poll_s(1.0) > WAITING_S  # what the other polls do with 1,000 sessions

@@ -111,3 +111,28 @@ def test_a_run_asked_for_without_widget_values_keeps_the_state(server):
     assert all(part in session.address for part in query.split("&"))
     assert session.page.errors() == []
     assert any("obs unit pruning at 71 % (global budget)" in line for line in session.page.captions())
+
+
+def test_a_client_that_fails_reading_a_frame_says_so_at_once(server):
+    # a reader task that died silently left a session waiting its whole timeout for frames it could no longer
+    # read, reported as "no run started": indistinguishable from a server that dropped the request
+    async def scenario():
+        session, _ = await Session.open(server.url, "mode=unit&sparsity=40", TIMEOUT_S)
+
+        def broken(frame: bytes, now: float) -> None:
+            raise ValueError("a frame this client cannot parse")
+
+        session._receive = broken
+        started = asyncio.get_running_loop().time()
+        try:
+            await session.rerun()
+        except Exception as e:  # noqa: BLE001  the test asserts what it is
+            return e, asyncio.get_running_loop().time() - started
+        finally:
+            await session.close()
+        return None, 0.0
+
+    error, waited = asyncio.run(scenario())
+    assert type(error).__name__ == "ProtocolError"
+    assert "this client failed reading a frame: ValueError: a frame this client cannot parse" in str(error)
+    assert waited < TIMEOUT_S / 2

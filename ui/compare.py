@@ -57,7 +57,7 @@ def render(v: View, cur: dict) -> None:
     b, kb = setting_b(v)
     other = shared.point(v.key, b, kb)
     if other is None:
-        @st.fragment(run_every=shared.poll_s(POLL_S))
+        @st.fragment(run_every=shared.poll_s(POLL_S, urgent=True))  # its look (shared.point) touches B's job
         def wait() -> None:
             job = shared.point_job(v.key, b, kb)
             if job is not None and job.error:

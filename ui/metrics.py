@@ -85,9 +85,7 @@ def _latency(col, v: View, r) -> None:
 
 def _waiting(v: View) -> None:
     """Progress of the job computing this state; reruns the page when its results exist."""
-    # Not slowed by `shared.poll_s`: it lasts seconds, and its look (`shared.point`) is the touch that keeps the
-    # job in the queue of those waited for (obd.jobs.WAITING_S).
-    @st.fragment(run_every=POLL_S)
+    @st.fragment(run_every=shared.poll_s(POLL_S, urgent=True))  # its look (shared.point) touches the job
     def poll() -> None:
         job = shared.point_job(v.key, v.choice, v.k)
         if shared.point(v.key, v.choice, v.k) is not None and shared.point(v.key, v.choice.dense(), 0) is not None:

@@ -314,13 +314,17 @@ def alone() -> bool:
 POLL_SESSIONS = 8  # up to this many sessions connected, a waiting page looks for its results at its own pace
 
 
-def poll_s(base: float) -> float:
+def poll_s(base: float, urgent: bool = False) -> float:
     """How often a page that waits for a background result (a curve, a timing) looks for it: every `base` seconds
     with up to POLL_SESSIONS sessions connected, proportionally less often with more. Each look is a fragment run
     on the server (2-25 ms; the curves' chart is the costly one): with 30 sessions, each polling the curves and a
     timing twice a second, they were 80 runs a second and took both cores; a move's numbers took 2.9-3.6 s at the median
-    (30 sessions x 60 s), 0.28 s with these polls."""
-    return base * max(1.0, sessions() / POLL_SESSIONS)
+    (30 sessions x 60 s), 0.28 s with these polls.
+
+    A page that waits for an URGENT job (a point, a rebuilt net) keeps `base`: such a wait lasts seconds, and each
+    look touches the job, which keeps its priority only while touched within obd.jobs.WAITING_S (above 32 sessions
+    a slowed look of 1 s would come later than that, and the job would fall back behind curves and timings)."""
+    return base if urgent else base * max(1.0, sessions() / POLL_SESSIONS)
 
 
 def compute_point(key: ModelKey, c: Choice, k: int) -> dict:
@@ -431,7 +435,7 @@ def wait_for_pruned(v) -> None:
     it exists (a `ui.state.View`)."""
     st.info(f"Rebuilding the {v.choice.method} {v.choice.mode} network at {v.k} % in the background…")
 
-    @st.fragment(run_every=poll_s(1.0))
+    @st.fragment(run_every=poll_s(1.0, urgent=True))
     def poll() -> None:
         if stores()["pruned"].get((v.key, v.choice, v.k)) is not None:
             st.rerun()
