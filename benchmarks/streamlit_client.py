@@ -246,6 +246,7 @@ class Session:
     _ws: object = None
     _reader: asyncio.Task | None = None
     _closed_because: str | None = None
+    _last_frame: float | None = None  # perf_counter() when the last frame arrived
 
     @classmethod
     async def open(cls, url: str, query: str = "", timeout_s: float = 120.0,
@@ -385,11 +386,24 @@ class Session:
             return await asyncio.wait_for(self._pending.future, self.timeout_s)
         except asyncio.TimeoutError:
             p = self._pending
+            last = "none yet" if self._last_frame is None else f"{time.perf_counter() - self._last_frame:.0f} s ago"
             raise ProtocolError(f"no finished run within {self.timeout_s:.0f} s of the request ({p.frames} frames "
                                 f"since, {'a run started' if p.started else 'no run started'}; runs: "
-                                f"{', '.join(p.events[-12:]) or 'none'})") from None
+                                f"{', '.join(p.events[-12:]) or 'none'}; last frame {last}, "
+                                f"{len(self._timers)} timers, {self._link()})") from None
         finally:
             self._pending = None
+
+    def _link(self) -> str:
+        """The websocket's state as this client sees it, for an error that says why no frame came: the reader
+        task, the connection, and websockets' flow control (frames buffered, reading paused)."""
+        ws, reader = self._ws, self._reader
+        frames = getattr(ws, "recv_messages", None)
+        transport = getattr(ws, "transport", None)
+        return (f"reader {'done' if reader is None or reader.done() else 'waiting'}, websocket {ws.state.name}, "
+                f"{len(getattr(frames, 'frames', ()))} frames buffered, reading "
+                f"{'paused' if transport is not None and not transport.is_reading() else 'on'}, "
+                f"{'no transport' if transport is None else transport.get_write_buffer_size()} bytes to send")
 
     async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
         while True:  # a timer, as the frontend's setInterval: it does not wait for the run it asked for
@@ -406,7 +420,8 @@ class Session:
     async def _read(self) -> None:
         try:
             async for frame in self._ws:
-                self._receive(frame, time.perf_counter())
+                self._last_frame = time.perf_counter()
+                self._receive(frame, self._last_frame)
         except websockets.ConnectionClosed as e:
             self._closed_because = f"the server closed the session: {e}"
         except Exception as e:  # noqa: BLE001  a reader that died silently would look like a server that went quiet
