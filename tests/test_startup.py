@@ -218,3 +218,17 @@ def test_progress_is_reported_a_few_times_a_second_and_at_the_last_batch(mnist):
     assert every == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ValueError, match="progress_seconds"):
         train(build_model(ModelSpec((8,), True)), mnist, config, progress=every.append, progress_seconds=-1)
+
+
+def test_streamlit_reads_the_server_settings_a_class_relies_on():
+    # read through Streamlit's own parser from the project's directory, as `streamlit run app.py` does, so a
+    # misspelt key or a broken file fails here. Each setting's reason is beside it in .streamlit/config.toml:
+    # no file watcher over a .venv inside the project (start-up), one script thread per session (fastReruns), and
+    # no full garbage collection after every run (postScriptGC: 74 % of the server's GIL time under 30 sessions)
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print([config.get_option(k) for k in ('server.fileWatcherType', 'server.runOnSave', "
+            "'runner.fastReruns', 'runner.postScriptGC')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(ROOT / "tests")})  # no user config of this machine
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['none', False, False, False]"
