@@ -427,13 +427,13 @@ class Session:
         except Exception as e:  # noqa: BLE001  a reader that died silently would look like a server that went quiet
             self._closed_because = f"this client failed reading a frame: {type(e).__name__}: {e}"
             traceback.print_exc()
-            await self._ws.close()
         else:
             self._closed_because = "the server closed the session"
         self._stop_timers(list(self._timers))
         for f in self._waiters + ([self._pending.future] if self._pending else []):
             if not f.done():
                 f.set_exception(ProtocolError(self._closed_because))
+        await self._ws.close()  # after a failed read the server would otherwise keep a session nobody reads
 
     def _receive(self, frame: bytes, now: float) -> None:
         msg = ForwardMsg()
