@@ -169,8 +169,9 @@ class Network:
             out[start : start + batch_size] = self._forward(self.prepare(x[start : start + batch_size]))
         return out
 
-    def _forward(self, h: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
+    def _forward(self, h: np.ndarray, start: int = 0) -> np.ndarray:
+        """h: (n, inputs of layer `start`), the input transform applied -> (n, classes) float32 logits."""
+        for layer in self.layers[start:]:
             h = h @ layer.kernel  # (batch, units)
             if layer.bias is not None:
                 h += layer.bias

@@ -24,10 +24,12 @@ from obd.engines import (
     build_engine,
     choose_kind,
     ideal_speedup,
+    input_density,
     nonzero_weights,
     save_shrunk,
     save_sparse,
     shrink,
+    sparse_input,
     table,
 )
 from obd.model import ModelSpec, TrainConfig, build_model, load_model, save_model, train
@@ -120,7 +122,7 @@ def test_a_fully_pruned_layer_keeps_one_silent_unit(small_net, x_test):
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.9, 0.99])
-@pytest.mark.parametrize("which", ["small_net", "nobias_net"])
+@pytest.mark.parametrize("which", ["small_net", "nobias_net", "mixed_net"])
 def test_shrunk_engine_in_row_tiles_on_every_core_gives_the_same_logits(which, sparsity, mnist, request,
                                                                          monkeypatch):
     import obd.engines as engines
@@ -170,6 +172,53 @@ def test_narrow_kernel_gives_the_dense_logits(which, mode, sparsity, units, mnis
         want = pruned.logits(x)
         assert_logits_close(engine.narrow.logits(pruned.prepare(x)), want)
         assert_logits_close(engine.logits(x), want)  # the narrow kernel from NARROW_MIN_BATCH rows, else matmuls
+
+
+@pytest.mark.parametrize("which", ["small_net", "nobias_net", "mixed_net"])
+def test_sparse_input_kernel_gives_the_first_layers_output_for_any_input(which, mnist, request):
+    net = request.getfixturevalue(which)  # mixed_net: the transform folded into the weights, zeros kept zeros
+    layer = net.layers[0]
+    rng = np.random.default_rng(0)
+    images = mnist.x_test[:300]
+    for x in (images, np.zeros_like(images[:5]), rng.normal(size=(7, 784)).astype(np.float32)):  # no zero at all
+        h = net.prepare(x) @ layer.kernel  # (rows, units)
+        if layer.bias is not None:
+            h += layer.bias
+        assert_logits_close(sparse_input(net)(x), np.maximum(h, 0))
+    single = Network(net.layers[-1:])  # a first layer without ReLU (the logits layer), 64 inputs, 10 units
+    x = np.maximum(rng.normal(size=(9, single.layers[0].inputs)), 0).astype(np.float32)
+    assert_logits_close(sparse_input(single)(x), single.logits(x))
+
+
+def test_shrunk_engine_skips_zero_inputs_only_in_large_mostly_zero_batches_and_counts_what_it_does(
+        nobias_net, mnist):
+    import obd.engines as engines
+
+    class Spy:
+        """The engine's first layer, counting the rows it computes."""
+
+        def __init__(self, layer):
+            self.layer, self.rows = layer, 0
+
+        def __call__(self, x):
+            self.rows += len(x)
+            return self.layer(x)
+
+    pruned = prune(nobias_net, 0.5, "unit").net  # 48 and 24 units: too wide for the narrow kernel
+    engine = build_engine(pruned, "shrunk")
+    spy = Spy(engine.first)
+    engine = dataclasses.replace(engine, first=spy)
+    x = mnist.x_test[: engines.TILE_MIN_BATCH]
+    assert 0.1 < input_density(x) < engines.SPARSE_INPUT_MAX_DENSITY, "MNIST: most pixels are zero"
+    tiles = engines._tile_pool() is not None  # row tiles need two cores and a settable OpenBLAS
+    for batch, rows in ((x, len(x) if tiles else 0), (x + 0.5, 0), (x[:100], 0)):  # no zero left; a small batch
+        spy.rows = 0
+        assert_logits_close(engine.logits(batch), pruned.logits(batch))
+        assert spy.rows == rows
+    small = shrink(pruned)
+    assert engines._engine_flops(pruned, "shrunk", x + 0.5) == small.n_weights
+    skipped = round((1 - input_density(x)) * small.layers[0].kernel.size) if tiles else 0
+    assert engines._engine_flops(pruned, "shrunk", x) == small.n_weights - skipped
 
 
 def test_only_narrow_nets_run_in_the_narrow_kernel(small_net):
