@@ -66,7 +66,7 @@ import tempfile
 from pathlib import Path
 
 # obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
-from obd.engines import bench, build_engine, latency, save_shrunk, save_sparse
+from obd.engines import bench, build_engine, latency, machine, save_shrunk, save_sparse
 from obd.data import load_mnist
 from obd.model import default_model, save_model
 from obd.network import Network, from_keras, to_keras
@@ -147,7 +147,7 @@ def main() -> None:
     records = bench(net, x, ("weight", "unit"), SPARSITIES, BATCHES, args.repeats,
                     progress=lambda line: print(f"  timing {line}", flush=True))
     print(f"default model {'-'.join(map(str, net.sizes))}, {net.n_weights:,} weights; MNIST test images; "
-          "speed-ups: medians of per-pair ratios against dense in the same run; * noisy")
+          f"on {machine()}; speed-ups: medians of per-pair ratios against dense in the same run; * noisy")
     print("\n".join(speed_rows(net, records)), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(records, indent=1) + "\n")

@@ -225,13 +225,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from .data import load_mnist
-    from .engines import bench, table
+    from .engines import bench, machine, table
     from .network import from_keras
 
     net = from_keras(load_or_default(args.model, args.preset))  # before MNIST, as in sweep
     data = load_mnist()
     records = bench(net, data.x_test, args.modes, args.sparsities, args.batch, args.repeats, args.prune_output,
                     progress=lambda line: say(f"  {line}"))
+    say(f"timed on {machine()}")
     print(table(records))
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1) + "\n")

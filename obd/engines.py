@@ -51,6 +51,7 @@ import io
 import itertools
 import math
 import os
+import platform
 import statistics
 import tempfile
 import textwrap
@@ -1263,6 +1264,26 @@ def save_sparse(net: Network, path: str | os.PathLike) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def machine() -> str:
+    """The CPU the engines run on, for a benchmark's header (their ratios depend on it): model, the target numba
+    compiles for, its widest vectors, and the cores this process may use; e.g. "AMD EPYC (znver3, AVX2), 2 cores"."""
+    from llvmlite import binding
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    features = binding.get_host_cpu_features()
+    vectors = next((name.upper() for name in ("avx512f", "avx2", "avx") if features.get(name, False)), "no AVX")
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return f"{model} ({binding.get_host_cpu_name()}, {vectors.replace('AVX512F', 'AVX-512')}), {cores} cores"
 
 
 def table(records: Sequence[dict]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -342,6 +343,7 @@ def test_cli_bench_prints_a_table_and_writes_json(small_model, tmp_path):
                 "64", "--repeats", "1", "--json", out)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[:4] == ["mode", "sparsity", "batch", "engine"]
+    assert re.search(r"timed on .+ \(.+\), \d+ cores", r.stderr), "ratios depend on the CPU: say which"
     records = json.loads(out.read_text())
     assert [(x["engine"], x["sparsity"], x["batch"]) for x in records] == [
         (e, k, b) for k in (0.0, 0.9) for b in (1, 64) for e in ("dense", "sparse")]
