@@ -56,6 +56,12 @@ run): the narrow kernel widened to 32-unit chunks in AVX-512 registers (numba to
 against the row tiles' ~14.4 ms with x in cache, but 21-22x against the row tiles' 26-27x right after dense, also
 when its tiles were spread over the tile pool instead of prange; copying each group of x's rows first: 18x; hidden
 layers padded to 112 units for OpenBLAS: 23.2x (all) and 24.7x (first only) against 26.6x unpadded.
+Measured 2026-11-27 21:25-21:31 UTC (session 12; issue 14: the row tiles run a sparse batch's first layer in a kernel
+that skips zero inputs, and the narrow kernel groups 4 rows on AVX2), two runs on a 2-core AMD EPYC (znver3, AVX2),
+load 0.9-1.4, dense 573 / 674 ms at batch 10,000, run 1 / run 2, every target met in both:
+  unit/shrunk,   batch 10,000: 50 % 3.80/3.62x [3], 90 % 35.0/31.6x [25], 95 % 65.6/58.9x, 99 % 160.3/198.8x [100]
+  weight/sparse, batch 10,000: 90 % 3.66/3.33x [2], 95 % 6.56/6.49x [4], 99 % 17.9/15.8x [15]
+  weight/sparse, batch 1:      99 % 8.27/11.22x* [5]
 """
 
 from __future__ import annotations
