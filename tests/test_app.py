@@ -373,6 +373,19 @@ def test_a_busy_server_polls_less_often(monkeypatch):
     assert shared.poll_s(0.5) == pytest.approx(0.5 * 30 / shared.POLL_SESSIONS)
 
 
+def test_while_a_model_trains_a_page_looks_for_its_latency_seldom(monkeypatch):
+    # the timing waits for the training (minutes); twice a second, every open page updated beside the training
+    from ui import metrics, shared
+
+    monkeypatch.setattr(shared, "sessions", lambda: 1)
+    monkeypatch.setattr(shared, "training", lambda: True)
+    assert metrics.latency_poll_s() == metrics.HELD_POLL_S >= 10 * metrics.POLL_S
+    monkeypatch.setattr(shared, "training", lambda: False)
+    assert metrics.latency_poll_s() == metrics.POLL_S
+    monkeypatch.setattr(shared, "sessions", lambda: 30)
+    assert metrics.latency_poll_s() == shared.poll_s(metrics.POLL_S) > metrics.POLL_S, "and less often on a busy server"
+
+
 def test_a_page_waiting_for_an_urgent_job_keeps_its_pace_on_a_busy_server(monkeypatch):
     # an URGENT job keeps its priority only while touched within WAITING_S; a look slowed by poll_s came later
     # than that above 32 sessions, and the point fell back behind every curve and timing

@@ -10,6 +10,9 @@ from . import shared
 from .state import View
 
 POLL_S = 0.5  # how often a waiting page looks for its results: short enough to feel immediate
+# ...and for a latency while a model trains: the timing waits for the training (minutes), and looking twice a
+# second meant two page updates a second beside it in every open browser
+HELD_POLL_S = 5.0
 MEASURING = "…"  # the latency's value while it is being timed (a word would not fit the metric's width)
 
 
@@ -102,14 +105,20 @@ def _waiting(v: View) -> None:
     poll()
 
 
+def latency_poll_s() -> float:
+    """How often a page looks for its latency: `shared.poll_s` of POLL_S, or of HELD_POLL_S while a model trains."""
+    return shared.poll_s(HELD_POLL_S if shared.training() else POLL_S)
+
+
 def poll_latency(v: View) -> None:
-    """While the latency is measured, look for it every POLL_S and rerun the page once it exists. Called at the end
-    of the page: a fragment placed before the views would shift their positions, and with them their fragments'
-    identities, between the run that measures and the run that shows."""
+    """While the latency is measured, look for it every POLL_S and rerun the page once it exists; every HELD_POLL_S
+    while a model trains (timings wait for it). Called at the end of the page: a fragment placed before the views
+    would shift their positions, and with them their fragments' identities, between the run that measures and the
+    run that shows."""
     if shared.point(v.key, v.choice, v.k) is None or shared.latency(v.key, v.choice, v.k) is not None:
         return
 
-    @st.fragment(run_every=shared.poll_s(POLL_S))
+    @st.fragment(run_every=latency_poll_s())
     def poll() -> None:
         if shared.latency(v.key, v.choice, v.k) is not None:
             st.rerun()
