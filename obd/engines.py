@@ -10,7 +10,7 @@
   one numba kernel that reads each row of x once and takes it through every layer (`NarrowNet`): 99 % 107-115x
   dense in four quiet runs of benchmarks/speed.py (83-91x in row tiles before, loaded).
   In the row tiles, a batch of mostly zero inputs (MNIST: 81 % of pixels) runs its first layer in a numba
-  kernel that skips the zeros (`SparseInput`): 90 % of units 22-29x -> 28-31x dense on an AVX2 machine.
+  kernel that skips the zeros (`SparseInput`): 90 % of units 22-29x -> 28-35x dense on an AVX2 machine.
   Unit pruning kills whole units, so this is where unit pruning becomes speed (and a smaller .keras).
 - **sparse**: the shrunk network's kernels as CSR, run by numba: a tile kernel for batches of 16 rows or
   more, a row kernel below that.
@@ -334,7 +334,7 @@ class ShrunkEngine(DenseEngine):
 
     name: str = "shrunk"
     narrow: NarrowNet | None = None  # `narrow_net` of the shrunk net (before padding), when it is narrow enough
-    first: SparseInput | None = None  # `sparse_input` of the shrunk net: its first layer for sparse batches
+    first: SparseInput | None = None  # `sparse_input` of the (padded) shrunk net: its first layer for sparse batches
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)  # (n, inputs)
