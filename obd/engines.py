@@ -233,9 +233,14 @@ class NarrowNet:
         return out
 
 
+def _is_narrow(net: Network) -> bool:
+    """Whether every layer of `net` (a shrunk one) has at most `NARROW_UNITS` units: the narrow kernel takes it."""
+    return max(net.sizes[1:]) <= NARROW_UNITS
+
+
 def narrow_net(net: Network) -> NarrowNet | None:
     """`net` (a shrunk one) packed for the narrow kernel, or None when a layer has more than `NARROW_UNITS`."""
-    if max(net.sizes[1:]) > NARROW_UNITS:
+    if not _is_narrow(net):
         return None
     widths = [-(-layer.units // NARROW_CHUNK) * NARROW_CHUNK for layer in net.layers]
     chunks = []
@@ -821,14 +826,19 @@ def _after_fork_in_child() -> None:
         _openblas()[0](_blas_saved)
 
 
+def _cores() -> int:
+    """The cores this process may use (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 @functools.cache
 def _tile_pool() -> tuple[ThreadPoolExecutor, int] | None:
     """(threads that run row tiles beside the caller, how many): one per core this process may use but the
     caller's; None on one core or when numpy's OpenBLAS thread count cannot be set."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    cores = _cores()
     if cores < 2 or _openblas() is None:
         return None
     return ThreadPoolExecutor(cores - 1, thread_name_prefix="obd-tiles"), cores - 1
@@ -1003,7 +1013,7 @@ def _engine_flops(net: Network, kind: str, x: np.ndarray) -> int:
     if kind == "dense":
         return net.n_weights
     small = shrink(net)
-    if not _skips_zero_inputs(max(small.sizes[1:]) <= NARROW_UNITS, x):
+    if not _skips_zero_inputs(_is_narrow(small), x):
         return small.n_weights
     return small.n_weights - round((1 - input_density(x)) * small.layers[0].kernel.size)
 
@@ -1281,11 +1291,7 @@ def machine() -> str:
         pass
     features = binding.get_host_cpu_features()
     vectors = next((name.upper() for name in ("avx512f", "avx2", "avx") if features.get(name, False)), "no AVX")
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return f"{model} ({binding.get_host_cpu_name()}, {vectors.replace('AVX512F', 'AVX-512')}), {cores} cores"
+    return f"{model} ({binding.get_host_cpu_name()}, {vectors.replace('AVX512F', 'AVX-512')}), {_cores()} cores"
 
 
 def table(records: Sequence[dict]) -> str:
