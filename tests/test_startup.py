@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from obd.config import ModelSpec, TrainConfig
-from obd.model import PROGRESS_SECONDS, build_model, load_model, save_model, train, trained_model
+from obd.model import (PROGRESS_SECONDS, STEPS_PER_CALL, build_model, load_model, save_model, steps_per_call, train,
+                       trained_model)
 from obd.netfile import ModelFileError, cache_path, cached_network, load_network, network_path, read_keras_file, \
     save_network
 from obd.network import InputNorm, Network, from_keras
@@ -208,7 +209,7 @@ def test_progress_is_reported_a_few_times_a_second_and_at_the_last_batch(mnist):
     train(build_model(ModelSpec((64,), True)), mnist, config, progress=slow_consumer)
     elapsed = time.monotonic() - started
     steps = [s for _, s in seen]
-    assert steps[0] == 1 and steps[-1] == 375 and steps == sorted(set(steps))
+    assert steps[0] == STEPS_PER_CALL and steps[-1] == 375 and steps == sorted(set(steps))  # after the first call
     gaps = np.diff([t for t, _ in seen[:-1]])  # the last report comes whenever training ends
     assert np.all(gaps >= PROGRESS_SECONDS), gaps.min()
     assert len(seen) <= elapsed / PROGRESS_SECONDS + 2
@@ -218,6 +219,23 @@ def test_progress_is_reported_a_few_times_a_second_and_at_the_last_batch(mnist):
     assert every == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ValueError, match="progress_seconds"):
         train(build_model(ModelSpec((8,), True)), mnist, config, progress=every.append, progress_seconds=-1)
+
+
+@pytest.mark.parametrize("epochs, calls", [(2, 24), (1.5, 12), (47 / 24, 23)])  # whole, mid-epoch, a prime end
+def test_many_batches_per_call_train_the_same_weights_and_stop_where_asked(mnist, epochs, calls):
+    config = TrainConfig(epochs=epochs, train_limit=3000)  # 24 batches an epoch (the last one short)
+    steps = round(epochs * 24)
+    assert steps_per_call(steps, 24, every_batch=False) == calls and steps_per_call(steps, 24, True) == 1
+    weights, reports = [], []
+    for every_batch in (True, False):
+        seen: list[int] = []
+        model = build_model(ModelSpec((32,), True))
+        train(model, mnist, config, progress=lambda p: seen.append(p.step), progress_seconds=0 if every_batch else 1)
+        weights.append(model.get_weights())
+        reports.append(seen)
+    assert reports[0] == list(range(1, steps + 1)) and reports[1][-1] == steps
+    for one, many in zip(*weights):
+        np.testing.assert_allclose(many, one, rtol=0, atol=1e-6)
 
 
 def test_streamlit_reads_the_server_settings_a_class_relies_on():
