@@ -156,9 +156,8 @@ def shown_model(key: ModelKey) -> ModelKey:
         # first the seconds-long training, then the minutes-long one: side by side on 2 cores they slowed each
         # other (first usable page 32 s, the default model's training 113 s against the CLI's 64 s)
         _train_here(FALLBACK_PRESET, then=key.name)
-    job = shared.train_job(key.name)
     st.session_state.waited_for = key.name
-    _training_banner(key.name, job)
+    _training_banner(key.name)
     if not shared.preset_trained(FALLBACK_PRESET):
         _train_here(FALLBACK_PRESET)
     return ModelKey("preset", FALLBACK_PRESET)
@@ -174,12 +173,17 @@ def _train_here(name: str, then: str | None = None) -> None:
     bar.empty()
 
 
-def _training_banner(name: str, job) -> None:
+def _training_banner(name: str) -> None:
+    """The banner that follows the chosen preset's training, and starts it. Not in a session's first run: its
+    first point (compiling the sparse kernel on a new machine: 3 s alone) took 6.7 s beside the training, the
+    first usable page 18 s. The banner's first tick comes after that run (a rerun waits for the run in progress:
+    runner.fastReruns is off)."""
     @st.fragment(run_every=shared.poll_s(1.0))
     def banner() -> None:
         if shared.preset_trained(name):
             st.rerun()
-        if job.error:
+        job = shared.train_job(name) if st.session_state.get("painted") else shared.trainer().get(("train", name))
+        if job is not None and job.error:
             st.error(f"Training the {name} model failed: {job.error}")
             return
         p = shared.train_progress(name)

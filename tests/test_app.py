@@ -332,7 +332,7 @@ def test_a_bad_lesson_step_in_the_address_is_named():
 def test_a_first_visit_runs_on_tiny_while_the_chosen_model_trains_then_switches():
     """mlpnet (the small benchmark net: about a minute of training) is not in the test cache: the page opens at once
     on tiny, says so, follows the training, and shows mlpnet by itself when it is done."""
-    at = open_app(preset="mlpnet", mode="weight", sparsity="50")
+    at = open_app(settled=False, preset="mlpnet", mode="weight", sparsity="50")  # (settled: after the training)
     assert not at.exception and metric(at, "Test accuracy").value, "usable at once"
     assert "preset tiny" in at.caption[0].value
     assert any("The **mlpnet** model is training in the background" in i.value for i in at.info)
