@@ -126,6 +126,23 @@ class _StopAfter(_Steps):
             self.model.stop_training = True
 
 
+class TrainingStopped(RuntimeError):
+    """A training ended before its last batch because its `stop` said so; nothing of it was kept."""
+
+
+class _StopWhen(_Steps):
+    """Ends training after the call in which `stop()` turned true (a call is at most STEPS_PER_CALL batches)."""
+
+    def __init__(self, steps_per_epoch: int, steps: int, stop: Callable[[], bool]) -> None:
+        super().__init__(steps_per_epoch, steps)
+        self.stop, self.stopped_at = stop, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopped_at is None and self.done(batch) < self.steps and self.stop():
+            self.stopped_at = self.done(batch)
+            self.model.stop_training = True
+
+
 def steps_per_call(steps: int, steps_per_epoch: int, every_batch: bool) -> int:
     """How many batches one call into TensorFlow runs (Keras' `steps_per_execution`).
 
@@ -177,7 +194,7 @@ class _KeepMasks(keras.callbacks.Callback):
 
 def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: ProgressFn | None = None,
           masks: list[np.ndarray] | None = None, mode: str = "weight",
-          progress_seconds: float = PROGRESS_SECONDS) -> dict[str, list[float]]:
+          progress_seconds: float = PROGRESS_SECONDS, stop: Callable[[], bool] | None = None) -> dict[str, list[float]]:
     """Train a model in place with Adam or SGD with momentum, at a cosine-decayed or constant learning rate.
 
     Args:
@@ -192,12 +209,15 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
         mode: the masks' pruning mode; with "unit", pruned units' biases are held at 0 as well.
         progress_seconds: the least time between two reports; 0 reports every batch (and runs one batch per
             call, slower).
+        stop: asked after each call into TensorFlow; once it answers True the training ends there and raises
+            TrainingStopped (the dashboard's background training asks whether the server is told to stop).
 
     Returns:
         The Keras history: {"loss": [...], "accuracy": [...]} per epoch.
 
     Raises:
         ValueError: when progress_seconds is negative or not a number.
+        TrainingStopped: when `stop` ended the training early; the model is then half trained.
     """
     if not (isinstance(progress_seconds, (int, float)) and progress_seconds >= 0):
         raise ValueError(f"progress_seconds must be a number >= 0, got {progress_seconds!r}")
@@ -218,8 +238,12 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
         callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps, progress_seconds))
     if masks is not None:
         callbacks.append(_KeepMasks(model, masks, mode))
+    if stop is not None:
+        callbacks.append(watch := _StopWhen(steps_per_epoch, steps, stop))
     history = model.fit(data.x_train[:n], data.y_train[:n], batch_size=config.batch_size, epochs=epochs,
                         shuffle=True, verbose=0, callbacks=callbacks)
+    if stop is not None and watch.stopped_at is not None:
+        raise TrainingStopped(f"training stopped after {watch.stopped_at} of {steps} batches")
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
@@ -400,7 +424,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 
 def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConfig(),
-                  data: Mnist | None = None, progress: ProgressFn | None = None):
+                  data: Mnist | None = None, progress: ProgressFn | None = None,
+                  stop: Callable[[], bool] | None = None):
     """Load the cached model for (spec, config), training and caching it first when needed.
 
     A missing or corrupt cache file is (re)trained; the new file replaces it atomically, and the Network's
@@ -411,9 +436,13 @@ def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConf
         config: training settings (part of the cache key).
         data: MNIST (loaded with `load_mnist()` if None and training is needed).
         progress: training progress callback.
+        stop: `train`'s: asked during the training, which it can end early.
 
     Returns:
         (model, path, trained_now): the Keras model, its cache file, and whether it was trained in this call.
+
+    Raises:
+        TrainingStopped: when `stop` ended the training; nothing was written to the cache.
     """
     path = cache_path(spec, config)
     if path.is_file():
@@ -423,7 +452,7 @@ def trained_model(spec: ModelSpec = ModelSpec(), config: TrainConfig = TrainConf
             pass  # a corrupt cache entry is simply retrained
     model = build_model(spec, config.seed)
     started = time.perf_counter()
-    train(model, data if data is not None else load_mnist(), config, progress)
+    train(model, data if data is not None else load_mnist(), config, progress, stop=stop)
     save_model(model, path)
     save_network(from_keras(model), network_path(path))  # after the .keras: obd.netfile.cached_network's rule
     _write_meta(path, spec, config, time.perf_counter() - started)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from obd.evaluate import evaluate
-from obd.model import (PRESETS, ModelFileError, ModelSpec, TrainConfig, build_model, cache_path, load_model,
-                       preset_spec, save_model, train, trained_model)
+from obd.model import (PRESETS, ModelFileError, ModelSpec, TrainConfig, TrainingStopped, build_model, cache_path,
+                       load_model, network_path, preset_spec, save_model, train, trained_model)
 from obd.network import from_keras
 from obd.pruning import prune
 
@@ -49,6 +49,23 @@ def test_training_reports_progress_and_stops_on_fractional_epochs(mnist):
     assert [p.step for p in seen] == [1, 2, 3, 4, 5]
     assert seen[-1].steps == 5 and seen[-1].epoch == 1 and 0 <= seen[-1].accuracy <= 1
     assert set(history) >= {"loss", "accuracy"}
+
+
+def test_a_training_told_to_stop_ends_early_and_caches_nothing(mnist):
+    spec, config = ModelSpec((16,), True), TrainConfig(epochs=1, batch_size=16, train_limit=3000)  # 188 batches
+    asked: list[int] = []
+    seen: list[int] = []
+
+    def stop() -> bool:  # asked after each call into TensorFlow (64 batches); says stop at the second
+        asked.append(1)
+        return len(asked) >= 2
+
+    with pytest.raises(TrainingStopped, match="after 128 of 188 batches"):
+        trained_model(spec, config, mnist, progress=lambda p: seen.append(p.step), stop=stop)
+    assert seen and seen[-1] <= 128
+    assert not cache_path(spec, config).exists() and not network_path(cache_path(spec, config)).exists()
+    _, path, trained_now = trained_model(spec, config, mnist, stop=lambda: False)  # never says stop: trains it all
+    assert trained_now and path.is_file()
 
 
 def test_fine_tuning_with_masks_keeps_pruned_weights_at_zero(small_model, mnist):

@@ -27,6 +27,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 import streamlit as st
 from streamlit import runtime
+from streamlit.runtime.runtime import RuntimeState
 
 from obd import engines, explain
 from obd.evaluate import Evaluation
@@ -144,17 +145,24 @@ def preset_trained(name: str) -> bool:
     return cache_path(preset_spec(name), preset_train_config(name)).is_file()
 
 
-def train_now(name: str, progress: Callable) -> None:
-    """Train a preset in the calling thread (small presets only: seconds), caching it on disk."""
+def train_now(name: str, progress: Callable, stop: Callable[[], bool] | None = None) -> None:
+    """Train a preset in the calling thread, caching it on disk (`stop`: obd.model.train's)."""
     from obd.model import trained_model  # TensorFlow: only to train
 
-    trained_model(preset_spec(name), preset_train_config(name), data(), progress)
+    trained_model(preset_spec(name), preset_train_config(name), data(), progress, stop)
+
+
+def server_stopping() -> bool:
+    """Whether the server was told to stop (Ctrl-C, SIGTERM). Python waits for the job threads before it exits, so
+    a training that asks this lets the server end: it used to run on until the training was done (minutes)."""
+    return runtime.exists() and runtime.get_instance().state in (RuntimeState.STOPPING, RuntimeState.STOPPED)
 
 
 def train_job(name: str) -> Job:
-    """The background training of a preset (started by the first page that needs it, shared by all)."""
+    """The background training of a preset (started by the first page that needs it, shared by all); it ends,
+    caching nothing, when the server is told to stop."""
     def run() -> None:
-        train_now(name, lambda p: _train_progress().__setitem__(name, p))
+        train_now(name, lambda p: _train_progress().__setitem__(name, p), stop=server_stopping)
     return trainer().submit(("train", name), [run], label=f"training the {name} model")
 
 
