@@ -12,6 +12,11 @@
   a user starting the app again. (The first start after this change also writes the network's .npz beside a
   .keras cached before it; a priming visit takes it.)
 
+- training (`--phase training`): the default model's training in the app (a first run, the page open in chromium,
+  as above) against `python -m obd train` in the same clone, each into an empty cache, `--rounds` times in the
+  order CLI, app, app, CLI, ... so that a machine that speeds up or slows down over the minutes weighs on both
+  alike. Prints each one's training seconds (the cache's .json) and the median ratio, app / CLI (target 1.15).
+
 The venv: `--venv hardlink` (the default) hard-links this checkout's installed .venv into the clone (`cp -al`:
 no network, seconds, the same 2.5 GB tree inside the project); `--venv fresh` runs the README's
 `python3.11 -m venv .venv && pip install -r requirements.txt` (network, minutes). Either way the install time
@@ -25,8 +30,8 @@ size is in the document (the frame after the one that painted it). Playwright's 
 chromium's main thread is busy (plotly's JavaScript) its poll lagged the paint by 0.5-2.9 s; that time is
 printed beside it ("the harness saw it").
 
-Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both]
-           [--rev HEAD] [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--timeout 900]
+Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both|training]
+           [--rev HEAD] [--venv hardlink|fresh] [--cache-from ~/.cache/obd] [--runs 3] [--rounds 3] [--timeout 900]
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, health
 from obd.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
 from obd.netfile import cache_path
 
-TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0}
+TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0, "app_vs_cli": 1.15}
 METRIC = "[data-testid='stMetric']"
 FIRST_CONTENT = ", ".join(f"[data-testid='{t}']" for t in ("stMetric", "stProgress", "stAlert", "stException"))
 DEFAULT_SIZES = " → ".join(map(str, (INPUTS, *preset_spec(DEFAULT_PRESET).hidden, CLASSES)))
@@ -88,6 +93,22 @@ def make_venv(project: Path, how: str) -> float:
 def cache_path_in(folder: Path) -> Path:
     """The default model's .keras file in a cache folder."""
     return folder / cache_path(preset_spec(DEFAULT_PRESET), preset_train_config(DEFAULT_PRESET)).name
+
+
+def trained_seconds(cache: Path) -> float | None:
+    """The default model's training seconds as its cache's .json records them, or None when it is not there."""
+    meta = cache_path_in(cache).with_suffix(".json")
+    return json.loads(meta.read_text())["train_seconds"] if meta.is_file() else None
+
+
+def cli_training(project: Path, cache: Path, log: Path) -> float:
+    """`python -m obd train` (the default model) in `project` with its own venv, into `cache`; its training
+    seconds."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OBD_PRESET", "VIRTUAL_ENV", "PYTHONPATH")}
+    with open(log, "ab") as out:
+        subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "obd", "train"], cwd=project, check=True,
+                       env={**env, "OBD_CACHE_DIR": str(cache)}, stdout=out, stderr=subprocess.STDOUT)
+    return trained_seconds(cache)
 
 
 def fill_cache(cache: Path, source: Path) -> None:
@@ -184,13 +205,14 @@ def verdict(value: float | None, target: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--phase", choices=("first", "later", "both"), default="both")
+    ap.add_argument("--phase", choices=("first", "later", "both", "training"), default="both")
     ap.add_argument("--venv", choices=("hardlink", "fresh"), default="hardlink")
     ap.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone")
     ap.add_argument("--rev", default="HEAD", help="the commit to check out in the clone")
     ap.add_argument("--cache-from", type=Path, default=Path.home() / ".cache" / "obd",
                     help="later phase alone: the cache folder to copy the default model's files from")
     ap.add_argument("--runs", type=int, default=3, help="later starts to measure")
+    ap.add_argument("--rounds", type=int, default=3, help="training phase: trainings of each kind (CLI, app)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each page state")
     args = ap.parse_args()
     if not os.environ.get("OBD_MNIST_PATH"):
@@ -212,11 +234,26 @@ def main() -> None:
             if args.phase in ("first", "both"):
                 print("first run (empty cache), seconds from the server's launch:", flush=True)
                 first = open_page(browser, project, cache, log, args.timeout, wait_default=True)
-                trained = json.loads(cache_path_in(cache).with_suffix(".json").read_text())["train_seconds"] \
-                    if cache_path_in(cache).with_suffix(".json").is_file() else None
+                trained = trained_seconds(cache)
                 print(f"  usable page:          {verdict(first.get('usable_s'), TARGETS['usable_s'])}")
                 print(f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}"
                       f"; its training took {trained} s (the cache's .json)")
+            if args.phase == "training":
+                seconds: dict[str, list[float]] = {"cli": [], "app": []}
+                for i, kind in enumerate(("cli", "app", "app", "cli") * args.rounds):
+                    if len(seconds[kind]) == args.rounds:
+                        continue
+                    empty = work / f"{kind}-cache-{i}"
+                    empty.mkdir()
+                    if kind == "cli":
+                        seconds[kind].append(cli_training(project, empty, log))
+                    else:
+                        open_page(browser, project, empty, log, args.timeout, wait_default=True)
+                        seconds[kind].append(trained_seconds(empty))
+                    print(f"  {kind} training {len(seconds[kind])}: {seconds[kind][-1]} s", flush=True)
+                ratio = statistics.median(seconds["app"]) / statistics.median(seconds["cli"])
+                print(f"  in-app training / CLI training, medians of {args.rounds}: {ratio:.2f}x (target <= "
+                      f"{TARGETS['app_vs_cli']:g}x: {'met' if ratio <= TARGETS['app_vs_cli'] else 'NOT met'})")
             if args.phase in ("later", "both"):
                 # A later start is a user starting the app again: their browser has opened it before and keeps
                 # Streamlit's static files (hashed names, cached by the browser). One context that opened the page
