@@ -182,7 +182,7 @@ def _training_banner(name: str) -> None:
     def banner() -> None:
         if shared.preset_trained(name):
             st.rerun()
-        job = shared.train_job(name) if st.session_state.get("painted") else shared.trainer().get(("train", name))
+        job = shared.train_job(name, start=st.session_state.get("painted", False))
         if job is not None and job.error:
             st.error(f"Training the {name} model failed: {job.error}")
             return

@@ -118,28 +118,23 @@ class _Progress(_Steps):
         self.next_report = time.monotonic() + self.seconds
 
 
-class _StopAfter(_Steps):
-    """Ends training after `steps` batches, so that fractional epochs stop mid-epoch."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.done(batch) >= self.steps:
-            self.model.stop_training = True
-
-
 class TrainingStopped(RuntimeError):
     """A training ended before its last batch because its `stop` said so; nothing of it was kept."""
 
 
-class _StopWhen(_Steps):
-    """Ends training after the call in which `stop()` turned true (a call is at most STEPS_PER_CALL batches)."""
+class _StopAfter(_Steps):
+    """Ends training after `steps` batches, so that fractional epochs stop mid-epoch; or earlier, after the call in
+    which `stop()` turned true (a call is at most STEPS_PER_CALL batches), with `stopped_at` the batches done."""
 
-    def __init__(self, steps_per_epoch: int, steps: int, stop: Callable[[], bool]) -> None:
+    def __init__(self, steps_per_epoch: int, steps: int, stop: Callable[[], bool] | None = None) -> None:
         super().__init__(steps_per_epoch, steps)
         self.stop, self.stopped_at = stop, None
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.stopped_at is None and self.done(batch) < self.steps and self.stop():
-            self.stopped_at = self.done(batch)
+        done = self.done(batch)
+        if done < self.steps and self.stop is not None and self.stop():
+            self.stopped_at = done
+        if done >= self.steps or self.stopped_at is not None:
             self.model.stop_training = True
 
 
@@ -233,17 +228,15 @@ def train(model, data: Mnist, config: TrainConfig = TrainConfig(), progress: Pro
     per_call = steps_per_call(steps, steps_per_epoch, every_batch=masks is not None or progress_seconds == 0)
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], steps_per_execution=per_call)
-    callbacks = [_StopAfter(steps_per_epoch, steps)]  # fractional epochs end mid-epoch
+    callbacks = [ends := _StopAfter(steps_per_epoch, steps, stop)]  # fractional epochs end mid-epoch
     if progress is not None:
         callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps, progress_seconds))
     if masks is not None:
         callbacks.append(_KeepMasks(model, masks, mode))
-    if stop is not None:
-        callbacks.append(watch := _StopWhen(steps_per_epoch, steps, stop))
     history = model.fit(data.x_train[:n], data.y_train[:n], batch_size=config.batch_size, epochs=epochs,
                         shuffle=True, verbose=0, callbacks=callbacks)
-    if stop is not None and watch.stopped_at is not None:
-        raise TrainingStopped(f"training stopped after {watch.stopped_at} of {steps} batches")
+    if ends.stopped_at is not None:
+        raise TrainingStopped(f"training stopped after {ends.stopped_at} of {steps} batches")
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 

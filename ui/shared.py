@@ -158,11 +158,13 @@ def server_stopping() -> bool:
     return runtime.exists() and runtime.get_instance().state in (RuntimeState.STOPPING, RuntimeState.STOPPED)
 
 
-def train_job(name: str) -> Job:
+def train_job(name: str, start: bool = True) -> Job | None:
     """The background training of a preset (started by the first page that needs it, shared by all); it ends,
-    caching nothing, when the server is told to stop."""
+    caching nothing, when the server is told to stop. `start=False` only looks: None when it has not started."""
     def run() -> None:
         train_now(name, lambda p: _train_progress().__setitem__(name, p), stop=server_stopping)
+    if not start:
+        return trainer().get(("train", name))
     return trainer().submit(("train", name), [run], label=f"training the {name} model")
 
 
@@ -181,7 +183,7 @@ def train_seconds_left(name: str) -> float:
     """From the training's own pace so far; before the first report, from the CLI's measured 64 s for the
     default net scaled by the preset's weight count."""
     p = train_progress(name)
-    job = trainer().get(("train", name))
+    job = train_job(name, start=False)
     if p is not None and job is not None and p.step > 0:
         return job.elapsed_s * (p.steps - p.step) / p.step
     spec = preset_spec(name)
