@@ -101,13 +101,20 @@ def trained_seconds(cache: Path) -> float | None:
     return json.loads(meta.read_text())["train_seconds"] if meta.is_file() else None
 
 
+def project_env(project: Path, cache: Path) -> dict[str, str]:
+    """This environment as a user's shell in `project` would have it: its own venv first on PATH, the model cache
+    `cache`, and none of this checkout's own settings (OBD_PRESET, the venv, PYTHONPATH)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OBD_PRESET", "VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(OBD_CACHE_DIR=str(cache), PATH=f"{project / '.venv' / 'bin'}:{env.get('PATH', '')}")
+    return env
+
+
 def cli_training(project: Path, cache: Path, log: Path) -> float:
     """`python -m obd train` (the default model) in `project` with its own venv, into `cache`; its training
     seconds."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OBD_PRESET", "VIRTUAL_ENV", "PYTHONPATH")}
     with open(log, "ab") as out:
         subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "obd", "train"], cwd=project, check=True,
-                       env={**env, "OBD_CACHE_DIR": str(cache)}, stdout=out, stderr=subprocess.STDOUT)
+                       env=project_env(project, cache), stdout=out, stderr=subprocess.STDOUT)
     return trained_seconds(cache)
 
 
@@ -128,8 +135,7 @@ def start(project: Path, cache: Path, log: Path, port: int | None = None) -> tup
     one; the app's .streamlit/config.toml decides everything else). Returns the process, its URL and its launch
     time."""
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OBD_PRESET", "VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(OBD_CACHE_DIR=str(cache), PATH=f"{project / '.venv' / 'bin'}:{env.get('PATH', '')}")
+    env = project_env(project, cache)
     cmd = [str(project / ".venv" / "bin" / "python"), "-m", "streamlit", "run", "app.py", "--server.headless",
            "true", "--server.address", "127.0.0.1", "--server.port", str(port)]
     launched = time.perf_counter()
@@ -240,9 +246,8 @@ def main() -> None:
                       f"; its training took {trained} s (the cache's .json)")
             if args.phase == "training":
                 seconds: dict[str, list[float]] = {"cli": [], "app": []}
-                for i, kind in enumerate(("cli", "app", "app", "cli") * args.rounds):
-                    if len(seconds[kind]) == args.rounds:
-                        continue
+                # CLI, app, app, CLI, ...: every prefix of even length holds as many of each
+                for i, kind in enumerate((("cli", "app", "app", "cli") * args.rounds)[:2 * args.rounds]):
                     empty = work / f"{kind}-cache-{i}"
                     empty.mkdir()
                     if kind == "cli":
