@@ -2,7 +2,7 @@
 
 Run: streamlit run app.py. This file is the entry: the sidebar, the state (kept in the address) and the routing
 to the views in ui/; every number comes from the obd package. Only the open tab is built on a rerun, anything
-slow runs as a background job on the server (ui/shared.py) while the page keeps answering, and a first visit
+slow runs as a background job on the server (ui/services/boards.py) while the page keeps answering, and a first visit
 with nothing trained opens at once on the tiny preset while the chosen model trains in the background.
 """
 
@@ -14,16 +14,25 @@ import os
 import tempfile
 import time
 
-import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import streamlit as st
 
-from obd.config import PRESETS
-from obd.data import DataError
-from obd.methods import BUDGET_HELP, METHOD_HELP, METHODS, supports
-from obd.pruning import BUDGETS, MODES
-from ui import lesson, metrics, runner_race, shared
-from ui.state import (QUICK_PICKS, Choice, ModelKey, View, hold_controls, init_state_from_url, remember_controls,
-                      write_url)
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from obd.core.config import PRESETS
+from obd.core.data import DataError
+from obd.core.pruning import BUDGETS, MODES
+from obd.methods.registry import BUDGET_HELP, METHOD_HELP, METHODS, supports
+from ui.services import boards, models, runner_race, workarounds
+from ui.services.state import (
+    QUICK_PICKS,
+    Choice,
+    ModelKey,
+    View,
+    hold_controls,
+    init_state_from_url,
+    remember_controls,
+    write_url,
+)
+from ui.views import lesson, metrics
 
 VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed", "Downloads", "About")
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
@@ -56,13 +65,13 @@ def _pick_sparsity() -> None:
 
 def _upload_key(upload) -> ModelKey | None:
     """Validate an upload; on success remember it, on failure show why and keep the previous model."""
-    from obd.model import ModelFileError, load_model  # TensorFlow: only when someone uploads
+    from obd.training.model import ModelFileError, load_model  # TensorFlow: only when someone uploads
 
     raw = upload.getvalue()
-    digest = shared.upload_digest(raw)
+    digest = models.upload_digest(raw)
     if st.session_state.get("upload_digest") == digest:
         return ModelKey("upload", digest)
-    path = shared.upload_path(digest)
+    path = models.upload_path(digest)
     # Each session checks its own copy: two sessions uploading the same file at once must not read (or delete)
     # a copy the other is still writing. Only a checked file takes the shared name, atomically.
     fd, mine = tempfile.mkstemp(prefix=f".obd-upload-{digest}.", suffix=".keras")
@@ -82,10 +91,14 @@ def _upload_key(upload) -> ModelKey | None:
 def model_ui(present: bool) -> ModelKey:
     """Preset or upload; returns the key of the model to use (a failed upload keeps the previous one)."""
     box = st.sidebar.expander("Model", expanded=not present)  # folded in presenter mode: the slider fits the screen
-    preset = box.selectbox("Preset", list(PRESETS), key="preset",
-                           help="challenge: 784-1000×4-10, no bias · notebook: 784-1000-1000-500-200-10 · "
-                                "tiny: 784-128-64-10, trains in seconds · mlpnet: 784-40-20-10, the one-shot "
-                                "pruning benchmark of WoodFisher, CBS and CHITA")
+    preset = box.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="preset",
+        help="challenge: 784-1000×4-10, no bias · notebook: 784-1000-1000-500-200-10 · "
+        "tiny: 784-128-64-10, trains in seconds · mlpnet: 784-40-20-10, the one-shot "
+        "pruning benchmark of WoodFisher, CBS and CHITA",
+    )
     upload = box.file_uploader("…or upload a .keras MLP (Dense layers, 784 → 10)", type=["keras"])
     key = ModelKey("preset", preset)
     if upload is not None:
@@ -115,8 +128,14 @@ def _on_budget() -> None:
 def controls_ui(present: bool) -> tuple[Choice, int]:
     """Mode, method, budget, sparsity (percent) and whether the output layer is pruned."""
     sb = st.sidebar
-    mode = sb.segmented_control("Mode", MODES, key="mode", required=True, on_change=_on_mode,
-                                help="weight: single weights · unit: whole neurons (columns)")
+    mode = sb.segmented_control(
+        "Mode",
+        MODES,
+        key="mode",
+        required=True,
+        on_change=_on_mode,
+        help="weight: single weights · unit: whole neurons (columns)",
+    )
     methods = [m for m in METHODS if supports(m, mode, st.session_state.get("budget", "layer"))]
     method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
     if not present:
@@ -126,11 +145,23 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
             sb.info(note[0])
         else:
             del st.session_state.method_note
-    budget = sb.segmented_control("Budget", BUDGETS, key="budget", required=True, on_change=_on_budget,
-                                  help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()))
-    sparsity = sb.slider("Sparsity (%)", 0, 99, step=1, key="sparsity",
-                         help="the share of the hidden layers' weights (or units) removed: in each layer "
-                              "(layer budget) or in all of them together (global)")
+    budget = sb.segmented_control(
+        "Budget",
+        BUDGETS,
+        key="budget",
+        required=True,
+        on_change=_on_budget,
+        help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()),
+    )
+    sparsity = sb.slider(
+        "Sparsity (%)",
+        0,
+        99,
+        step=1,
+        key="sparsity",
+        help="the share of the hidden layers' weights (or units) removed: in each layer "
+        "(layer budget) or in all of them together (global)",
+    )
     sb.pills("Quick picks (%)", QUICK_PICKS, key=_quick_key(), on_change=_pick_sparsity)
     prune_output = sb.checkbox("Prune the output layer too", key="prune_output")
     sb.toggle("Presenter mode", key="present", help="large type and the slider, numbers and curves on one screen")
@@ -141,7 +172,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
 def shown_model(key: ModelKey) -> ModelKey:
     """The chosen model if it is ready; on a first visit the tiny preset while the chosen one trains in the
     background (with a banner that follows its progress and switches the page over when it is done)."""
-    if key.kind != "preset" or shared.preset_trained(key.name):
+    if key.kind != "preset" or boards.preset_trained(key.name):
         if st.session_state.get("waited_for") == key.name:  # announce the switch for a while, not one rerun
             st.session_state.switched = (key.name, time.monotonic())
             del st.session_state.waited_for
@@ -152,13 +183,13 @@ def shown_model(key: ModelKey) -> ModelKey:
     if key.name == FALLBACK_PRESET:
         _train_here(key.name)
         return key
-    if not shared.preset_trained(FALLBACK_PRESET) and shared.train_progress(key.name) is None:
+    if not boards.preset_trained(FALLBACK_PRESET) and boards.train_progress(key.name) is None:
         # first the seconds-long training, then the minutes-long one: side by side on 2 cores they slowed each
         # other (first usable page 32 s, the default model's training 113 s against the CLI's 64 s)
         _train_here(FALLBACK_PRESET, then=key.name)
     st.session_state.waited_for = key.name
     _training_banner(key.name)
-    if not shared.preset_trained(FALLBACK_PRESET):
+    if not boards.preset_trained(FALLBACK_PRESET):
         _train_here(FALLBACK_PRESET)
     return ModelKey("preset", FALLBACK_PRESET)
 
@@ -168,8 +199,13 @@ def _train_here(name: str, then: str | None = None) -> None:
     `then`: the preset whose training starts next, named in the bar's text."""
     after = f"; then the {then} model trains in the background while the page runs on {name}" if then else ""
     bar = st.progress(0.0, text=f"Training the {name} model once (seconds; it is cached afterwards{after})…")
-    shared.train_now(name, lambda p: bar.progress(p.step / p.steps, text=f"Training {name}: epoch {p.epoch}/"
-                                                  f"{p.epochs}, accuracy so far {100 * p.accuracy:.2f} %"))
+    boards.train_now(
+        name,
+        lambda p: bar.progress(
+            p.step / p.steps,
+            text=f"Training {name}: epoch {p.epoch}/{p.epochs}, accuracy so far {100 * p.accuracy:.2f} %",
+        ),
+    )
     bar.empty()
 
 
@@ -178,20 +214,27 @@ def _training_banner(name: str) -> None:
     first point (compiling the sparse kernel on a new machine: 3 s alone) took 6.7 s beside the training, the
     first usable page 18 s. The banner's first tick comes after that run (a rerun waits for the run in progress:
     runner.fastReruns is off)."""
-    @st.fragment(run_every=shared.poll_s(1.0))
+
+    @st.fragment(run_every=boards.poll_s(1.0))
     def banner() -> None:
-        if shared.preset_trained(name):
+        if boards.preset_trained(name):
             st.rerun()
-        job = shared.train_job(name, start=st.session_state.get("painted", False))
+        job = boards.train_job(name, start=st.session_state.get("painted", False))
         if job is not None and job.error:
             st.error(f"Training the {name} model failed: {job.error}")
             return
-        p = shared.train_progress(name)
-        where = (f"epoch {p.epoch}/{p.epochs}, {100 * p.step / p.steps:.0f} %, accuracy so far "
-                 f"{100 * p.accuracy:.1f} %" if p is not None else "starting")
-        st.info(f"The **{name}** model is training in the background ({where}; about "
-                f"{shared.train_seconds_left(name):.0f} s left). Meanwhile the page runs on the {FALLBACK_PRESET} "
-                "model, which trains in seconds; it switches over by itself when training is done.")
+        p = boards.train_progress(name)
+        where = (
+            f"epoch {p.epoch}/{p.epochs}, {100 * p.step / p.steps:.0f} %, accuracy so far {100 * p.accuracy:.1f} %"
+            if p is not None
+            else "starting"
+        )
+        st.info(
+            f"The **{name}** model is training in the background ({where}; about "
+            f"{boards.train_seconds_left(name):.0f} s left). Meanwhile the page runs on the {FALLBACK_PRESET} "
+            "model, which trains in seconds; it switches over by itself when training is done."
+        )
+
     banner()
 
 
@@ -199,8 +242,8 @@ def _training_banner(name: str) -> None:
 NEEDS_POINT = ("Weights", "Predictions", "Inside", "Compare", "Downloads")  # views drawn from the state's point
 
 
-def route(name: str, v: View, cur: dict | None) -> None:
-    """Draw the open tab's view. Its module (ui/<name>.py) is imported here, on first use: the views' libraries
+def route(name: str, v: View) -> None:
+    """Draw the open tab's view. Its module (ui/views/<name>.py) is imported here, on first use: the views' libraries
     (plotly, scipy's image tools) then load after the metrics are drawn, where at the top of this file they cost a
     later start's first run 1.4 s before anything showed."""
     # pandas before any view: plotly reads sys.modules["pandas"] without importing it, and a module that a job's
@@ -208,16 +251,12 @@ def route(name: str, v: View, cur: dict | None) -> None:
     # Here, not at the top: it costs 0.35 s, after the metrics row (`_let_the_metrics_paint`).
     import pandas  # noqa: F401
 
-    view = importlib.import_module(f"ui.{name.lower()}")
+    view = importlib.import_module(f"ui.views.{name.lower()}")
     if name in NEEDS_POINT:
-        if cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
+        if v.cur is None:  # (a statement, not a conditional expression: Streamlit's magic would print None)
             st.info(f"{name} appears once this point is computed.")
-        else:
-            view.render(v, cur)
-    elif name == "About":
-        view.render()
-    else:
-        view.render(v)
+            return
+    view.render(v)
 
 
 def _let_the_metrics_paint() -> None:
@@ -236,7 +275,7 @@ def _state() -> tuple:
 
 
 def main() -> None:
-    runner_race.install()  # before any fragment's timer can lose a run (ui/runner_race.py)
+    runner_race.install()  # before any fragment's timer can lose a run (ui/services/runner_race.py)
     st.set_page_config(page_title="obd · pruning lab", page_icon="✂️", layout="wide")
     problems = init_state_from_url()
     hold_controls()
@@ -254,7 +293,7 @@ def main() -> None:
     for p in problems if at == _state() else ():
         st.warning(p)
     try:
-        shared.data()
+        models.data()
     except DataError as e:
         st.error(f"MNIST could not be loaded. {e}")
         st.stop()
@@ -264,17 +303,19 @@ def main() -> None:
     write_url()
     try:
         key = shown_model(chosen)
-        net = shared.network(key)
-    except (ValueError, LookupError) as e:  # obd.model.ModelFileError is a ValueError
+        net = models.network(key)
+    except (ValueError, LookupError) as e:  # obd.training.model.ModelFileError is a ValueError
         st.error(f"The model could not be loaded: {e}")
         st.stop()
-    st.caption(f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "
-               f"at {k} % ({c.budget} budget)")
+    st.caption(
+        f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "
+        f"at {k} % ({c.budget} budget)"
+    )
     v = View(key, c, k, present, painted)
     lesson_box = st.container()  # above the numbers it quotes, filled once they exist
-    cur = metrics.render(v)
+    v = dataclasses.replace(v, cur=metrics.render(v), tabs=VIEWS)
     with lesson_box:
-        lesson.render(v, cur, VIEWS)
+        lesson.render(v)
     tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
     if not painted:
         _let_the_metrics_paint()
@@ -283,9 +324,9 @@ def main() -> None:
     for name, tab in zip(VIEWS, tabs):
         if tab.open:
             with tab:
-                route(name, v, cur)
+                route(name, v)
     metrics.poll_latency(v)
-    shared.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
+    workarounds.freeze_imports()  # keeps Streamlit's collection after each run from rescanning modules loaded since
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     from streamlit.testing.v1 import AppTest
 
-    from obd.model import cache_dir
+    from obd.core.cache import cache_dir
 
     curves = cache_dir() / "curves"
     shutil.rmtree(curves, ignore_errors=True)  # the first start computes the curves (then keeps them on disk)
@@ -73,12 +73,18 @@ def main() -> None:
     assert not at.exception, at.exception
 
     print(f"preset {args.preset}, {os.cpu_count()} cores")
-    print(f"{'first start (computes the curves)':<42}{first:8.2f} s   (curves target <= 8 s: {first - cold:.2f} s extra)")
+    print(
+        f"{'first start (computes the curves)':<42}{first:8.2f} s   (curves target <= 8 s: {first - cold:.2f} s extra)"
+    )
     print(f"{'cold start, model and curves cached':<42}{cold:8.2f} s   target <= 10 s")
-    print(f"{'slider change, new state: median':<42}{statistics.median(new):8.3f} s   target <= 0.6 s "
-          f"(p90 {statistics.quantiles(new, n=10)[-1]:.3f} s, n={len(new)})")
-    print(f"{'slider change, seen state: median':<42}{statistics.median(seen):8.3f} s   target <= 0.2 s "
-          f"(p90 {statistics.quantiles(seen, n=10)[-1]:.3f} s, n={len(seen)})")
+    print(
+        f"{'slider change, new state: median':<42}{statistics.median(new):8.3f} s   target <= 0.6 s "
+        f"(p90 {statistics.quantiles(new, n=10)[-1]:.3f} s, n={len(new)})"
+    )
+    print(
+        f"{'slider change, seen state: median':<42}{statistics.median(seen):8.3f} s   target <= 0.2 s "
+        f"(p90 {statistics.quantiles(seen, n=10)[-1]:.3f} s, n={len(seen)})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,11 @@ import statistics
 import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-import numpy as np
-
-from obd.data import load_mnist
-from obd.evaluate import evaluate
-from obd.model import default_model
-from obd.network import from_keras
-from obd.pruning import prune, rank, unit_mask, weight_mask
+from obd.core.data import load_mnist
+from obd.core.network import from_keras
+from obd.core.pruning import prune, rank, unit_mask, weight_mask
+from obd.runtime.evaluate import evaluate
+from obd.training.model import default_model
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -37,7 +35,10 @@ def main() -> None:
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rows = [
         ("obd evaluate (numpy, one batch of 10,000)", median_seconds(lambda: evaluate(net, x, y), 5)),
-        ("keras model.predict(batch_size=10000)", median_seconds(lambda: model.predict(x, batch_size=10_000, verbose=0), 3)),
+        (
+            "keras model.predict(batch_size=10000)",
+            median_seconds(lambda: model.predict(x, batch_size=10_000, verbose=0), 3),
+        ),
         ("keras model.evaluate (default batch 32)", median_seconds(lambda: model.evaluate(x, y, verbose=0), 2)),
     ]
     kernel = net.layers[1].kernel  # (1000, 1000)
@@ -46,12 +47,20 @@ def main() -> None:
         ("weight_mask 1000x1000 at 90 %", median_seconds(lambda: weight_mask(kernel, 0.9), 5)),
         ("unit_mask 1000x1000 at 90 %", median_seconds(lambda: unit_mask(kernel, 0.9), 5)),
         ("rank(net, 'weight') (sort all 3.8 M weights once)", median_seconds(lambda: rank(net, "weight"), 3)),
-        ("prune(net, 0.9, ranking) weight, whole net", median_seconds(lambda: prune(net, 0.9, ranking=ranking["weight"]), 5)),
-        ("prune(net, 0.9, ranking) unit, whole net", median_seconds(lambda: prune(net, 0.9, ranking=ranking["unit"]), 5)),
+        (
+            "prune(net, 0.9, ranking) weight, whole net",
+            median_seconds(lambda: prune(net, 0.9, ranking=ranking["weight"]), 5),
+        ),
+        (
+            "prune(net, 0.9, ranking) unit, whole net",
+            median_seconds(lambda: prune(net, 0.9, ranking=ranking["unit"]), 5),
+        ),
     ]
     width = max(len(name) for name, _ in rows)
-    print(f"default model {net.sizes}, {net.n_weights:,} weights, test accuracy "
-          f"{100 * evaluate(net, x, y).accuracy:.2f} %")
+    print(
+        f"default model {net.sizes}, {net.n_weights:,} weights, test accuracy "
+        f"{100 * evaluate(net, x, y).accuracy:.2f} %"
+    )
     for name, seconds in rows:
         print(f"{name:<{width}}  {1000 * seconds:9.1f} ms")
     print(f"speed-up of obd evaluate over model.evaluate: {rows[2][1] / rows[0][1]:.1f}x (target: <= 600 ms)")

@@ -14,12 +14,11 @@ import argparse
 import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-
-from obd.data import load_mnist
-from obd.methods import METHODS, calibration
-from obd.model import default_model
-from obd.network import from_keras
-from obd.sweep import sweep
+from obd.core.data import load_mnist
+from obd.core.network import from_keras
+from obd.methods.registry import METHODS, calibration
+from obd.training.model import default_model
+from obd.work.sweep import sweep
 
 
 def main() -> None:
@@ -33,12 +32,19 @@ def main() -> None:
 
     data = load_mnist()
     net = from_keras(default_model(args.preset))
-    settings = dict(modes=["weight", "unit"], methods=args.methods, calib=calibration(data),
-                    finetune_epochs=args.finetune_epochs, train_data=data)
+    settings = dict(
+        modes=["weight", "unit"],
+        methods=args.methods,
+        calib=calibration(data),
+        finetune_epochs=args.finetune_epochs,
+        train_data=data,
+    )
     ks = [k / 100 for k in args.sparsities]
     points = len(ks) * 2 * len(args.methods) * (2 if args.finetune_epochs else 1)
-    print(f"{args.preset} net {'-'.join(map(str, net.sizes))}, methods {' '.join(args.methods)}, both modes, "
-          f"{len(ks)} sparsities, fine-tuning {args.finetune_epochs:g} epochs: about {points} points")
+    print(
+        f"{args.preset} net {'-'.join(map(str, net.sizes))}, methods {' '.join(args.methods)}, both modes, "
+        f"{len(ks)} sparsities, fine-tuning {args.finetune_epochs:g} epochs: about {points} points"
+    )
 
     start = time.perf_counter()
     local = sweep(net, ks, **settings)
@@ -55,12 +61,14 @@ def main() -> None:
             seconds = time.perf_counter() - start
             print(f"2 Dask workers, {label + ':':<18}{seconds:7.1f} s  ({in_process / seconds:.2f}x in-process)")
     for remote in runs:
-        assert [(r.method, r.mode, r.sparsity, r.finetune_epochs) for r in remote] == \
-            [(r.method, r.mode, r.sparsity, r.finetune_epochs) for r in local]
+        assert [(r.method, r.mode, r.sparsity, r.finetune_epochs) for r in remote] == [
+            (r.method, r.mode, r.sparsity, r.finetune_epochs) for r in local
+        ]
     worst_acc = max(abs(a.accuracy - b.accuracy) for run in runs for a, b in zip(run, local))
     worst_loss = max(abs(a.loss - b.loss) / b.loss for run in runs for a, b in zip(run, local))
-    print(f"records: {len(local)}; largest accuracy difference {worst_acc:.2g}, "
-          f"relative loss difference {worst_loss:.2g}")
+    print(
+        f"records: {len(local)}; largest accuracy difference {worst_acc:.2g}, relative loss difference {worst_loss:.2g}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,13 +48,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
+
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-
-from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
-
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, healthy
-from obd.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
-from obd.netfile import cache_path
+from obd.core.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
+from obd.core.files import cache_path
 
 TARGETS = {"usable_s": 30.0, "default_shown_s": 120.0, "later_metrics_s": 3.0, "app_vs_cli": 1.15}
 METRIC = "[data-testid='stMetric']"
@@ -85,8 +85,11 @@ def make_venv(project: Path, how: str) -> float:
         subprocess.run(["cp", "-al", str(ROOT / ".venv"), str(venv)], check=True)
     else:
         subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r",
-                        str(project / "requirements.txt")], check=True, cwd=project)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(project / "requirements.txt")],
+            check=True,
+            cwd=project,
+        )
     return time.perf_counter() - start
 
 
@@ -113,8 +116,14 @@ def cli_training(project: Path, cache: Path, log: Path) -> float:
     """`python -m obd train` (the default model) in `project` with its own venv, into `cache`; its training
     seconds."""
     with open(log, "ab") as out:
-        subprocess.run([str(project / ".venv" / "bin" / "python"), "-m", "obd", "train"], cwd=project, check=True,
-                       env=project_env(project, cache), stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [str(project / ".venv" / "bin" / "python"), "-m", "obd", "train"],
+            cwd=project,
+            check=True,
+            env=project_env(project, cache),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return trained_seconds(cache)
 
 
@@ -122,8 +131,9 @@ def fill_cache(cache: Path, source: Path) -> None:
     """Copy the default model's cache files (.keras, and its .json/.npz where present) from `source` to `cache`."""
     keras_file = cache_path_in(source)
     if not keras_file.is_file():
-        raise SystemExit(f"first_run: error: {keras_file} is missing; train it first (python -m obd train) or run "
-                         "--phase both")
+        raise SystemExit(
+            f"first_run: error: {keras_file} is missing; train it first (python -m obd train) or run --phase both"
+        )
     for suffix in (".keras", ".json", ".npz"):
         f = keras_file.with_suffix(suffix)
         if f.is_file():
@@ -136,12 +146,22 @@ def start(project: Path, cache: Path, log: Path, port: int | None = None) -> tup
     time."""
     port = port or free_port()
     env = project_env(project, cache)
-    cmd = [str(project / ".venv" / "bin" / "python"), "-m", "streamlit", "run", "app.py", "--server.headless",
-           "true", "--server.address", "127.0.0.1", "--server.port", str(port)]
+    cmd = [
+        str(project / ".venv" / "bin" / "python"),
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+    ]
     launched = time.perf_counter()
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}", launched
 
 
@@ -156,8 +176,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, wait_default: bool,
-              port: int | None = None) -> dict:
+def open_page(
+    browser, project: Path, cache: Path, log: Path, timeout_s: float, wait_default: bool, port: int | None = None
+) -> dict:
     """Launch the server, open the page, and time what the user sees (seconds from launch; each printed as it
     happens, since a first run can take minutes). `browser`: a Playwright browser (a new context each call: an
     empty HTTP cache) or a browser context (its cache kept between calls, as a returning user's browser, which
@@ -192,8 +213,9 @@ def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, 
         if wait_default:  # None when it is not shown in time: the page is then left as it was
             left = max(1.0, timeout_s - (time.perf_counter() - launched))
             try:
-                page.wait_for_function("s => document.body.innerText.includes(s)", arg=DEFAULT_SIZES, polling=250,
-                                       timeout=left * 1000)
+                page.wait_for_function(
+                    "s => document.body.innerText.includes(s)", arg=DEFAULT_SIZES, polling=250, timeout=left * 1000
+                )
                 page.wait_for_selector(METRIC, state="visible", timeout=left * 1000)
                 seen("default_shown_s")
             except PlaywrightTimeout:
@@ -205,8 +227,11 @@ def open_page(browser, project: Path, cache: Path, log: Path, timeout_s: float, 
 
 
 def verdict(value: float | None, target: float) -> str:
-    return "not measured" if value is None else f"{value:6.1f} s (target <= {target:g} s: " \
-                                                f"{'met' if value <= target else 'NOT met'})"
+    return (
+        "not measured"
+        if value is None
+        else f"{value:6.1f} s (target <= {target:g} s: {'met' if value <= target else 'NOT met'})"
+    )
 
 
 def main() -> None:
@@ -215,8 +240,12 @@ def main() -> None:
     ap.add_argument("--venv", choices=("hardlink", "fresh"), default="hardlink")
     ap.add_argument("--source", type=Path, default=ROOT, help="the git repository to clone")
     ap.add_argument("--rev", default="HEAD", help="the commit to check out in the clone")
-    ap.add_argument("--cache-from", type=Path, default=Path.home() / ".cache" / "obd",
-                    help="later phase alone: the cache folder to copy the default model's files from")
+    ap.add_argument(
+        "--cache-from",
+        type=Path,
+        default=Path.home() / ".cache" / "obd",
+        help="later phase alone: the cache folder to copy the default model's files from",
+    )
     ap.add_argument("--runs", type=int, default=3, help="later starts to measure")
     ap.add_argument("--rounds", type=int, default=3, help="training phase: trainings of each kind (CLI, app)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each page state")
@@ -228,11 +257,15 @@ def main() -> None:
     cache.mkdir()
     try:
         clone(args.source, project, args.rev)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True,
-                              text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True
+        ).stdout.strip()
         install_s = make_venv(project, args.venv)
-        print(f"clone of {args.source} at {head} in {project}; .venv ({args.venv}) set up in {install_s:.1f} s "
-              "(not counted below)", flush=True)
+        print(
+            f"clone of {args.source} at {head} in {project}; .venv ({args.venv}) set up in {install_s:.1f} s "
+            "(not counted below)",
+            flush=True,
+        )
         if args.phase == "later":
             fill_cache(cache, args.cache_from.expanduser())
         with sync_playwright() as p:
@@ -242,12 +275,14 @@ def main() -> None:
                 first = open_page(browser, project, cache, log, args.timeout, wait_default=True)
                 trained = trained_seconds(cache)
                 print(f"  usable page:          {verdict(first.get('usable_s'), TARGETS['usable_s'])}")
-                print(f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}"
-                      f"; its training took {trained} s (the cache's .json)")
+                print(
+                    f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}"
+                    f"; its training took {trained} s (the cache's .json)"
+                )
             if args.phase == "training":
                 seconds: dict[str, list[float]] = {"cli": [], "app": []}
                 # CLI, app, app, CLI, ...: every prefix of even length holds as many of each
-                for i, kind in enumerate((("cli", "app", "app", "cli") * args.rounds)[:2 * args.rounds]):
+                for i, kind in enumerate((("cli", "app", "app", "cli") * args.rounds)[: 2 * args.rounds]):
                     empty = work / f"{kind}-cache-{i}"
                     empty.mkdir()
                     if kind == "cli":
@@ -257,8 +292,10 @@ def main() -> None:
                         seconds[kind].append(trained_seconds(empty))
                     print(f"  {kind} training {len(seconds[kind])}: {seconds[kind][-1]} s", flush=True)
                 ratio = statistics.median(seconds["app"]) / statistics.median(seconds["cli"])
-                print(f"  in-app training / CLI training, medians of {args.rounds}: {ratio:.2f}x (target <= "
-                      f"{TARGETS['app_vs_cli']:g}x: {'met' if ratio <= TARGETS['app_vs_cli'] else 'NOT met'})")
+                print(
+                    f"  in-app training / CLI training, medians of {args.rounds}: {ratio:.2f}x (target <= "
+                    f"{TARGETS['app_vs_cli']:g}x: {'met' if ratio <= TARGETS['app_vs_cli'] else 'NOT met'})"
+                )
             if args.phase in ("later", "both"):
                 # A later start is a user starting the app again: their browser has opened it before and keeps
                 # Streamlit's static files (hashed names, cached by the browser). One context that opened the page
@@ -267,18 +304,23 @@ def main() -> None:
                 open_page(returning, project, cache, log, args.timeout, wait_default=False, port=port)
                 starts: dict[str, list[dict]] = {"returning browser": [], "empty browser cache": []}
                 for i in range(args.runs):
-                    for how, where, at in (("returning browser", returning, port),
-                                           ("empty browser cache", browser, None)):
+                    for how, where, at in (
+                        ("returning browser", returning, port),
+                        ("empty browser cache", browser, None),
+                    ):
                         print(f"later start {i + 1} (model cache filled; {how}):", flush=True)
-                        starts[how].append(open_page(where, project, cache, log, args.timeout, wait_default=False,
-                                                     port=at))
+                        starts[how].append(
+                            open_page(where, project, cache, log, args.timeout, wait_default=False, port=at)
+                        )
                 for how, runs in starts.items():
                     times = [r["usable_s"] for r in runs]
                     saw = [r["harness_saw_metric_s"] for r in runs]
-                    print(f"  later start to metrics, {how}, median of {len(times)}: "
-                          f"{verdict(statistics.median(times), TARGETS['later_metrics_s'])} "
-                          f"(each: {', '.join(f'{t:.1f}' for t in times)}; the harness saw them at "
-                          f"{', '.join(f'{t:.1f}' for t in saw)})")
+                    print(
+                        f"  later start to metrics, {how}, median of {len(times)}: "
+                        f"{verdict(statistics.median(times), TARGETS['later_metrics_s'])} "
+                        f"(each: {', '.join(f'{t:.1f}' for t in times)}; the harness saw them at "
+                        f"{', '.join(f'{t:.1f}' for t in saw)})"
+                    )
                 returning.close()
             browser.close()
         watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]

@@ -2,7 +2,7 @@
 it, and what its metrics must say for a given state according to obd.
 
 Shared by benchmarks/live_class.py, benchmarks/load.py, tests/conftest.py (the browser tests' server) and
-tests/test_app_reliability.py, so that the server is started, and the page read, in one way everywhere.
+tests/ui/test_app_reliability.py, so that the server is started, and the page read, in one way everywhere.
 """
 
 from __future__ import annotations
@@ -16,22 +16,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 
-from obd.evaluate import evaluate
-from obd.methods import plan
-from obd.network import Network
-from obd.pruning import report
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from obd.core.network import Network
+from obd.core.pruning import report
+from obd.methods.registry import plan
+from obd.runtime.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: Playwright never downloads a browser here
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 METRICS = ("Test accuracy", "Test loss", "Weights kept", "Units kept")  # the labels whose values depend on the state
 
@@ -83,13 +89,29 @@ def serve(preset: str, log: Path, start_timeout: float = 120.0, options: tuple[s
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", *options]  # a watcher over the repository only adds load
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        *options,
+    ]  # a watcher over the repository only adds load
     launched = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OBD_PRESET": preset}, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, "OBD_PRESET": preset}, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         while not healthy(url):
             if proc.poll() is not None or time.perf_counter() - launched > start_timeout:
@@ -145,13 +167,13 @@ def descendants_cpu_s(root: int, skip: int | None = None) -> float:
 
 
 def app_constant(name: str) -> object:
-    """A literal constant of the dashboard (e.g. QUICK_PICKS in ui/state.py), read from its source: importing the
+    """A literal constant of the dashboard (e.g. QUICK_PICKS in ui/services/state.py), read from its source: importing the
     page's modules outside a server would set up Streamlit's caches without a runtime.
 
     Raises:
-        KeyError: neither app.py nor ui/state.py assigns a literal to `name`.
+        KeyError: neither app.py nor ui/services/state.py assigns a literal to `name`.
     """
-    for source in (ROOT / "app.py", ROOT / "ui" / "state.py"):
+    for source in (ROOT / "app.py", ROOT / "ui" / "services" / "state.py"):
         for node in ast.parse(source.read_text()).body:
             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
                 return ast.literal_eval(node.value)
@@ -186,5 +208,9 @@ class Expected:
         pruned = self._plan(mode).prune(sparsity_pct / 100)
         ev = evaluate(pruned.net, self.x, self.y, engine="auto")  # the engine the app evaluates with
         r = report(pruned)
-        return {"Test accuracy": f"{100 * ev.accuracy:.2f} %", "Test loss": f"{ev.loss:.4f}",
-                "Weights kept": f"{r.kept_weights:,}", "Units kept": f"{r.kept_units:,}"}
+        return {
+            "Test accuracy": f"{100 * ev.accuracy:.2f} %",
+            "Test loss": f"{ev.loss:.4f}",
+            "Weights kept": f"{r.kept_weights:,}",
+            "Units kept": f"{r.kept_units:,}",
+        }

@@ -28,13 +28,18 @@ import time
 from pathlib import Path
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, IDLE, serve
-from obd.config import preset_spec, preset_train_config
-from obd.netfile import cache_path
+from obd.core.config import preset_spec, preset_train_config
+from obd.core.files import cache_path
 
-TARGETS = {"seen_median_s": 0.5, "seen_worst_s": 1.0, "new_median_s": 1.0, "obs_click_worst_s": 1.0,
-           "obs_point_s": 25.0, "shared_link_usable_s": 10.0}
+TARGETS = {
+    "seen_median_s": 0.5,
+    "seen_worst_s": 1.0,
+    "new_median_s": 1.0,
+    "obs_click_worst_s": 1.0,
+    "obs_point_s": 25.0,
+    "shared_link_usable_s": 10.0,
+}
 METRIC_JS = """(label) => {
   const m = [...document.querySelectorAll("[data-testid='stMetric']")].find(e => e.innerText.includes(label));
   return m ? m.querySelector("[data-testid='stMetricValue']").innerText : null;
@@ -78,8 +83,12 @@ def step(page, key: str, wait_idle: bool = True) -> tuple[float, float]:
     if not wait_idle:
         return answered, float("inf")
     try:
-        page.wait_for_function(f"(b) => ({METRIC_JS})('Weights kept') !== b && ({METRIC_JS})('Weights kept')",
-                               arg=kept, polling="raf", timeout=60_000)
+        page.wait_for_function(
+            f"(b) => ({METRIC_JS})('Weights kept') !== b && ({METRIC_JS})('Weights kept')",
+            arg=kept,
+            polling="raf",
+            timeout=60_000,
+        )
         page.wait_for_selector(IDLE, timeout=60_000)
     except Exception:  # noqa: BLE001  playwright's TimeoutError: the state did not settle in time
         return answered, float("inf")
@@ -110,8 +119,13 @@ def liveness(preset: str) -> dict:
         slider.focus()
         new = [step(page, "ArrowRight")[1] for _ in range(6)]  # 91..96 %: never seen
         seen = [step(page, "ArrowLeft")[1] for _ in range(6)]  # back to 90 %: all seen
-        out.update(new_median_s=statistics.median(new), new_worst_s=max(new), seen_median_s=statistics.median(seen),
-                   seen_worst_s=max(seen), samples={"new": new, "seen": seen})
+        out.update(
+            new_median_s=statistics.median(new),
+            new_worst_s=max(new),
+            seen_median_s=statistics.median(seen),
+            seen_worst_s=max(seen),
+            samples={"new": new, "seen": seen},
+        )
 
         # choose obs: nothing of it is computed yet
         start = time.perf_counter()
@@ -127,8 +141,9 @@ def liveness(preset: str) -> dict:
         page.get_by_role("tab", name="Weights", selected=True).wait_for(timeout=30_000)
         clicks.append(time.perf_counter() - t)
         page.get_by_role("tab", name="Curves").click()
-        page.wait_for_function(f"() => ({METRIC_JS})('Test accuracy') && ({CAPTION_JS})().includes('obs')",
-                               timeout=600_000, polling=200)
+        page.wait_for_function(
+            f"() => ({METRIC_JS})('Test accuracy') && ({CAPTION_JS})().includes('obs')", timeout=600_000, polling=200
+        )
         out["obs_point_s"] = time.perf_counter() - start
         out["obs_click_worst_s"] = max(clicks)
         out["obs_clicks_s"] = clicks
@@ -139,8 +154,9 @@ def liveness(preset: str) -> dict:
 
     log = Path(tempfile.mkdtemp(prefix="obd-bench-")) / "streamlit.log"
     with fresh_cache(preset), serve(preset, log) as server, sync_playwright() as p:
-        browser, page, start = open_page(p, server.url,
-                                         f"mode=unit&sparsity=90&method=obs&budget=global&preset={preset}")
+        browser, page, start = open_page(
+            p, server.url, f"mode=unit&sparsity=90&method=obs&budget=global&preset={preset}"
+        )
         page.locator("[data-testid='stSlider']").first.wait_for(timeout=120_000)
         page.wait_for_function(CURVE_JS, arg="magnitude, unit", timeout=120_000, polling=200)
         out["shared_link_usable_s"] = time.perf_counter() - start
@@ -149,15 +165,19 @@ def liveness(preset: str) -> dict:
 
 
 def table(r: dict) -> str:
-    rows = [("seen state: slider -> settled (median)", "seen_median_s"),
-            ("seen state: slider -> settled (worst)", "seen_worst_s"),
-            ("new sparsity, magnitude: slider -> settled (median)", "new_median_s"),
-            ("obs chosen, nothing computed: worst other click", "obs_click_worst_s"),
-            ("obs chosen: current point's metrics", "obs_point_s"),
-            ("obs chosen: both obs curves drawn", "obs_curves_s"),
-            ("shared obs link, fresh server: controls + magnitude curve", "shared_link_usable_s")]
-    lines = [f"live in class: chromium at 1280x720 and the server on one machine ({os.cpu_count()} cores)",
-             f"{'':58}{'measured':>10}  target"]
+    rows = [
+        ("seen state: slider -> settled (median)", "seen_median_s"),
+        ("seen state: slider -> settled (worst)", "seen_worst_s"),
+        ("new sparsity, magnitude: slider -> settled (median)", "new_median_s"),
+        ("obs chosen, nothing computed: worst other click", "obs_click_worst_s"),
+        ("obs chosen: current point's metrics", "obs_point_s"),
+        ("obs chosen: both obs curves drawn", "obs_curves_s"),
+        ("shared obs link, fresh server: controls + magnitude curve", "shared_link_usable_s"),
+    ]
+    lines = [
+        f"live in class: chromium at 1280x720 and the server on one machine ({os.cpu_count()} cores)",
+        f"{'':58}{'measured':>10}  target",
+    ]
     for label, key in rows:
         target = TARGETS.get(key)
         verdict = "" if target is None else f"  <= {target:g} s {'ok' if r[key] <= target else 'MISSED'}"

@@ -41,18 +41,18 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs
 
-import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from benchmarks.live_app import METRICS, Expected, cpu_s, rss_mb, serve, state_caption
 from benchmarks.streamlit_client import Page, ProtocolError, Session
-from obd.config import DEFAULT_PRESET
-from obd.pruning import MODES
+from obd.core.config import DEFAULT_PRESET
+from obd.core.pruning import MODES
 
 OUT = Path(__file__).resolve().parent / "out" / "load.json"
 TARGETS = {"errors": 0, "cross_talk": 0, "server_p95_s": 1.0, "rss_growth_mb": 100.0, "seen_cpu_ms": 50.0}
@@ -145,8 +145,9 @@ def mismatches(session: Session, mode: str, k: int, labels: AppLabels = LABELS) 
     return wrong
 
 
-def next_move(rng: np.random.Generator, session: Session, mode: str, k: int,
-              labels: AppLabels = LABELS) -> tuple[str, str, object, str, int]:
+def next_move(
+    rng: np.random.Generator, session: Session, mode: str, k: int, labels: AppLabels = LABELS
+) -> tuple[str, str, object, str, int]:
     """A user's next input, drawn from MOVES; the quick picks are read from the page.
 
     Args:
@@ -177,8 +178,9 @@ def next_move(rng: np.random.Generator, session: Session, mode: str, k: int,
     return kind, labels.sparsity, new, mode, new
 
 
-async def move(session: Session, label: str, value: object, mode: str, k: int, timeout_s: float,
-               labels: AppLabels = LABELS) -> dict:
+async def move(
+    session: Session, label: str, value: object, mode: str, k: int, timeout_s: float, labels: AppLabels = LABELS
+) -> dict:
     """Make one input and wait for the page to show (mode, k).
 
     Args:
@@ -196,8 +198,18 @@ async def move(session: Session, label: str, value: object, mode: str, k: int, t
         failed), mismatches (cross-talk), metrics (as shown, for the oracle) and failure (None, or why the move
         never settled).
     """
-    record = {"mode": mode, "sparsity": k, "run_s": None, "settle_s": None, "server_s": None, "runs": None,
-              "errors": [], "mismatches": [], "metrics": {}, "failure": None}
+    record = {
+        "mode": mode,
+        "sparsity": k,
+        "run_s": None,
+        "settle_s": None,
+        "server_s": None,
+        "runs": None,
+        "errors": [],
+        "mismatches": [],
+        "metrics": {},
+        "failure": None,
+    }
     before = len(session.runs)
     try:
         run = await session.set(label, value)
@@ -205,8 +217,9 @@ async def move(session: Session, label: str, value: object, mode: str, k: int, t
         target = lambda page: shows(page, mode, k, labels) or bool(page.errors())  # noqa: E731
         # A page that shows some other state, complete, with nothing polling, has dropped the input (unless one
         # more run is on its way): no need to wait the whole timeout for it.
-        settled = await session.until(lambda page: target(page) or (not session.polling
-                                                                    and shows(page, None, None, labels)), timeout_s)
+        settled = await session.until(
+            lambda page: target(page) or (not session.polling and shows(page, None, None, labels)), timeout_s
+        )
         if not target(session.page):
             try:
                 settled = await session.until(target, LOST_GRACE_S)
@@ -227,8 +240,9 @@ async def move(session: Session, label: str, value: object, mode: str, k: int, t
     return record
 
 
-async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm: asyncio.Barrier,
-                phase: dict, labels: AppLabels) -> tuple[Session | None, list[dict]]:
+async def _user(
+    i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm: asyncio.Barrier, phase: dict, labels: AppLabels
+) -> tuple[Session | None, list[dict]]:
     """One session: open, warm up, wait for the others, then move until the measured phase ends."""
     rng = np.random.default_rng([cfg.seed, i])
     mode, k = start
@@ -242,12 +256,37 @@ async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm:
         if session:
             await session.close()
         await warm.wait()
-        return None, [{"session": i, "move": -1, "kind": "open", "phase": "warmup", "mode": mode, "sparsity": k,
-                       "failure": f"{type(e).__name__}: {e}", "errors": [], "mismatches": [], "metrics": {}}]
-    records.append({"session": i, "move": -1, "kind": "open", "phase": "warmup", "mode": mode, "sparsity": k,
-                    "run_s": run.latency_s, "settle_s": settled - run.sent, "server_s": run.server_s,
-                    "errors": session.page.errors(), "mismatches": [], "failure": None,
-                    "metrics": {m: session.page.metrics().get(m) for m in labels.metrics}})
+        return None, [
+            {
+                "session": i,
+                "move": -1,
+                "kind": "open",
+                "phase": "warmup",
+                "mode": mode,
+                "sparsity": k,
+                "failure": f"{type(e).__name__}: {e}",
+                "errors": [],
+                "mismatches": [],
+                "metrics": {},
+            }
+        ]
+    records.append(
+        {
+            "session": i,
+            "move": -1,
+            "kind": "open",
+            "phase": "warmup",
+            "mode": mode,
+            "sparsity": k,
+            "run_s": run.latency_s,
+            "settle_s": settled - run.sent,
+            "server_s": run.server_s,
+            "errors": session.page.errors(),
+            "mismatches": [],
+            "failure": None,
+            "metrics": {m: session.page.metrics().get(m) for m in labels.metrics},
+        }
+    )
     n, waited = 0, False
     while True:
         if n == cfg.warmup and not waited:
@@ -259,8 +298,16 @@ async def _user(i: int, url: str, start: tuple[str, int], cfg: LoadConfig, warm:
         kind, label, value, mode_after, k_after = next_move(rng, session, mode, k, labels)
         started = time.perf_counter()
         rec = await move(session, label, value, mode_after, k_after, cfg.timeout_s, labels)
-        records.append({"session": i, "move": n, "kind": kind, "phase": "warmup" if n < cfg.warmup else "measured",
-                        "started": started, **rec})
+        records.append(
+            {
+                "session": i,
+                "move": n,
+                "kind": kind,
+                "phase": "warmup" if n < cfg.warmup else "measured",
+                "started": started,
+                **rec,
+            }
+        )
         n += 1
         mode, k = mode_after, k_after
         if rec["failure"]:  # go on from the state the page holds once it settles (its address), as a user would
@@ -283,8 +330,9 @@ async def _sample(pid: int, series: list[tuple[float, float]]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def drive(url: str, cfg: LoadConfig, pid: int | None = None, log: Path | None = None,
-                labels: AppLabels = LABELS) -> dict:
+async def drive(
+    url: str, cfg: LoadConfig, pid: int | None = None, log: Path | None = None, labels: AppLabels = LABELS
+) -> dict:
     """Run every session at once against the server at `url`.
 
     One page is opened first and closed (the teacher's: a fresh server loads the model and its caches), then
@@ -323,9 +371,12 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, log: Path | N
     t1 = time.perf_counter()
     if pid:
         sampler.cancel()
-        server.update(rss_end_mb=rss_mb(pid), cpu_s=cpu_s(pid) - server.pop("cpu_start"),
-                      rss_peak_mb=max(m for _, m in series + [(t1, rss_mb(pid))]),
-                      rss_series=[(round(t - t0, 1), round(m, 1)) for t, m in series])
+        server.update(
+            rss_end_mb=rss_mb(pid),
+            cpu_s=cpu_s(pid) - server.pop("cpu_start"),
+            rss_peak_mb=max(m for _, m in series + [(t1, rss_mb(pid))]),
+            rss_series=[(round(t - t0, 1), round(m, 1)) for t, m in series],
+        )
     runs = [(r.fragment, r.server_s) for s, _ in done if s for r in s.runs if t0 <= r.finished <= t1]
     tracebacks = log.read_text(errors="replace").count("Traceback") if log else None
     for s, _ in done:
@@ -334,8 +385,13 @@ async def drive(url: str, cfg: LoadConfig, pid: int | None = None, log: Path | N
     if pid:
         await asyncio.sleep(5)  # the server drops closed sessions
         server["rss_closed_mb"] = rss_mb(pid)
-    return {"records": [r for _, rs in done for r in rs], "runs": runs, "server": server, "wall_s": t1 - t0,
-            "tracebacks": tracebacks}
+    return {
+        "records": [r for _, rs in done for r in rs],
+        "runs": runs,
+        "server": server,
+        "wall_s": t1 - t0,
+        "tracebacks": tracebacks,
+    }
 
 
 async def _quiet(pid: int, below: float = 0.05, timeout_s: float = 120.0) -> float:
@@ -350,8 +406,9 @@ async def _quiet(pid: int, below: float = 0.05, timeout_s: float = 120.0) -> flo
             return 1000 * rate
 
 
-async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 120.0,
-                        labels: AppLabels = LABELS) -> dict:
+async def cpu_per_rerun(
+    url: str, pid: int, rounds: int = 5, timeout_s: float = 120.0, labels: AppLabels = LABELS
+) -> dict:
     """The server's CPU per rerun of a state seen before: one session visits every quick pick in both modes
     (first visits: computed and cached), then revisits them `rounds` times.
 
@@ -393,10 +450,17 @@ async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 
         await asyncio.sleep(3)  # background work a move started (e.g. its latency measurement) is part of its cost
         cpu = cpu_s(pid) - c0
         runs = [r for r in session.runs[n_runs:] if not r.fragment]
-        return {"moves": len(records), "full_runs": len(runs), "cpu_s": cpu,
-                "server_s": [r.server_s for r in runs],
-                "problems": [r["failure"] or r["errors"] or r["mismatches"] for r in records
-                             if r["failure"] or r["errors"] or r["mismatches"]]}
+        return {
+            "moves": len(records),
+            "full_runs": len(runs),
+            "cpu_s": cpu,
+            "server_s": [r.server_s for r in runs],
+            "problems": [
+                r["failure"] or r["errors"] or r["mismatches"]
+                for r in records
+                if r["failure"] or r["errors"] or r["mismatches"]
+            ],
+        }
 
     first = await visit(first=True)
     idle = await _quiet(pid)
@@ -404,17 +468,25 @@ async def cpu_per_rerun(url: str, pid: int, rounds: int = 5, timeout_s: float = 
     await session.close()
     moves, full = sum(v["moves"] for v in again), sum(v["full_runs"] for v in again)
     cpu = sum(v["cpu_s"] for v in again)
-    return {"states": len(states), "rounds": rounds, "idle_cpu_ms_per_s": idle,
-            "first_visit_cpu_ms_per_move": 1000 * first["cpu_s"] / first["moves"],
-            "seen_cpu_ms_per_move": 1000 * cpu / moves, "seen_cpu_ms_per_full_run": 1000 * cpu / full,
-            "seen_server_s_p50": float(np.median([s for v in again for s in v["server_s"]])),
-            "problems": first["problems"] + [p for v in again for p in v["problems"]]}
+    return {
+        "states": len(states),
+        "rounds": rounds,
+        "idle_cpu_ms_per_s": idle,
+        "first_visit_cpu_ms_per_move": 1000 * first["cpu_s"] / first["moves"],
+        "seen_cpu_ms_per_move": 1000 * cpu / moves,
+        "seen_cpu_ms_per_full_run": 1000 * cpu / full,
+        "seen_server_s_p50": float(np.median([s for v in again for s in v["server_s"]])),
+        "problems": first["problems"] + [p for v in again for p in v["problems"]],
+    }
 
 
 def _pct(values: list[float]) -> dict:
-    return {"n": len(values), "p50_s": float(np.percentile(values, 50)) if values else None,
-            "p95_s": float(np.percentile(values, 95)) if values else None,
-            "max_s": max(values) if values else None}
+    return {
+        "n": len(values),
+        "p50_s": float(np.percentile(values, 50)) if values else None,
+        "p95_s": float(np.percentile(values, 95)) if values else None,
+        "max_s": max(values) if values else None,
+    }
 
 
 def summarize(result: dict, cfg: LoadConfig, expected: Expected | None) -> dict:
@@ -432,8 +504,9 @@ def summarize(result: dict, cfg: LoadConfig, expected: Expected | None) -> dict:
     for r in records:  # the oracle runs after the load, on the metrics each settled page showed
         if expected and r["metrics"]:
             want = expected(r["mode"], r["sparsity"])
-            r["mismatches"] = r["mismatches"] + [f"{m}: shows {r['metrics'][m]!r}, obd says {want[m]!r}"
-                                                 for m in want if r["metrics"].get(m) != want[m]]
+            r["mismatches"] = r["mismatches"] + [
+                f"{m}: shows {r['metrics'][m]!r}, obd says {want[m]!r}" for m in want if r["metrics"].get(m) != want[m]
+            ]
     measured = sorted((r for r in records if r["phase"] == "measured"), key=lambda r: r["started"])
     seen = {(r["mode"], r["sparsity"]) for r in records if r["phase"] == "warmup"}
     for r in measured:  # first opened by any session = new to the server
@@ -441,74 +514,111 @@ def summarize(result: dict, cfg: LoadConfig, expected: Expected | None) -> dict:
         seen.add((r["mode"], r["sparsity"]))
     ok = [r for r in measured if r["settle_s"] is not None]
     full = [s for fragment, s in result["runs"] if not fragment]
-    errors = {"error_pages": sum(bool(r["errors"]) for r in records),
-              "unsettled": sum(r["failure"] is not None for r in records),
-              "server_tracebacks": result["tracebacks"]}
+    errors = {
+        "error_pages": sum(bool(r["errors"]) for r in records),
+        "unsettled": sum(r["failure"] is not None for r in records),
+        "server_tracebacks": result["tracebacks"],
+    }
     server = result["server"]
     if server:
-        server.update(growth_mb=server["rss_end_mb"] - server["rss_after_warmup_mb"],
-                      cpu_ms_per_full_run=1000 * server["cpu_s"] / max(len(full), 1),
-                      cpu_ms_per_move=1000 * server["cpu_s"] / max(len(measured), 1),
-                      cpu_share=server["cpu_s"] / result["wall_s"])
-    return {"config": {"sessions": cfg.sessions, "duration_s": cfg.duration_s, "think_s": cfg.think_s,
-                       "warmup": cfg.warmup, "seed": cfg.seed}, "cpu_count": os.cpu_count(),
-            "wall_s": result["wall_s"], "moves": len(measured),
-            "moves_by_kind": {k: sum(r["kind"] == k for r in measured) for k in MOVES},
-            "full_runs": len(full), "fragment_runs": len(result["runs"]) - len(full),
-            "move_run": _pct([r["run_s"] for r in ok]), "move_settle": _pct([r["settle_s"] for r in ok]),
-            "settle_new_state": _pct([r["settle_s"] for r in ok if r["new_state"]]),
-            "settle_seen_state": _pct([r["settle_s"] for r in ok if not r["new_state"]]),
-            "server_run": _pct(full), "server_fragment_run": _pct([s for f, s in result["runs"] if f]),
-            "errors": errors, "errors_total": sum(v or 0 for v in errors.values()),
-            "cross_talk": sum(bool(r["mismatches"]) for r in records),
-            "examples": [f"session {r['session']} move {r['move']}: {r['failure'] or r['errors'] or r['mismatches']}"
-                         for r in records if r["failure"] or r["errors"] or r["mismatches"]][:10],
-            "server": server, "targets": TARGETS, "records": records}
+        server.update(
+            growth_mb=server["rss_end_mb"] - server["rss_after_warmup_mb"],
+            cpu_ms_per_full_run=1000 * server["cpu_s"] / max(len(full), 1),
+            cpu_ms_per_move=1000 * server["cpu_s"] / max(len(measured), 1),
+            cpu_share=server["cpu_s"] / result["wall_s"],
+        )
+    return {
+        "config": {
+            "sessions": cfg.sessions,
+            "duration_s": cfg.duration_s,
+            "think_s": cfg.think_s,
+            "warmup": cfg.warmup,
+            "seed": cfg.seed,
+        },
+        "cpu_count": os.cpu_count(),
+        "wall_s": result["wall_s"],
+        "moves": len(measured),
+        "moves_by_kind": {k: sum(r["kind"] == k for r in measured) for k in MOVES},
+        "full_runs": len(full),
+        "fragment_runs": len(result["runs"]) - len(full),
+        "move_run": _pct([r["run_s"] for r in ok]),
+        "move_settle": _pct([r["settle_s"] for r in ok]),
+        "settle_new_state": _pct([r["settle_s"] for r in ok if r["new_state"]]),
+        "settle_seen_state": _pct([r["settle_s"] for r in ok if not r["new_state"]]),
+        "server_run": _pct(full),
+        "server_fragment_run": _pct([s for f, s in result["runs"] if f]),
+        "errors": errors,
+        "errors_total": sum(v or 0 for v in errors.values()),
+        "cross_talk": sum(bool(r["mismatches"]) for r in records),
+        "examples": [
+            f"session {r['session']} move {r['move']}: {r['failure'] or r['errors'] or r['mismatches']}"
+            for r in records
+            if r["failure"] or r["errors"] or r["mismatches"]
+        ][:10],
+        "server": server,
+        "targets": TARGETS,
+        "records": records,
+    }
 
 
 def table(s: dict) -> str:
     """The figures as plain text, with the targets."""
+
     def ms(p: dict) -> str:
         return "n/a" if p["p50_s"] is None else f"{1000 * p['p50_s']:.0f} / {1000 * p['p95_s']:.0f} ms (n={p['n']})"
 
     c, server = s["config"], s["server"]
-    rows = [("sessions x seconds", f"{c['sessions']} x {c['duration_s']:.0f} s, think {c['think_s'][0]:g}-"
-                                   f"{c['think_s'][1]:g} s ({s['cpu_count']} cores)"),
-            ("moves (pick / slide / nudge / mode)", f"{s['moves']} ("
-                                                    + " / ".join(map(str, s["moves_by_kind"].values())) + ")"),
-            ("server runs: full / fragment", f"{s['full_runs']} / {s['fragment_runs']}"),
-            ("move -> first run finished, p50 / p95", ms(s["move_run"])),
-            ("move -> state shown, p50 / p95", ms(s["move_settle"])),
-            ("  state new to the server", ms(s["settle_new_state"])),
-            ("  state seen before", ms(s["settle_seen_state"])),
-            ("server time per full run p50 / p95 (<= 1 s)", ms(s["server_run"])),
-            ("server time per fragment run p50 / p95", ms(s["server_fragment_run"])),
-            ("errors (target 0)", f"{s['errors_total']}  " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())),
-            ("cross-talk (target 0)", str(s["cross_talk"]))]
+    rows = [
+        (
+            "sessions x seconds",
+            f"{c['sessions']} x {c['duration_s']:.0f} s, think {c['think_s'][0]:g}-"
+            f"{c['think_s'][1]:g} s ({s['cpu_count']} cores)",
+        ),
+        (
+            "moves (pick / slide / nudge / mode)",
+            f"{s['moves']} (" + " / ".join(map(str, s["moves_by_kind"].values())) + ")",
+        ),
+        ("server runs: full / fragment", f"{s['full_runs']} / {s['fragment_runs']}"),
+        ("move -> first run finished, p50 / p95", ms(s["move_run"])),
+        ("move -> state shown, p50 / p95", ms(s["move_settle"])),
+        ("  state new to the server", ms(s["settle_new_state"])),
+        ("  state seen before", ms(s["settle_seen_state"])),
+        ("server time per full run p50 / p95 (<= 1 s)", ms(s["server_run"])),
+        ("server time per fragment run p50 / p95", ms(s["server_fragment_run"])),
+        ("errors (target 0)", f"{s['errors_total']}  " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())),
+        ("cross-talk (target 0)", str(s["cross_talk"])),
+    ]
     if server:
-        rows += [("server RSS after warm-up / end / peak / closed",
-                  f"{server['rss_after_warmup_mb']:.0f} / {server['rss_end_mb']:.0f} / {server['rss_peak_mb']:.0f}"
-                  f" / {server['rss_closed_mb']:.0f} MB"),
-                 ("RSS growth (target < 100 MB)", f"{server['growth_mb']:+.1f} MB"),
-                 ("server CPU", f"{server['cpu_s']:.0f} s in {s['wall_s']:.0f} s ({server['cpu_share']:.2f} cores): "
-                                f"{server['cpu_ms_per_full_run']:.0f} ms per full run, "
-                                f"{server['cpu_ms_per_move']:.0f} ms per move")]
+        rows += [
+            (
+                "server RSS after warm-up / end / peak / closed",
+                f"{server['rss_after_warmup_mb']:.0f} / {server['rss_end_mb']:.0f} / {server['rss_peak_mb']:.0f}"
+                f" / {server['rss_closed_mb']:.0f} MB",
+            ),
+            ("RSS growth (target < 100 MB)", f"{server['growth_mb']:+.1f} MB"),
+            (
+                "server CPU",
+                f"{server['cpu_s']:.0f} s in {s['wall_s']:.0f} s ({server['cpu_share']:.2f} cores): "
+                f"{server['cpu_ms_per_full_run']:.0f} ms per full run, "
+                f"{server['cpu_ms_per_move']:.0f} ms per move",
+            ),
+        ]
     return "\n".join(f"{label:48}{value}" for label, value in rows)
 
 
 def _oracle(preset: str) -> Expected:
     """obd's numbers for the preset's network (trained into the cache first if it is not there, so that the
     server opens it rather than training it)."""
-    from obd.config import preset_spec, preset_train_config
-    from obd.data import load_mnist
-    from obd.netfile import cached_network
+    from obd.core.config import preset_spec, preset_train_config
+    from obd.core.data import load_mnist
+    from obd.core.files import cached_network
 
     d = load_mnist()
     spec, train = preset_spec(preset), preset_train_config(preset)
     net = cached_network(spec, train)
     if net is None:
-        from obd.model import trained_model
-        from obd.network import from_keras
+        from obd.core.network import from_keras
+        from obd.training.model import trained_model
 
         net = from_keras(trained_model(spec, train, d)[0])
     return Expected(net, d.x_test, d.y_test, LABELS.method)
@@ -529,12 +639,21 @@ def _server(url: str | None, pid: int | None, preset: str) -> Iterator[tuple[str
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, run the load (or the CPU-per-rerun measurement), print the figures, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default=os.environ.get("OBD_PRESET", DEFAULT_PRESET),
-                    help=f"the server's OBD_PRESET (default: $OBD_PRESET, else {DEFAULT_PRESET})")
+    ap.add_argument(
+        "--preset",
+        default=os.environ.get("OBD_PRESET", DEFAULT_PRESET),
+        help=f"the server's OBD_PRESET (default: $OBD_PRESET, else {DEFAULT_PRESET})",
+    )
     ap.add_argument("--sessions", type=int, default=LoadConfig.sessions)
     ap.add_argument("--duration", type=float, default=LoadConfig.duration_s, help="seconds of measured load")
-    ap.add_argument("--think", type=float, nargs=2, default=LoadConfig.think_s, metavar=("LOW", "HIGH"),
-                    help="seconds a user pauses between moves, drawn uniformly")
+    ap.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=LoadConfig.think_s,
+        metavar=("LOW", "HIGH"),
+        help="seconds a user pauses between moves, drawn uniformly",
+    )
     ap.add_argument("--warmup", type=int, default=LoadConfig.warmup, help="moves per session before measuring")
     ap.add_argument("--seed", type=int, default=LoadConfig.seed)
     ap.add_argument("--timeout", type=float, default=LoadConfig.timeout_s, help="seconds one move may take")
@@ -547,16 +666,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, default=OUT)
     args = ap.parse_args(argv)
     try:
-        cfg = LoadConfig(args.sessions, args.duration, tuple(args.think), args.warmup, args.seed, args.timeout,
-                         args.stagger)
+        cfg = LoadConfig(
+            args.sessions, args.duration, tuple(args.think), args.warmup, args.seed, args.timeout, args.stagger
+        )
     except ValueError as e:
         ap.error(str(e))
     expected = None if args.no_check else _oracle(args.preset)  # before the server starts: it trains if needed
     with _server(args.url, args.pid, args.preset) as (url, pid, log):
         if args.cpu_per_rerun:
             if pid is None:
-                ap.error("--cpu-per-rerun needs the server's process id: start no server (leave out --url) or "
-                         "give --pid")
+                ap.error(
+                    "--cpu-per-rerun needs the server's process id: start no server (leave out --url) or give --pid"
+                )
             figures = asyncio.run(cpu_per_rerun(url, pid, args.rounds, args.timeout))
             figures["preset"] = args.preset
             print("\n".join(f"{k:32}{v}" for k, v in figures.items()))

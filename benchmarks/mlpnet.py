@@ -11,21 +11,20 @@ ICML 2022, mean of 5 runs), then the mean over the seeds and the time each metho
 
 from __future__ import annotations
 
-import obd  # noqa: F401  (sets thread variables before numpy loads)
-
 import argparse
 import time
 from dataclasses import replace
 
 import numpy as np
 
-from obd.config import preset_spec, preset_train_config
-from obd.data import load_mnist
-from obd.evaluate import evaluate
-from obd.methods import calibration, plan
-from obd.model import trained_model
-from obd.network import from_keras
-from obd.reconstruct import ReconstructConfig
+import obd  # noqa: F401  (sets thread variables before numpy loads)
+from obd.core.config import preset_spec, preset_train_config
+from obd.core.data import load_mnist
+from obd.core.network import from_keras
+from obd.methods.obs import ReconstructConfig
+from obd.methods.registry import calibration, plan
+from obd.runtime.evaluate import evaluate
+from obd.training.model import trained_model
 
 SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 PUBLISHED = {  # CBS paper, Table 1, MLPNet on MNIST, mean of 5 runs
@@ -57,8 +56,9 @@ def main() -> None:
     seconds = {label: 0.0 for label, *_ in RUNS}
     dense = []
     for seed in args.seeds:
-        model, path, trained = trained_model(preset_spec("mlpnet"), replace(preset_train_config("mlpnet"), seed=seed),
-                                             data)
+        model, path, trained = trained_model(
+            preset_spec("mlpnet"), replace(preset_train_config("mlpnet"), seed=seed), data
+        )
         net = from_keras(model)
         dense.append(100 * evaluate(net, data.x_test, data.y_test).accuracy)
         print(f"seed {seed}: {path.name} ({'trained now' if trained else 'cached'}), dense {dense[-1]:.2f} %")
@@ -73,8 +73,10 @@ def main() -> None:
             seconds[label] += time.perf_counter() - start
             acc[label].append(row)
             print(f"  {label:<24}" + " ".join(f"{a:6.2f}" for a in row), flush=True)
-    print(f"\nMLPNet, one-shot, global budget over all 3 layers; mean of seeds {args.seeds} "
-          f"(dense {np.mean(dense):.2f} %), {args.calib} calibration images")
+    print(
+        f"\nMLPNet, one-shot, global budget over all 3 layers; mean of seeds {args.seeds} "
+        f"(dense {np.mean(dense):.2f} %), {args.calib} calibration images"
+    )
     print(f"| method | {' | '.join(f'{k:g}' for k in SPARSITIES)} | s per seed |")
     print("|---|" + "---:|" * (len(SPARSITIES) + 1))
     for label, row in PUBLISHED.items():

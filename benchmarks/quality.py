@@ -17,27 +17,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obd.data import load_mnist  # noqa: E402
-from obd.evaluate import evaluate  # noqa: E402
-from obd.finetune import finetune, gradual  # noqa: E402
-from obd.methods import CALIBRATION_SIZE, METHODS, calibration, plan  # noqa: E402
-from obd.model import default_model  # noqa: E402
-from obd.network import from_keras  # noqa: E402
-from obd.sweep import DEFAULT_SPARSITIES, sweep, to_csv  # noqa: E402
+from obd.core.data import load_mnist  # noqa: E402
+from obd.core.network import from_keras  # noqa: E402
+from obd.methods.registry import CALIBRATION_SIZE, METHODS, calibration, plan  # noqa: E402
+from obd.runtime.evaluate import evaluate  # noqa: E402
+from obd.training.finetune import finetune, gradual  # noqa: E402
+from obd.training.model import default_model  # noqa: E402
+from obd.work.sweep import DEFAULT_SPARSITIES, sweep, to_csv  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
-ONE_SHOT_TARGETS = {("weight", 0.95): 0.970, ("weight", 0.97): 0.960, ("weight", 0.99): 0.90,
-                    ("unit", 0.8): 0.975, ("unit", 0.9): 0.970}  # best method, no retraining
+ONE_SHOT_TARGETS = {
+    ("weight", 0.95): 0.970,
+    ("weight", 0.97): 0.960,
+    ("weight", 0.99): 0.90,
+    ("unit", 0.8): 0.975,
+    ("unit", 0.9): 0.970,
+}  # best method, no retraining
 FINETUNE_TARGETS = {("weight", 0.99): 0.975, ("unit", 0.9): 0.975}  # best method, <= 2 epochs
-# (method, budget, pruning steps) fine-tuned at those points; steps > 1: obd.finetune.gradual
+# (method, budget, pruning steps) fine-tuned at those points; steps > 1: obd.training.finetune.gradual
 FINETUNE_RUNS = (("obs", "layer", 1), ("obs", "global", 1), ("magnitude", "layer", 1), ("magnitude", "layer", 4))
 
 
 def table(records, value, fmt: str) -> str:
     """Markdown: one row per (method, mode), one column per sparsity."""
     ks = sorted({r.sparsity for r in records})
-    lines = ["| method | mode | setup s | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-             "|---|---|---:|" + "---:|" * len(ks)]
+    lines = [
+        "| method | mode | setup s | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
+        "|---|---|---:|" + "---:|" * len(ks),
+    ]
     rows: dict = {}
     for r in records:
         rows.setdefault((r.method, r.mode), {})[r.sparsity] = r
@@ -53,39 +60,77 @@ def main() -> int:
     parser.add_argument("--budget", default="layer", choices=["layer", "global"])
     parser.add_argument("--calib", type=int, default=CALIBRATION_SIZE, help="calibration images")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--finetune-epochs", nargs="*", type=float, default=[2.0],
-                        help="fine-tuning runs at the fine-tuning target points (none: skip)")
+    parser.add_argument(
+        "--finetune-epochs",
+        nargs="*",
+        type=float,
+        default=[2.0],
+        help="fine-tuning runs at the fine-tuning target points (none: skip)",
+    )
     args = parser.parse_args()
 
     data = load_mnist()
     net = from_keras(default_model())
     calib = calibration(data, args.calib)
     dense = evaluate(net, data.x_test, data.y_test).accuracy
-    print(f"default model {'-'.join(map(str, net.sizes))}: {100 * dense:.2f} %; calibration {args.calib} training "
-          f"images; budget {args.budget}", flush=True)
+    print(
+        f"default model {'-'.join(map(str, net.sizes))}: {100 * dense:.2f} %; calibration {args.calib} training "
+        f"images; budget {args.budget}",
+        flush=True,
+    )
 
     def show(step) -> None:
-        print(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} {100 * step.sparsity:g} %",
-              file=sys.stderr, flush=True)
+        print(
+            f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} {100 * step.sparsity:g} %",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    records = sweep(net, DEFAULT_SPARSITIES, ("weight", "unit"), x=data.x_test, y=data.y_test, progress=show,
-                    methods=args.methods, budget=args.budget, calib=calib)
+    records = sweep(
+        net,
+        DEFAULT_SPARSITIES,
+        ("weight", "unit"),
+        x=data.x_test,
+        y=data.y_test,
+        progress=show,
+        methods=args.methods,
+        budget=args.budget,
+        calib=calib,
+    )
 
     tuned = []
-    for (mode, k) in FINETUNE_TARGETS:
+    for mode, k in FINETUNE_TARGETS:
         for method, budget, steps in [run for run in FINETUNE_RUNS if run[0] in args.methods]:
             one_shot = plan(net, method, mode, budget, calib=calib).prune(k)
             before = evaluate(one_shot.net, data.x_test, data.y_test).accuracy
             for epochs in args.finetune_epochs:
                 start = time.perf_counter()
-                tuned_net = (gradual(net, k, data, epochs, steps, mode, method, budget).net if steps > 1
-                             else finetune(one_shot, data, epochs).net)
+                tuned_net = (
+                    gradual(net, k, data, epochs, steps, mode, method, budget).net
+                    if steps > 1
+                    else finetune(one_shot, data, epochs).net
+                )
                 ev = evaluate(tuned_net, data.x_test, data.y_test)
-                tuned.append(dict(method=method, budget=budget, mode=mode, sparsity=k, finetune_epochs=epochs,
-                                  gradual_steps=steps, one_shot=before, accuracy=ev.accuracy, loss=ev.loss,
-                                  seconds=time.perf_counter() - start))
-                print(f"  fine-tuned {method} ({budget}, {steps} steps) {mode} {100 * k:g} % for {epochs:g} "
-                      f"epochs: {100 * before:.2f} -> {100 * ev.accuracy:.2f} %", file=sys.stderr, flush=True)
+                tuned.append(
+                    dict(
+                        method=method,
+                        budget=budget,
+                        mode=mode,
+                        sparsity=k,
+                        finetune_epochs=epochs,
+                        gradual_steps=steps,
+                        one_shot=before,
+                        accuracy=ev.accuracy,
+                        loss=ev.loss,
+                        seconds=time.perf_counter() - start,
+                    )
+                )
+                print(
+                    f"  fine-tuned {method} ({budget}, {steps} steps) {mode} {100 * k:g} % for {epochs:g} "
+                    f"epochs: {100 * before:.2f} -> {100 * ev.accuracy:.2f} %",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     print("\n### Test accuracy (%), one-shot, no retraining\n")
     print(table(records, lambda r: 100 * r.accuracy, "{:.2f}"))
@@ -93,12 +138,16 @@ def main() -> int:
     print(table(records, lambda r: r.seconds, "{:.2f}"))
     if tuned:
         print("\n### Fine-tuned with masks fixed (test accuracy %, seconds)\n")
-        print("| method | budget | mode | sparsity | one-shot | epochs | pruning steps | fine-tuned | seconds |\n"
-              "|---|---|---|---:|---:|---:|---:|---:|---:|")
+        print(
+            "| method | budget | mode | sparsity | one-shot | epochs | pruning steps | fine-tuned | seconds |\n"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"
+        )
         for t in tuned:
-            print(f"| {t['method']} | {t['budget']} | {t['mode']} | {100 * t['sparsity']:g} % | "
-                  f"{100 * t['one_shot']:.2f} | {t['finetune_epochs']:g} | {t['gradual_steps']} | "
-                  f"{100 * t['accuracy']:.2f} | {t['seconds']:.0f} |")
+            print(
+                f"| {t['method']} | {t['budget']} | {t['mode']} | {100 * t['sparsity']:g} % | "
+                f"{100 * t['one_shot']:.2f} | {t['finetune_epochs']:g} | {t['gradual_steps']} | "
+                f"{100 * t['accuracy']:.2f} | {t['seconds']:.0f} |"
+            )
 
     print("\n### Targets (best method)\n")
     checks = []
@@ -110,22 +159,54 @@ def main() -> int:
         if runs:
             best = max(runs, key=lambda t: t["accuracy"])
             how = f"{best['gradual_steps']} steps, " if best["gradual_steps"] > 1 else ""
-            checks.append(("fine-tuned", mode, k, target, best["accuracy"],
-                           f"{best['method']} ({best['budget']}) + {how}{best['finetune_epochs']:g} ep"))
+            checks.append(
+                (
+                    "fine-tuned",
+                    mode,
+                    k,
+                    target,
+                    best["accuracy"],
+                    f"{best['method']} ({best['budget']}) + {how}{best['finetune_epochs']:g} ep",
+                )
+            )
     print("| setting | mode | sparsity | target | measured | method | met |\n|---|---|---:|---:|---:|---|---|")
     for kind, mode, k, target, acc, method in checks:
-        print(f"| {kind} | {mode} | {100 * k:g} % | ≥ {100 * target:.1f} | {100 * acc:.2f} | {method} | "
-              f"{'yes' if acc >= target else 'no'} |")
+        print(
+            f"| {kind} | {mode} | {100 * k:g} % | ≥ {100 * target:.1f} | {100 * acc:.2f} | {method} | "
+            f"{'yes' if acc >= target else 'no'} |"
+        )
 
     OUT.mkdir(exist_ok=True)
-    stem = OUT / "-".join(["quality"] + ([args.budget] if args.budget != "layer" else [])
-                          + (args.methods if args.methods != list(METHODS) else []))  # a subset keeps the full table
+    stem = OUT / "-".join(
+        ["quality"]
+        + ([args.budget] if args.budget != "layer" else [])
+        + (args.methods if args.methods != list(METHODS) else [])
+    )  # a subset keeps the full table
     stem.with_suffix(".csv").write_text(to_csv(records))
-    stem.with_suffix(".json").write_text(json.dumps(dict(
-        dense_accuracy=dense, calibration=args.calib, budget=args.budget,
-        records=[asdict(r) for r in records], finetuned=tuned,
-        targets=[dict(setting=c[0], mode=c[1], sparsity=c[2], target=c[3], measured=c[4], method=c[5],
-                      met=c[4] >= c[3]) for c in checks]), indent=1))
+    stem.with_suffix(".json").write_text(
+        json.dumps(
+            dict(
+                dense_accuracy=dense,
+                calibration=args.calib,
+                budget=args.budget,
+                records=[asdict(r) for r in records],
+                finetuned=tuned,
+                targets=[
+                    dict(
+                        setting=c[0],
+                        mode=c[1],
+                        sparsity=c[2],
+                        target=c[3],
+                        measured=c[4],
+                        method=c[5],
+                        met=c[4] >= c[3],
+                    )
+                    for c in checks
+                ],
+            ),
+            indent=1,
+        )
+    )
     print(f"\nwrote {stem}.csv and {stem}.json", file=sys.stderr)
     return 0
 

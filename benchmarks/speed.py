@@ -2,7 +2,7 @@
 
 Run from the repository root: python -m benchmarks.speed [--repeats N]
 Prints, per mode, sparsity and batch size, the ms of dense and of the mode's engine, the speed-up (median of
-per-pair ratios of interleaved calls, `obd.engines.measure`) with its interquartile range, the ideal
+per-pair ratios of interleaved calls, `obd.runtime.engines.measure`) with its interquartile range, the ideal
 (FLOP-proportional) speed-up and the fraction of it reached, the targets of issue 4, what "auto" picks, and the
 model file sizes; then the app's headline latency (batch 100) over both modes
 and the quick-pick sparsities with issue 12's rules checked; writes the `bench` records to
@@ -34,7 +34,7 @@ Run 1 / 2 / 3:
 99 % of units stays under 100x: after dense's matmuls x (31 MB) comes from memory, and reading it once took
 1/172 of dense's time (load 4-5); x @ W1 in tiles costs about twice that.
 Measured 2026-11-27 09:22-09:27 UTC (issue 14: a shrunk net of at most 16 units a layer runs batches of 1,000+
-rows in one numba kernel that reads x once, `obd.engines.NarrowNet`), runs A and B on the quiet 2-core machine
+rows in one numba kernel that reads x once, `obd.runtime.engines.NarrowNet`), runs A and B on the quiet 2-core machine
 (load 0.47 / 0.50 at start, 1.4 at the end with the benchmark itself; no reading noisy; dense 354 / 408 ms at
 batch 10,000), run A / run B:
   unit/shrunk,   batch 10,000: 50 % 3.41/3.47x [3], 90 % 26.7/23.0x [25], 95 % 43.2/44.4x, 99 % 111.6/110.2x [100]
@@ -71,20 +71,28 @@ import json
 import tempfile
 from pathlib import Path
 
-# obd.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.model) starts.
-from obd.engines import bench, build_engine, latency, machine, save_shrunk, save_sparse
-from obd.data import load_mnist
-from obd.model import default_model, save_model
-from obd.network import Network, from_keras, to_keras
-from obd.pruning import prune
+from obd.core.data import load_mnist
+from obd.core.network import Network, from_keras, to_keras
+from obd.core.pruning import prune
+
+# obd.runtime.engines first: it sets the numba and OpenMP environment before TensorFlow (obd.training.model) starts.
+from obd.runtime.bench import bench, machine
+from obd.runtime.engines import build_engine
+from obd.runtime.latency import latency
+from obd.training.model import default_model, save_model
+from obd.work.export import save_shrunk, save_sparse
 
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 BATCHES = (1, 10_000)
 QUICK_PICKS = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)  # the dashboard's quick picks
 HEADLINE_BATCH = 100  # the dashboard's headline latency
 TARGETS = {  # (mode, sparsity, batch) -> minimum speed-up over dense (issue 4)
-    ("unit", 0.5, 10_000): 3, ("unit", 0.9, 10_000): 25, ("unit", 0.99, 10_000): 100,
-    ("weight", 0.9, 10_000): 2, ("weight", 0.95, 10_000): 4, ("weight", 0.99, 10_000): 15,
+    ("unit", 0.5, 10_000): 3,
+    ("unit", 0.9, 10_000): 25,
+    ("unit", 0.99, 10_000): 100,
+    ("weight", 0.9, 10_000): 2,
+    ("weight", 0.95, 10_000): 4,
+    ("weight", 0.99, 10_000): 15,
     ("weight", 0.99, 1): 5,
 }
 OUT = Path(__file__).resolve().parent / "out" / "speed.json"
@@ -92,8 +100,10 @@ OUT = Path(__file__).resolve().parent / "out" / "speed.json"
 
 def speed_rows(net: Network, records: list[dict]) -> list[str]:
     """One line per (mode, sparsity, batch): dense and engine ms, speed-up and range, ideal, target, auto."""
-    lines = [f"{'mode':<7}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'engine':>8}{'ms':>10}{'speedup':>10}"
-             f"{'IQR':>17}{'ideal':>8}{'of ideal':>9}{'target':>8}{'met':>5}  auto"]
+    lines = [
+        f"{'mode':<7}{'sparsity':>9}{'batch':>7}{'dense ms':>11}{'engine':>8}{'ms':>10}{'speedup':>10}"
+        f"{'IQR':>17}{'ideal':>8}{'of ideal':>9}{'target':>8}{'met':>5}  auto"
+    ]
     dense = {(r["mode"], r["sparsity"], r["batch"]): r for r in records if r["engine"] == "dense"}
     for r in records:
         if r["engine"] == "dense":
@@ -108,22 +118,27 @@ def speed_rows(net: Network, records: list[dict]) -> list[str]:
             f"{r['ms']:>10.3f}{r['speedup']:>8.2f}x{'*' if r['noisy'] else ' '}{iqr:>17}"
             f"{r['ideal_speedup']:>7.1f}x{100 * r['speedup'] / r['ideal_speedup']:>8.0f}%"
             + (f"{target:>7}x{'yes' if r['speedup'] >= target else 'NO':>5}" if target else f"{'':>13}")
-            + f"  {auto} ({auto_speedup:.2f}x)")
+            + f"  {auto} ({auto_speedup:.2f}x)"
+        )
     return lines
 
 
 def headline_rows(net: Network, x) -> list[str]:
     """The app's headline latency (batch 100, magnitude pruning) at the quick picks, with issue 12's rules."""
-    lines = [f"{'mode':<7}{'sparsity':>9}{'engine':>8}{'dense ms':>10}{'ms':>9}{'speedup':>10}{'IQR':>17}"
-             f"{'FLOP ratio':>11}  note"]
+    lines = [
+        f"{'mode':<7}{'sparsity':>9}{'engine':>8}{'dense ms':>10}{'ms':>9}{'speedup':>10}{'IQR':>17}"
+        f"{'FLOP ratio':>11}  note"
+    ]
     for mode in ("weight", "unit"):
         speedups = []
         for k in QUICK_PICKS:
             lat = latency(prune(net, k, mode).net, x[:HEADLINE_BATCH])
             speedups.append(lat.speedup)
             iqr = f"{lat.speedup_range[0]:.2f}-{lat.speedup_range[1]:.2f}x"
-            lines.append(f"{mode:<7}{100 * k:>8g}%{lat.engine:>8}{lat.dense_ms:>10.3f}{lat.engine_ms:>9.3f}"
-                         f"{lat.speedup:>8.2f}x{'*' if lat.noisy else ' '}{iqr:>17}{lat.flop_ratio:>10.1f}x  {lat.note}")
+            lines.append(
+                f"{mode:<7}{100 * k:>8g}%{lat.engine:>8}{lat.dense_ms:>10.3f}{lat.engine_ms:>9.3f}"
+                f"{lat.speedup:>8.2f}x{'*' if lat.noisy else ' '}{iqr:>17}{lat.flop_ratio:>10.1f}x  {lat.note}"
+            )
             if lat.speedup > 1.2 * lat.flop_ratio * (1 + 1e-9):
                 lines.append("  RULE BROKEN: above 1.2x its FLOP ratio")
         lines.append(f"  {mode}: monotone in sparsity: {'yes' if speedups == sorted(speedups) else 'NO'}")
@@ -136,29 +151,40 @@ def size_rows(net: Network) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for k in SPARSITIES:
             unit, weight = prune(net, k, "unit").net, prune(net, k, "weight").net
-            sizes = [save_model(to_keras(weight), Path(tmp) / "dense.keras").stat().st_size,
-                     save_shrunk(unit, Path(tmp) / "shrunk.keras").stat().st_size,
-                     save_sparse(weight, Path(tmp) / "sparse.npz").stat().st_size]
+            sizes = [
+                save_model(to_keras(weight), Path(tmp) / "dense.keras").stat().st_size,
+                save_shrunk(unit, Path(tmp) / "shrunk.keras").stat().st_size,
+                save_sparse(weight, Path(tmp) / "sparse.npz").stat().st_size,
+            ]
             lines.append(f"{100 * k:>7g}%" + "".join(f"{s / 1e6:>{w}.2f} MB" for s, w in zip(sizes, (11, 18, 15))))
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed pairs per reading, at least (more for short "
-                        "calls)")
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="timed pairs per reading, at least (more for short calls)"
+    )
     args = parser.parse_args()
     net = from_keras(default_model())
     x = load_mnist().x_test
-    records = bench(net, x, ("weight", "unit"), SPARSITIES, BATCHES, args.repeats,
-                    progress=lambda line: print(f"  timing {line}", flush=True))
-    print(f"default model {'-'.join(map(str, net.sizes))}, {net.n_weights:,} weights; MNIST test images; "
-          f"on {machine()}; speed-ups: medians of per-pair ratios against dense in the same run; * noisy")
+    records = bench(
+        net,
+        x,
+        ("weight", "unit"),
+        SPARSITIES,
+        BATCHES,
+        args.repeats,
+        progress=lambda line: print(f"  timing {line}", flush=True),
+    )
+    print(
+        f"default model {'-'.join(map(str, net.sizes))}, {net.n_weights:,} weights; MNIST test images; "
+        f"on {machine()}; speed-ups: medians of per-pair ratios against dense in the same run; * noisy"
+    )
     print("\n".join(speed_rows(net, records)), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(records, indent=1) + "\n")
-    print(f"\nheadline latency, batch {HEADLINE_BATCH}, magnitude pruning (issue 12: <= 1.2x the FLOP ratio, "
-          "monotone)")
+    print(f"\nheadline latency, batch {HEADLINE_BATCH}, magnitude pruning (issue 12: <= 1.2x the FLOP ratio, monotone)")
     print("\n".join(headline_rows(net, x)))
     print("\nmodel files")
     print("\n".join(size_rows(net)))

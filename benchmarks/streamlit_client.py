@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import urlsplit
 
 import websockets
@@ -116,8 +116,9 @@ class Page:
         found = [(k, e) for k, e in self.widgets(kind) if e.label == label]
         if len(found) != 1:
             shown = ", ".join(f"{k} {e.label!r}" for k, e in self.widgets())
-            raise LookupError(f"{len(found)} widgets labelled {label!r}{f' of type {kind}' if kind else ''}; "
-                              f"the page has: {shown}")
+            raise LookupError(
+                f"{len(found)} widgets labelled {label!r}{f' of type {kind}' if kind else ''}; the page has: {shown}"
+            )
         return found[0]
 
     def metrics(self) -> dict[str, str]:
@@ -249,8 +250,9 @@ class Session:
     _last_frame: float | None = None  # perf_counter() when the last frame arrived
 
     @classmethod
-    async def open(cls, url: str, query: str = "", timeout_s: float = 120.0,
-                   compression: str | None = "deflate") -> tuple["Session", Run]:
+    async def open(
+        cls, url: str, query: str = "", timeout_s: float = 120.0, compression: str | None = "deflate"
+    ) -> tuple[Session, Run]:
         """Connect and run the page once, as a browser opening `url?query` does.
 
         Args:
@@ -270,8 +272,9 @@ class Session:
         parts = urlsplit(url)
         ws_url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path.rstrip('/')}{STREAM_PATH}"
         # max_size=None: a page's plotly figures can exceed websockets' 1 MiB default per frame
-        s._ws = await websockets.connect(ws_url, subprotocols=[SUBPROTOCOL], max_size=None,
-                                         compression=compression, open_timeout=timeout_s)
+        s._ws = await websockets.connect(
+            ws_url, subprotocols=[SUBPROTOCOL], max_size=None, compression=compression, open_timeout=timeout_s
+        )
         s._reader = asyncio.create_task(s._read())
         return s, await s._request()
 
@@ -357,7 +360,7 @@ class Session:
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, max(deadline - time.perf_counter(), 0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise ProtocolError(f"the page did not get there within {timeout_s} s") from None
         return self.page_time
 
@@ -384,13 +387,15 @@ class Session:
         await self._ws.send(self._rerun_msg())
         try:
             return await asyncio.wait_for(self._pending.future, self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             p = self._pending
             last = "none yet" if self._last_frame is None else f"{time.perf_counter() - self._last_frame:.0f} s ago"
-            raise ProtocolError(f"no finished run within {self.timeout_s:.0f} s of the request ({p.frames} frames "
-                                f"since, {'a run started' if p.started else 'no run started'}; runs: "
-                                f"{', '.join(p.events[-12:]) or 'none'}; last frame {last}, "
-                                f"{len(self._timers)} timers, {self._link()})") from None
+            raise ProtocolError(
+                f"no finished run within {self.timeout_s:.0f} s of the request ({p.frames} frames "
+                f"since, {'a run started' if p.started else 'no run started'}; runs: "
+                f"{', '.join(p.events[-12:]) or 'none'}; last frame {last}, "
+                f"{len(self._timers)} timers, {self._link()})"
+            ) from None
         finally:
             self._pending = None
 
@@ -400,10 +405,12 @@ class Session:
         ws, reader = self._ws, self._reader
         frames = getattr(ws, "recv_messages", None)
         transport = getattr(ws, "transport", None)
-        return (f"reader {'done' if reader is None or reader.done() else 'waiting'}, websocket {ws.state.name}, "
-                f"{len(getattr(frames, 'frames', ()))} frames buffered, reading "
-                f"{'paused' if transport is not None and not transport.is_reading() else 'on'}, "
-                f"{'no transport' if transport is None else transport.get_write_buffer_size()} bytes to send")
+        return (
+            f"reader {'done' if reader is None or reader.done() else 'waiting'}, websocket {ws.state.name}, "
+            f"{len(getattr(frames, 'frames', ()))} frames buffered, reading "
+            f"{'paused' if transport is not None and not transport.is_reading() else 'on'}, "
+            f"{'no transport' if transport is None else transport.get_write_buffer_size()} bytes to send"
+        )
 
     async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
         while True:  # a timer, as the frontend's setInterval: it does not wait for the run it asked for
@@ -444,8 +451,11 @@ class Session:
             pending.frames += 1
             pending.nbytes += len(frame)
         if pending and kind in ("new_session", "script_finished"):
-            what = (("fragment start" if msg.metadata.run.fragment_ids else "full start") if kind == "new_session"
-                    else ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
+            what = (
+                ("fragment start" if msg.metadata.run.fragment_ids else "full start")
+                if kind == "new_session"
+                else ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished)
+            )
             pending.events.append(f"{now - pending.sent:.1f} s {what}")
         if kind == "new_session":  # sent at the start of every run; a fragment run names its fragments
             fragments = tuple(msg.metadata.run.fragment_ids)
@@ -491,14 +501,24 @@ class Session:
             if k in WIDGETS:
                 proto = getattr(element, k)
                 setting = id(element) in fresh and proto.set_value
-                self._values[proto.id] = (k, shown_value(k, proto) if setting or proto.id not in held
-                                          else held[proto.id][1])
+                self._values[proto.id] = (
+                    k,
+                    shown_value(k, proto) if setting or proto.id not in held else held[proto.id][1],
+                )
         pending = self._pending
         # A run that started before the request (its new_session came first) is not the one the request asked
         # for, and neither is a fragment run: a request from this client always starts a full run.
         ours = pending is not None and not pending.future.done() and pending.started is not None and not fragments
-        run = Run(pending.sent if ours else None, started, now, status, bool(fragments), self._exec_s,
-                  pending.frames if ours else 0, pending.nbytes if ours else 0)
+        run = Run(
+            pending.sent if ours else None,
+            started,
+            now,
+            status,
+            bool(fragments),
+            self._exec_s,
+            pending.frames if ours else 0,
+            pending.nbytes if ours else 0,
+        )
         self.runs.append(run)
         if ours:
             pending.future.set_result(run)

@@ -2,7 +2,7 @@
 
 In process (no server), on the cached model of a preset:
 - canvas -> prediction: a test digit rendered into the canvas's RGBA format, preprocessed as MNIST was made
-  (obd.drawing.to_mnist) and read by the dense and the pruned network (obd.explain.probabilities): median ms;
+  (obd.teach.drawing.to_mnist) and read by the dense and the pruned network (obd.teach.explain.probabilities): median ms;
 - each teaching figure at 90 % (weight and unit pruning, OBD): its JSON size and build time.
 In chromium (`streamlit run app.py`, Playwright, Debian's chromium):
 - a stroke drawn on the canvas with the mouse -> the view shows the new prediction (its preview image, drawn
@@ -22,20 +22,19 @@ import time
 from pathlib import Path
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-import numpy as np
-
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, IDLE, serve
-from obd import drawing, explain, teach_plots
-from obd.config import preset_spec, preset_train_config
-from obd.data import load_mnist
-from obd.evaluate import evaluate
-from obd.methods import calibration, plan
-from obd.netfile import cached_network
-from obd.saliency import hessian_diagonal
+from obd.core.config import preset_spec, preset_train_config
+from obd.core.data import load_mnist
+from obd.core.files import cached_network
+from obd.methods.registry import calibration, plan
+from obd.methods.saliency import hessian_diagonal
+from obd.runtime.evaluate import evaluate
+from obd.teach import drawing, explain
+from obd.teach import plots as teach_plots
 
 TARGETS = {"canvas_s": 0.3, "view_seen_s": 0.5, "figure_kb": 300}
 VIEWS = ("Draw", "Inside", "Compare", "Downloads")
-INSIDE_PARTS = ("First layer", "OBD vs magnitude", "Confusion matrix")  # ui/inside.py's parts after the first
+INSIDE_PARTS = ("First layer", "OBD vs magnitude", "Confusion matrix")  # ui/views/inside.py's parts after the first
 
 
 def in_process(preset: str) -> dict:
@@ -60,14 +59,17 @@ def in_process(preset: str) -> dict:
         preds = evaluate(p.net, d.x_test, d.y_test).predictions
         builders = {
             "receptive fields": lambda: teach_plots.receptive_field_figure(explain.receptive_fields(net, p.masks[0])),
-            "pixel survival": lambda: teach_plots.pixel_survival_figure(explain.pixel_survival(p.masks[0]),
-                                                                        p.masks[0].shape[1]),
+            "pixel survival": lambda: teach_plots.pixel_survival_figure(
+                explain.pixel_survival(p.masks[0]), p.masks[0].shape[1]
+            ),
             "OBD vs magnitude": lambda: teach_plots.criteria_figure(
-                explain.compare(explain.criteria(net, hessian, mode), 0.9)),
+                explain.compare(explain.criteria(net, hessian, mode), 0.9)
+            ),
             "diagram": lambda: teach_plots.diagram_figure(explain.diagram(p)),
             "confusion": lambda: teach_plots.confusion_figure(explain.confusion(d.y_test, preds)),
-            "probabilities": lambda: teach_plots.probabilities_figure(explain.probabilities(net, d.x_test[0]),
-                                                                      explain.probabilities(p.net, d.x_test[0])),
+            "probabilities": lambda: teach_plots.probabilities_figure(
+                explain.probabilities(net, d.x_test[0]), explain.probabilities(p.net, d.x_test[0])
+            ),
         }
         for name, build in builders.items():
             start = time.perf_counter()
@@ -107,7 +109,7 @@ def in_browser(preset: str) -> dict:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{server.url}/?mode=unit&sparsity=90&preset={preset}&view=Draw", timeout=300_000)
-        canvas = page.locator("canvas.obd-canvas").first  # ui/canvas.py's
+        canvas = page.locator("canvas.obd-canvas").first  # ui/services/canvas.py's
         canvas.wait_for(timeout=300_000)
         page.wait_for_selector(IDLE, timeout=300_000)
         box = canvas.bounding_box()
@@ -158,11 +160,15 @@ def main() -> None:
         return
     b = in_browser(args.preset)
     strokes = ", ".join(f"{s:.2f}" for s in b["strokes_s"])
-    print(f"stroke on the canvas -> prediction shown: {strokes} s (first, second, third stroke) "
-          f"(target <= {TARGETS['canvas_s']} s: {ok(statistics.median(b['strokes_s']) <= TARGETS['canvas_s'])})")
+    print(
+        f"stroke on the canvas -> prediction shown: {strokes} s (first, second, third stroke) "
+        f"(target <= {TARGETS['canvas_s']} s: {ok(statistics.median(b['strokes_s']) <= TARGETS['canvas_s'])})"
+    )
     for view, (new, _, seen) in b["views_s"].items():
-        print(f"open {view:10} first {new:6.2f} s, seen before {seen:6.2f} s  "
-              f"(target <= {TARGETS['view_seen_s']} s: {ok(seen <= TARGETS['view_seen_s'])})")
+        print(
+            f"open {view:10} first {new:6.2f} s, seen before {seen:6.2f} s  "
+            f"(target <= {TARGETS['view_seen_s']} s: {ok(seen <= TARGETS['view_seen_s'])})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """In-app training against the CLI's (issue 14: "in-app training within 15 % of the CLI's time").
 
-The dashboard redraws a progress bar at every report `obd.model.train` makes; redrawn after every batch it
+The dashboard redraws a progress bar at every report `obd.training.model.train` makes; redrawn after every batch it
 trained at about 15 batches/s against 37 in `python -m obd train`. Reports are now throttled
-(`obd.model.PROGRESS_SECONDS`). This trains the default net for one epoch, in one process, three ways:
+(`obd.training.model.PROGRESS_SECONDS`). This trains the default net for one epoch, in one process, three ways:
 
 - cli: with the CLI's own progress printer (`obd.cli.training_printer`, what `python -m obd train` passes);
 - ui, every batch: a consumer that does `--work-ms` of CPU work per report (a UI redraw holds the GIL),
@@ -29,17 +29,17 @@ import statistics
 import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
-
 from obd.cli import training_printer
-from obd.config import preset_spec, preset_train_config
-from obd.data import load_mnist
-from obd.model import PROGRESS_SECONDS, build_model, train
+from obd.core.config import preset_spec, preset_train_config
+from obd.core.data import load_mnist
+from obd.training.model import PROGRESS_SECONDS, build_model, train
 
 TARGET = 1.15  # in-app training may take at most 15 % longer than the CLI's
 
 
 def busy(ms: float):
     """A progress consumer that keeps the CPU (and the GIL) busy for `ms` per call, as a UI redraw does."""
+
     def consume(_progress) -> None:
         end = time.perf_counter() + ms / 1000
         while time.perf_counter() < end:
@@ -81,10 +81,14 @@ def main() -> None:
         runs["ui, throttled"].append(timed(args.preset, args.epochs, busy(args.work_ms), PROGRESS_SECONDS, data))
 
     steps = runs["cli"][0][1]
-    print(f"{args.preset}, {args.epochs:g} epoch(s) = {steps} batches, {args.repeat} round(s); ui consumer: "
-          f"{args.work_ms:g} ms of CPU per report; throttle {PROGRESS_SECONDS} s")
-    print(f"{'run':<18} {'median s':>9} {'batches/s':>10} {'reports':>8} {'wall vs cli, per round':>24} "
-          f"{'CPU vs cli, per round':>24}")
+    print(
+        f"{args.preset}, {args.epochs:g} epoch(s) = {steps} batches, {args.repeat} round(s); ui consumer: "
+        f"{args.work_ms:g} ms of CPU per report; throttle {PROGRESS_SECONDS} s"
+    )
+    print(
+        f"{'run':<18} {'median s':>9} {'batches/s':>10} {'reports':>8} {'wall vs cli, per round':>24} "
+        f"{'CPU vs cli, per round':>24}"
+    )
     cli = runs["cli"]
     ratios = {}
     for name, rs in runs.items():
@@ -92,11 +96,15 @@ def main() -> None:
         ratios[name] = [r[0] / c[0] for r, c in zip(rs, cli)]
         walls = " ".join(f"{x:.2f}x" for x in ratios[name])
         cpus = " ".join(f"{r[3] / c[3]:.2f}x" for r, c in zip(rs, cli))
-        print(f"{name:<18} {statistics.median(seconds):9.1f} {steps / statistics.median(seconds):10.1f} "
-              f"{rs[0][2]:8d} {walls:>24} {cpus:>24}")
+        print(
+            f"{name:<18} {statistics.median(seconds):9.1f} {steps / statistics.median(seconds):10.1f} "
+            f"{rs[0][2]:8d} {walls:>24} {cpus:>24}"
+        )
     median = statistics.median(ratios["ui, throttled"])
-    print(f"target: in-app (throttled) time <= {TARGET:.2f}x the cli's: median {median:.2f}x, "
-          f"{'met' if median <= TARGET else 'NOT met'}")
+    print(
+        f"target: in-app (throttled) time <= {TARGET:.2f}x the cli's: median {median:.2f}x, "
+        f"{'met' if median <= TARGET else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-from .config import PRESETS, ModelSpec
+from obd.core.config import PRESETS, ModelSpec
 
 USAGE_ERROR = 2
 
@@ -87,7 +87,7 @@ def model_file(text: str) -> str:
 
 def scheduler_arg(text: str) -> str:
     """argparse type: a Dask scheduler address, tcp://host:port."""
-    from .jobs import check_scheduler
+    from obd.work.jobs import check_scheduler
 
     try:
         return check_scheduler(text)
@@ -108,8 +108,10 @@ def training_printer() -> Callable:
         tenth = p.step * 10 // p.steps
         if tenth not in shown:
             shown.add(tenth)
-            say(f"  training: epoch {p.epoch}/{p.epochs}, {100 * p.step // p.steps:3d} %, "
-                f"loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %")
+            say(
+                f"  training: epoch {p.epoch}/{p.epochs}, {100 * p.step // p.steps:3d} %, "
+                f"loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %"
+            )
 
     return show
 
@@ -122,15 +124,17 @@ def finetune_printer() -> Callable:
         quarter = (p.sparsity, p.stage, p.step * 4 // p.steps)
         if quarter not in shown:
             shown.add(quarter)
-            say(f"    fine-tuning at {100 * p.sparsity:g} %: step {p.stage}/{p.stages}, "
-                f"{100 * p.step // p.steps:3d} %, loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %")
+            say(
+                f"    fine-tuning at {100 * p.sparsity:g} %: step {p.stage}/{p.stages}, "
+                f"{100 * p.step // p.steps:3d} %, loss {p.loss:.4f}, accuracy {100 * p.accuracy:.2f} %"
+            )
 
     return show
 
 
 def load_or_default(model_path: str | None, preset: str):
     """The Keras model at `model_path`, or the cached default model of `preset` (trained if needed)."""
-    from .model import default_model, load_model
+    from obd.training.model import default_model, load_model
 
     if model_path:
         return load_model(model_path)
@@ -141,15 +145,19 @@ def load_or_default(model_path: str | None, preset: str):
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model and --preset, shared by every subcommand that works on a trained model."""
     p.add_argument("--model", metavar="PATH", help="a .keras model (default: the cached default model)")
-    p.add_argument("--preset", default="challenge", choices=list(PRESETS),
-                   help="preset of the default model when --model is not given (default: challenge)")
+    p.add_argument(
+        "--preset",
+        default="challenge",
+        choices=list(PRESETS),
+        help="preset of the default model when --model is not given (default: challenge)",
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .data import load_mnist
-    from .evaluate import evaluate
-    from .model import ModelSpec, TrainConfig, build_model, preset_spec, save_model, train, trained_model
-    from .network import from_keras
+    from obd.core.data import load_mnist
+    from obd.core.network import from_keras
+    from obd.runtime.evaluate import evaluate
+    from obd.training.model import ModelSpec, TrainConfig, build_model, preset_spec, save_model, train, trained_model
 
     spec = preset_spec(args.preset)
     if args.hidden:
@@ -165,8 +173,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         model, path, _ = trained_model(spec, config, data, training_printer())
     ev = evaluate(from_keras(model), data.x_test, data.y_test)
-    print(f"test accuracy {100 * ev.accuracy:.2f} %, loss {ev.loss:.4f}, "
-          f"{time.perf_counter() - start:.1f} s; saved {path}")
+    print(
+        f"test accuracy {100 * ev.accuracy:.2f} %, loss {ev.loss:.4f}, "
+        f"{time.perf_counter() - start:.1f} s; saved {path}"
+    )
     return 0
 
 
@@ -190,9 +200,9 @@ def calib_size(text: str) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .data import load_mnist
-    from .methods import NEEDS_CALIBRATION, calibration
-    from .sweep import sweep, sweep_pairs, to_csv
+    from obd.core.data import load_mnist
+    from obd.methods.registry import NEEDS_CALIBRATION, calibration
+    from obd.work.sweep import sweep, sweep_pairs, to_csv
 
     sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps, args.budget)  # before training
 
@@ -205,16 +215,33 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         tuned += f" in {step.gradual_steps} pruning steps" if step.gradual_steps > 1 else ""
         say(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} pruning at {100 * step.sparsity:g} %{tuned}")
 
-    records = sweep(model, args.sparsities, args.modes, x=data.x_test, y=data.y_test, prune_output=args.prune_output,
-                    progress=show, methods=args.methods, budget=args.budget, calib=calib,
-                    finetune_epochs=args.finetune_epochs, train_data=data, gradual_steps=args.gradual_steps,
-                    train_progress=finetune_printer(), scheduler=args.scheduler)
+    records = sweep(
+        model,
+        args.sparsities,
+        args.modes,
+        x=data.x_test,
+        y=data.y_test,
+        prune_output=args.prune_output,
+        progress=show,
+        methods=args.methods,
+        budget=args.budget,
+        calib=calib,
+        finetune_epochs=args.finetune_epochs,
+        train_data=data,
+        gradual_steps=args.gradual_steps,
+        train_progress=finetune_printer(),
+        scheduler=args.scheduler,
+    )
     detail = args.methods != ["magnitude"] or args.finetune_epochs > 0  # the plain table stays as it was
-    print(f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
-          + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else ""))
+    print(
+        f"{'mode':<8}{'sparsity':>10}{'accuracy':>10}{'loss':>9}{'kept weights':>14}"
+        + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else "")
+    )
     for r in records:
-        print(f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}"
-              + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.gradual_steps:>7}{r.seconds:>9.2f}" if detail else ""))
+        print(
+            f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}"
+            + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.gradual_steps:>7}{r.seconds:>9.2f}" if detail else "")
+        )
     if args.csv:
         Path(args.csv).write_text(to_csv(records))
         say(f"wrote {args.csv}")
@@ -224,14 +251,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
-    from .data import load_mnist
-    from .engines import bench, machine, table
-    from .network import from_keras
+    from obd.core.data import load_mnist
+    from obd.core.network import from_keras
+    from obd.runtime.bench import bench, machine, table
 
     net = from_keras(load_or_default(args.model, args.preset))  # before MNIST, as in sweep
     data = load_mnist()
-    records = bench(net, data.x_test, args.modes, args.sparsities, args.batch, args.repeats, args.prune_output,
-                    progress=lambda line: say(f"  {line}"))
+    records = bench(
+        net,
+        data.x_test,
+        args.modes,
+        args.sparsities,
+        args.batch,
+        args.repeats,
+        args.prune_output,
+        progress=lambda line: say(f"  {line}"),
+    )
     say(f"timed on {machine()}")
     print(table(records))
     if args.json:
@@ -249,25 +284,32 @@ def _bench_batch(text: str) -> int:
 
 
 def _add_bench(sub) -> None:
-    """`bench`: latency of the dense, shrunk and sparse engines against sparsity (obd/engines.py)."""
-    from . import engines  # noqa: F401  (sets its numba/OpenMP environment before TensorFlow starts)
-
+    """`bench`: latency of the dense, shrunk and sparse engines against sparsity (obd/runtime/engines.py)."""
     p = sub.add_parser("bench", help="latency of the dense, shrunk and sparse inference engines")
     add_model_args(p)
     p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
-    p.add_argument("--sparsities", nargs="+", type=percent, metavar="PCT", default=[0, 0.5, 0.8, 0.9, 0.95, 0.99],
-                   help="sparsities in percent (default 0 50 80 90 95 99)")
-    p.add_argument("--batch", nargs="+", type=_bench_batch, default=[1, 10_000], metavar="N",
-                   help="batch sizes (default 1 10000)")
+    p.add_argument(
+        "--sparsities",
+        nargs="+",
+        type=percent,
+        metavar="PCT",
+        default=[0, 0.5, 0.8, 0.9, 0.95, 0.99],
+        help="sparsities in percent (default 0 50 80 90 95 99)",
+    )
+    p.add_argument(
+        "--batch", nargs="+", type=_bench_batch, default=[1, 10_000], metavar="N", help="batch sizes (default 1 10000)"
+    )
     p.add_argument("--repeats", type=positive_int, default=5, help="timed pairs per reading, at least (default 5)")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
-    p.add_argument("--json", metavar="PATH", type=report_file, help="write the records as a JSON list (sparsity as a fraction)")
+    p.add_argument(
+        "--json", metavar="PATH", type=report_file, help="write the records as a JSON list (sparsity as a fraction)"
+    )
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
-    from .network import from_keras
-    from .warm import warm_curves, warm_speed
+    from obd.core.network import from_keras
+    from obd.work.warm import warm_curves, warm_speed
 
     net = from_keras(load_or_default(args.model, args.preset))
     start = time.perf_counter()
@@ -279,34 +321,51 @@ def _cmd_warm(args: argparse.Namespace) -> int:
     for part in parts:
         status = "cached" if part.cached else f"failed: {part.error}" if part.error else "computed"
         print(f"{part.name:<44}{part.seconds:>9.1f}  {status}")
-    print(f"curves {curves_s:.1f} s, speed tables {time.perf_counter() - start - curves_s:.1f} s, "
-          f"total {time.perf_counter() - start:.1f} s")
+    print(
+        f"curves {curves_s:.1f} s, speed tables {time.perf_counter() - start - curves_s:.1f} s, "
+        f"total {time.perf_counter() - start:.1f} s"
+    )
     return 1 if any(part.error for part in parts) else 0
 
 
 def _add_warm(sub) -> None:
-    """`warm`: compute everything a lecture needs into the cache ahead (obd/warm.py)."""
-    from .methods import METHODS
-    from .warm import SPEED_BATCHES
+    """`warm`: compute everything a lecture needs into the cache ahead (obd/work/warm.py)."""
+    from obd.methods.registry import METHODS
+    from obd.work.warm import SPEED_BATCHES
 
     p = sub.add_parser("warm", help="compute every curve and speed table the dashboard shows into the cache")
     add_model_args(p)
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
-                   help="the methods whose curves to compute, both modes and budgets (default: all)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=list(METHODS),
+        help="the methods whose curves to compute, both modes and budgets (default: all)",
+    )
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
-    p.add_argument("--batch", nargs="*", type=_bench_batch, default=list(SPEED_BATCHES), metavar="N",
-                   help="batch sizes of the speed tables (default 1 100 10000; none: no speed tables)")
-    p.add_argument("--scheduler", type=scheduler_arg, metavar="ADDRESS",
-                   help="compute the curves on a Dask cluster, e.g. tcp://10.0.0.5:8786 (speed tables are always "
-                        "timed on this machine)")
+    p.add_argument(
+        "--batch",
+        nargs="*",
+        type=_bench_batch,
+        default=list(SPEED_BATCHES),
+        metavar="N",
+        help="batch sizes of the speed tables (default 1 100 10000; none: no speed tables)",
+    )
+    p.add_argument(
+        "--scheduler",
+        type=scheduler_arg,
+        metavar="ADDRESS",
+        help="compute the curves on a Dask cluster, e.g. tcp://10.0.0.5:8786 (speed tables are always "
+        "timed on this machine)",
+    )
     p.set_defaults(func=_cmd_warm)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m obd` argument parser with every subcommand."""
-    from .methods import CALIBRATION_SIZE, METHODS
-    from .pruning import BUDGETS
-    from .sweep import DEFAULT_SPARSITIES
+    from obd.core.pruning import BUDGETS
+    from obd.methods.registry import CALIBRATION_SIZE, METHODS
+    from obd.work.sweep import DEFAULT_SPARSITIES
 
     parser = _Parser(prog="python -m obd", description="obd: prune Keras MLPs on MNIST and measure the result")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,...}")
@@ -324,26 +383,59 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="accuracy and loss at many sparsities, per pruning mode")
     add_model_args(p)
     p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
-    p.add_argument("--sparsities", nargs="+", type=percent, metavar="PCT",
-                   default=list(DEFAULT_SPARSITIES), help="sparsities in percent (default 0 25 50 ... 99)")
+    p.add_argument(
+        "--sparsities",
+        nargs="+",
+        type=percent,
+        metavar="PCT",
+        default=list(DEFAULT_SPARSITIES),
+        help="sparsities in percent (default 0 25 50 ... 99)",
+    )
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
     p.add_argument("--csv", metavar="PATH", type=report_file, help="write the records as CSV (sparsity as a fraction)")
-    p.add_argument("--methods", nargs="+", default=["magnitude"], choices=list(METHODS),
-                   help="pruning criteria (default: magnitude; sparsegpt prunes weights only, its unit runs are "
-                        "skipped)")
-    p.add_argument("--budget", default="layer", choices=list(BUDGETS),
-                   help="sparsity per layer, one threshold across layers, or loss-aware: the split between layers "
-                        "that least raises the calibration loss (not for random; default: layer)")
-    p.add_argument("--finetune-epochs", type=non_negative_float, default=0.0, metavar="E",
-                   help="also fine-tune every point for E epochs with its masks fixed (default 0: one-shot)")
-    p.add_argument("--gradual-steps", type=positive_int, default=1, metavar="S",
-                   help="with --finetune-epochs: prune in S steps towards each sparsity (tfmot's PolynomialDecay), "
-                        "fine-tuning E/S epochs between them (magnitude, random, obd; default 1: prune once)")
-    p.add_argument("--calib", type=calib_size, default=CALIBRATION_SIZE, metavar="N",
-                   help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})")
-    p.add_argument("--scheduler", type=scheduler_arg, metavar="ADDRESS",
-                   help="run the points on a Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers need obd and MNIST; "
-                        "progress is then shown as points finish; default: in this process)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["magnitude"],
+        choices=list(METHODS),
+        help="pruning criteria (default: magnitude; sparsegpt prunes weights only, its unit runs are skipped)",
+    )
+    p.add_argument(
+        "--budget",
+        default="layer",
+        choices=list(BUDGETS),
+        help="sparsity per layer, one threshold across layers, or loss-aware: the split between layers "
+        "that least raises the calibration loss (not for random; default: layer)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=non_negative_float,
+        default=0.0,
+        metavar="E",
+        help="also fine-tune every point for E epochs with its masks fixed (default 0: one-shot)",
+    )
+    p.add_argument(
+        "--gradual-steps",
+        type=positive_int,
+        default=1,
+        metavar="S",
+        help="with --finetune-epochs: prune in S steps towards each sparsity (tfmot's PolynomialDecay), "
+        "fine-tuning E/S epochs between them (magnitude, random, obd; default 1: prune once)",
+    )
+    p.add_argument(
+        "--calib",
+        type=calib_size,
+        default=CALIBRATION_SIZE,
+        metavar="N",
+        help=f"training images for obd/obs calibration (default {CALIBRATION_SIZE})",
+    )
+    p.add_argument(
+        "--scheduler",
+        type=scheduler_arg,
+        metavar="ADDRESS",
+        help="run the points on a Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers need obd and MNIST; "
+        "progress is then shown as points finish; default: in this process)",
+    )
     p.set_defaults(func=_cmd_sweep)
     _add_bench(sub)
     _add_warm(sub)

@@ -4,11 +4,13 @@ reruns it (as its polling fragments do in a browser) until nothing is pending.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ui.metrics import MEASURING
+from ui.views.metrics import MEASURING
 
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300  # seconds: the first run trains the tiny preset
 
 
@@ -25,3 +27,11 @@ def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
         time.sleep(0.2)
         at.run()
     return at
+
+
+def open_app(settled: bool = True, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for name, value in {"preset": "tiny", **params}.items():
+        at.query_params[name] = value
+    at.run()
+    return settle(at) if settled else at

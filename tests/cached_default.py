@@ -4,10 +4,10 @@ it is not there (about 70 s on 2 cores)."""
 
 from pathlib import Path
 
-from obd.config import TrainConfig, preset_spec
-from obd.data import Mnist
-from obd.model import cache_path, load_model, trained_model
-from obd.network import Network, from_keras
+from obd.core.config import TrainConfig, preset_spec
+from obd.core.data import Mnist
+from obd.core.network import Network, from_keras
+from obd.training.model import cache_path, load_model, trained_model
 
 
 def cached_default_net(mnist: Mnist) -> Network:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 
-import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 import numpy as np
 import pytest
 
+import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from benchmarks.live_app import CHROMIUM, Server, serve
-from obd.config import preset_spec
-from obd.data import load_mnist
-from obd.model import ModelSpec, TrainConfig, build_model, train, trained_model
-from obd.network import Network, from_keras
+from obd.core.config import preset_spec
+from obd.core.data import load_mnist
+from obd.core.network import Network, from_keras
+from obd.training.model import ModelSpec, TrainConfig, build_model, train, trained_model
 
 SMALL_SPEC = ModelSpec((128, 64), use_bias=True)  # small enough to train in seconds on 2 cores
 SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, train_limit=10000, seed=0)  # 314 steps
@@ -58,8 +58,9 @@ def chromium() -> str:
     CI (.ci/run) installs both; `playwright install` is never needed."""
     if not CHROMIUM.is_file():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    pytest.importorskip("playwright", reason="the playwright package is not installed "
-                                             "(pip install -r requirements.txt)")
+    pytest.importorskip(
+        "playwright", reason="the playwright package is not installed (pip install -r requirements.txt)"
+    )
     return str(CHROMIUM)
 
 

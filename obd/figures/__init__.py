@@ -1,0 +1,1 @@
+"""The dashboard's plotly figures and digit images, built from numbers (no streamlit)."""

@@ -1,0 +1,1 @@
+"""Pruning methods: saliencies (magnitude, random, OBD), the loss-aware budget, OBS and SparseGPT, and their registry."""

@@ -1,0 +1,1 @@
+"""Keras models: building, training, reading and writing them, fine-tuning with masks (the TensorFlow importers)."""

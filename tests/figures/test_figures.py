@@ -1,0 +1,302 @@
+"""The dashboard's pictures: colour-mapped kernels stay small and honest (block size, pruned entries visible),
+and the plotly figures carry obd's numbers. Real trained weights, no Streamlit."""
+
+import re
+
+import numpy as np
+import pytest
+
+from obd.core.pruning import prune, report, unit_mask, weight_mask
+from obd.figures import plots
+from obd.figures.images import POSITIVE, PRUNED, block_size, digit_tile, kernel_image
+from obd.methods.registry import METHODS
+from obd.runtime.bench import bench
+from obd.work.sweep import SweepRecord
+
+MAX_JSON = 300_000  # bytes per heatmap figure (issue 3); a 1000x1000 go.Heatmap would be 5.6 MB
+
+
+@pytest.fixture(scope="module")
+def big_kernel():
+    """A 1000x1000 kernel shaped like the default net's hidden layers (seeded Glorot-scale values)."""
+    return np.random.default_rng(0).normal(0, 0.05, (1000, 1000)).astype(np.float32)
+
+
+def test_block_size_is_the_smallest_that_fits():
+    assert block_size((1000, 1000), 90_000) == 4  # 250 x 250; 3 would give 334 x 334 > 90,000
+    assert block_size((64, 10), 90_000) == 1
+    assert block_size((784, 1000), 90_000) == 3  # 262 x 334
+
+
+@pytest.mark.parametrize("mode", ["weight", "unit"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_large_kernel_figures_stay_under_300_kb_and_say_what_a_pixel_is(big_kernel, mode, sparsity):
+    mask = (weight_mask if mode == "weight" else unit_mask)(big_kernel, sparsity)
+    fig = plots.kernel_figure(np.where(mask, big_kernel, 0), mask, "layer 1")
+    assert len(fig.to_json()) <= MAX_JSON
+    assert fig.layout.title.text == "layer 1"
+    assert "each pixel = a 4×4 block: its largest kept weight" in fig.layout.title.subtitle.text
+    assert fig.data[0].dx == 4 and fig.data[0].x0 == 1.5  # axes count units and inputs, not pixels
+
+
+def colour_bar(fig):
+    """The one trace of a kernel figure that shows a colour scale."""
+    shown = [
+        t
+        for t in fig.data
+        if (t.type == "heatmap" and t.showscale is not False) or (t.type == "scatter" and t.marker.showscale)
+    ]
+    assert len(shown) == 1
+    return shown[0]
+
+
+def test_a_large_kernels_colour_bar_is_the_images_own_scale(big_kernel):
+    mask = weight_mask(big_kernel, 0.9)
+    fig = plots.kernel_figure(big_kernel, mask, "layer 1")
+    bar = colour_bar(fig)
+    assert bar.marker.colorbar.title.text.startswith("weight") and "black = pruned" in bar.marker.colorbar.title.text
+    img = kernel_image(big_kernel, mask)
+    assert (bar.marker.cmin, bar.marker.cmax) == (-img.scale, img.scale)
+    one = kernel_image(np.array([[img.scale]]), np.ones((1, 1), dtype=bool))  # full colour at the bar's top
+    assert bar.marker.colorscale[-1][1] == "rgb({},{},{})".format(*one.rgb[0, 0])
+    assert tuple(one.rgb[0, 0]) == tuple(POSITIVE.astype(np.uint8))
+
+
+@pytest.mark.parametrize("size", [1000, 40])  # an image and a hoverable heatmap
+def test_a_saliency_map_says_score_not_sign(big_kernel, size):
+    scores = big_kernel[:size, :size] ** 2  # non-negative, like ½·h·w²
+    mask = unit_mask(big_kernel[:size, :size], 0.5)
+    fig = plots.kernel_figure(scores, mask, "obd saliency, layer 1", signed=False, value_name="obd saliency")
+    bar = colour_bar(fig)
+    title = (bar.marker.colorbar if bar.type == "scatter" else bar.colorbar).title.text
+    assert title.startswith("obd saliency") and "black = pruned" in title
+    assert "sign" not in fig.layout.title.subtitle.text and "obd saliency" in fig.layout.title.subtitle.text
+    low = bar.marker.cmin if bar.type == "scatter" else bar.zmin
+    assert low == 0  # a white-to-red scale from zero, not a diverging one
+    assert len(fig.to_json()) <= MAX_JSON
+
+
+def test_small_kernels_are_heatmaps_with_every_value_on_hover(small_net):
+    layer = small_net.layers[-1]  # 64 x 10
+    mask = weight_mask(layer.kernel, 0.5)
+    fig = plots.kernel_figure(layer.kernel, mask, "logits")
+    z = np.array(fig.data[0].z, dtype=float)
+    assert fig.data[0].type == "heatmap" and z.shape == layer.kernel.shape
+    assert np.isnan(z[~mask]).all() and np.allclose(z[mask], layer.kernel[mask])  # pruned entries drawn apart
+    assert len(fig.to_json()) <= MAX_JSON
+    assert colour_bar(fig).colorbar.title.text.startswith("weight") and fig.layout.plot_bgcolor == "black"
+
+
+def test_unit_pruned_columns_are_black_and_signs_have_opposite_colours():
+    w = np.tile(np.array([[-1.0, 1.0, 0.5, 2.0]]), (6, 1))  # (6 inputs, 4 units)
+    mask = np.ones_like(w, dtype=bool)
+    mask[:, 2] = False  # unit 2 pruned
+    img = kernel_image(w, mask)
+    assert img.block == 1 and img.rgb.shape == (6, 4, 3)
+    assert (img.rgb[:, 2] == PRUNED).all()
+    neg, pos = img.rgb[0, 0].astype(int), img.rgb[0, 1].astype(int)
+    assert neg[2] > neg[0] and pos[0] > pos[2]  # blue for negative, red for positive
+
+
+def test_opposite_signs_in_a_block_do_not_cancel_to_white():
+    w = np.array([[0.9, -1.0], [0.1, 0.2]])  # one 2x2 block: the largest |w| is -1.0
+    img = kernel_image(w, np.ones_like(w, dtype=bool), max_pixels=1)
+    r, g, b = img.rgb[0, 0].astype(int)
+    assert img.block == 2 and b > r + 50  # clearly blue, not the near-white of a mean of 0.05
+
+
+def test_a_partly_pruned_block_is_darker_than_a_kept_one():
+    w = np.ones((4, 4))
+    mask = np.ones((4, 4), dtype=bool)
+    mask[:2, :2] = [[False, True], [True, False]]  # half of the top-left 2x2 block pruned
+    img = kernel_image(w, mask, max_pixels=4)
+    assert img.block == 2
+    assert img.rgb[0, 0].sum() < img.rgb[1, 1].sum()
+
+
+def test_layer_and_class_figures_carry_obds_numbers(small_net, mnist):
+    pruned = prune(small_net, 0.75, "unit")
+    rep = report(pruned)
+    fig = plots.layer_sparsity_figure(rep)
+    units = dict(zip(fig.data[1].x, fig.data[1].y))
+    assert units[rep.layers[0].name] == pytest.approx(75.0, abs=0.5)
+    assert units[rep.layers[-1].name] == 0.0  # the output layer is not pruned by default
+    dense, pruned_acc = np.full(10, 0.9), np.linspace(0.1, 1.0, 10)
+    fig = plots.class_accuracy_figure(dense, pruned_acc)
+    assert list(fig.data[1].y) == pytest.approx(list(100 * pruned_acc))
+    digits = [str(d) for d in range(10)]  # every digit labelled, not only the even ones
+    assert fig.layout.xaxis.type == "category" and list(fig.layout.xaxis.tickvals) == digits
+    assert list(fig.layout.xaxis.ticktext) == digits
+
+
+def trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+def test_methods_figure_marks_the_current_point_on_its_curve():
+    records = [SweepRecord("weight", k, a, 0.1, 100) for k, a in [(0.0, 0.98), (0.5, 0.96), (0.9, 0.80)]]
+    fig = plots.methods_figure(records, current=("magnitude", "weight", 0.7), x_axis="sparsity")
+    star = trace(fig, "current point")
+    assert star.x[0] == pytest.approx(70.0) and star.y[0] == pytest.approx(88.0)  # interpolated
+    assert list(star.customdata[0]) == ["magnitude", "weight", pytest.approx(70.0)]
+
+
+def test_on_the_compression_axis_the_star_sits_on_the_drawn_line():
+    records = [SweepRecord("weight", k, a, 0.1, 100) for k, a in [(0.0, 0.98), (0.5, 0.96), (0.9, 0.80)]]
+    fig = plots.methods_figure(records, current=("magnitude", "weight", 0.7))
+    star, line = trace(fig, "current point"), trace(fig, "magnitude, weight")
+    assert star.x[0] == pytest.approx(1 / 0.3)
+    # collinear with its segment's ends in the plotted (log x, linear y) coordinates
+    (x0, y0), (x1, y1) = (np.log10(line.x[1]), line.y[1]), (np.log10(line.x[2]), line.y[2])
+    assert star.y[0] == pytest.approx(y0 + (y1 - y0) * (np.log10(star.x[0]) - x0) / (x1 - x0))
+    assert 88.0 < star.y[0] < 96.0  # 70 % sits a third of the way from 2× to 10×: not the linear-in-k 88 %
+
+
+def test_the_compression_axis_spreads_high_sparsities_and_clicks_map_back():
+    ks = [0.0, 0.25, 0.5, 0.9, 0.95, 0.99]
+    records = [SweepRecord("unit", k, 0.98 - 0.5 * k, 0.1, 100) for k in ks]
+    fig = plots.methods_figure(records)
+    line = trace(fig, "magnitude, unit")
+    assert fig.layout.xaxis.type == "log"
+    assert list(line.x) == pytest.approx([1 / (1 - k) for k in ks])  # compression 1× … 100×
+    share = np.log10(line.x[-1] / line.x[-3]) / np.log10(line.x[-1])
+    assert share == pytest.approx(0.5)  # 90–99 % fills half the axis, not its last tenth
+    assert list(fig.layout.xaxis.tickvals) == pytest.approx([1, 2, 4, 10, 20, 100])
+    assert [t.split("<br>")[0] for t in fig.layout.xaxis.ticktext] == ["0 %", "50 %", "75 %", "90 %", "95 %", "99 %"]
+    assert fig.layout.xaxis.ticktext[3] == "90 %<br>10×"
+    # the app maps a clicked point back to its state through customdata, whatever the axis
+    assert [list(c) for c in line.customdata] == [["magnitude", "unit", pytest.approx(100 * k)] for k in ks]
+    flat = plots.methods_figure(records, x_axis="sparsity")
+    assert flat.layout.xaxis.type in (None, "linear") and list(trace(flat, "magnitude, unit").x) == pytest.approx(
+        [100 * k for k in ks]
+    )
+    with pytest.raises(ValueError, match="compression or sparsity"):
+        plots.methods_figure(records, x_axis="log")
+    with pytest.raises(ValueError, match="x_axis='sparsity'"):
+        plots.methods_figure(records + [SweepRecord("unit", 1.0, 0.1, 2.3, 10)])
+
+
+def curve_records(methods, modes=("weight", "unit")):
+    return [
+        SweepRecord(mode, k, 0.9 - k / 2, 0.1 + k, 100, method=m)
+        for m in methods
+        for mode in modes
+        for k in (0.0, 0.5, 0.9)
+    ]
+
+
+def test_one_colour_per_method_and_one_line_style_per_mode():
+    methods = list(METHODS) + ["wanda", "movement", "snip"]  # new methods take the spare colours
+    fig = plots.methods_figure(curve_records(methods))
+    curves = [t for t in fig.data if t.customdata is not None]
+    assert len(curves) == 2 * len(methods)
+    colour = {t.name.split(", ")[0]: t.line.color for t in curves}
+    assert all(t.line.color == colour[t.name.split(", ")[0]] for t in curves)  # both modes of a method: one hue
+    assert len(set(colour.values())) == len(methods)  # 9 methods, 9 distinct colours
+    assert set(colour.values()) <= set(plots.OKABE_ITO.values()) | {plots.GREY}
+    assert all(t.line.dash == {"weight": "solid", "unit": "dash"}[t.name.split(", ")[1]] for t in curves)
+    alone = plots.methods_figure(curve_records(["obs"]))
+    assert trace(alone, "obs, weight").line.color == colour["obs"]  # a method keeps its colour in any company
+
+
+def test_the_legend_has_one_entry_per_method_and_per_style():
+    records = curve_records(["magnitude", "obd"]) + [
+        SweepRecord("weight", 0.9, 0.95, 0.2, 100, method="magnitude", finetune_epochs=1.0)
+    ]
+    fig = plots.methods_figure(records, current=("magnitude", "weight", 0.9))
+    entries = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(entries) == sorted(
+        ["magnitude", "obd", "weight pruning", "unit pruning", "after fine-tuning", "current point"]
+    )
+    curves = [t for t in fig.data if t.customdata is not None and t.name != "current point"]
+    assert all(t.legendgroup == t.name.split(", ")[0] for t in curves)  # a method's entry toggles all its curves
+    assert fig.layout.legend.orientation == "h"  # rows under the plot: fits a phone
+    names = [t.name for t in fig.data]
+    tuned = trace(fig, "magnitude, weight, fine-tuned 1 ep")
+    # the fine-tuned point at the star's sparsity is drawn after (over) the star, as a diamond of its own style
+    assert names.index(tuned.name) > names.index("current point")
+    assert tuned.marker.symbol == "diamond" and tuned.line.dash == "dot"
+
+
+@pytest.mark.parametrize(
+    "lo, hi, want",
+    [
+        (0.0499, 2.3026, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]),  # the default net's losses: 1-2-5
+        (0.3, 200, [0.3, 1, 3, 10, 30, 100, 300]),  # 2.8 decades: 1-3
+        (0.02, 1500, [0.01, 0.1, 1, 10, 100, 1000, 10_000]),  # 4.9 decades: powers of ten
+    ],
+)
+def test_log_ticks_are_round_and_cover_the_data(lo, hi, want):
+    assert plots.log_ticks(lo, hi) == pytest.approx(want)
+    with pytest.raises(ValueError, match="0 < lo <= hi"):
+        plots.log_ticks(0.0, 1.0)
+
+
+def round_labels(labels) -> bool:
+    """Whether every label is a number of mantissa 1, 2, 3 or 5 ("0.05", "1,000"), never a bare minor digit."""
+    return all(re.fullmatch(r"0\.0*[1235]|[1235]0{0,2}(,000)*", t) for t in labels)
+
+
+def test_digit_tile_frames_the_digit(mnist):
+    tile = digit_tile(mnist.x_test[0], (220, 30, 30))
+    assert tile.shape == (84, 84, 3) and tile.dtype == np.uint8
+    assert (tile[0, 0] == (220, 30, 30)).all()
+    inside = tile[2:-2, 2:-2, 0].astype(float) / 255  # grey: the three channels are equal inside the frame
+    digit = np.repeat(np.repeat(mnist.x_test[0].reshape(28, 28), 3, 0), 3, 1)[2:-2, 2:-2]
+    assert np.abs(inside - digit).max() <= 1 / 255
+
+
+def test_methods_figure_plots_the_loss_on_request():
+    records = [SweepRecord("unit", k, 0.9, loss, 100) for k, loss in [(0.0, 0.05), (0.9, 2.0)]]
+    fig = plots.methods_figure(records, current=("magnitude", "unit", 0.45), metric="loss", x_axis="sparsity")
+    assert list(fig.data[0].y) == [0.05, 2.0] and fig.layout.yaxis.type == "log"
+    assert trace(fig, "current point").y[0] == pytest.approx(np.sqrt(0.05 * 2.0))  # halfway on the log axis
+    assert list(fig.layout.yaxis.tickvals) == pytest.approx([0.05, 0.1, 0.2, 0.5, 1, 2])
+    assert list(fig.layout.yaxis.ticktext) == ["0.05", "0.1", "0.2", "0.5", "1", "2"]
+    with pytest.raises(ValueError, match="accuracy or loss"):
+        plots.methods_figure(records, metric="f1")
+
+
+@pytest.fixture(scope="module")
+def speed_records(small_net, mnist) -> list[dict]:
+    return bench(small_net, mnist.x_test, ["weight", "unit"], [0.0, 0.5, 0.9], [100], repeats=1)
+
+
+def test_the_speed_figure_has_round_log_ticks_and_times_signs(speed_records):
+    fig = plots.speed_figure(speed_records, batch=100, current=0.5)
+    drawn = [y for t in fig.data for y in t.y]
+    ticks = list(fig.layout.yaxis.tickvals)
+    assert fig.layout.yaxis.type == "log" and ticks[0] <= min(drawn) and ticks[-1] >= max(drawn)
+    assert round_labels(fig.layout.yaxis.ticktext), fig.layout.yaxis.ticktext
+    assert fig.layout.xaxis.type == "log" and fig.layout.shapes[0].x0 == pytest.approx(2.0)  # 50 % = 2×
+    hovers = [t.hovertemplate + " ".join(str(c[-1]) for c in t.customdata) for t in fig.data]
+    assert all("×" in h and not re.search(r"\dx\b", h) for h in hovers)
+    reading = plots.speed_reading(speed_records, 0.9, batch=100)
+    assert "× dense" in reading and not re.search(r"\dx\b", reading)
+    shrunk = next(r for r in speed_records if r["engine"] == "shrunk" and r["sparsity"] == 0.9)
+    assert f"shrunk {plots.speedup_text(shrunk)}, ideal {shrunk['ideal_speedup']:.1f}×" in reading
+    point = trace(fig, "shrunk (unit pruning)").customdata[-1]  # the figure's hover shows the same words
+    assert point[1] == shrunk["speedup"] and point[2] == plots.speedup_text(shrunk)
+
+
+def test_a_speed_ups_range_and_noise_are_said_where_they_matter(speed_records):
+    r = next(r for r in speed_records if r["engine"] == "sparse" and r["sparsity"] == 0.9)
+    text = plots.speedup_text(r)
+    assert text.startswith(f"{r['speedup']:.2f}× dense")
+    assert ("range" in text) == (f"{r['speedup_low']:.2f}" != f"{r['speedup_high']:.2f}")
+    assert ("noisy" in text) == r["noisy"]
+    spread = {**r, "speedup": 2.0, "speedup_low": 1.5, "speedup_high": 2.5, "noisy": True}
+    assert plots.speedup_text(spread) == "2.00× dense (range 1.50–2.50×, noisy)"
+    fig = plots.speed_figure(speed_records + [{**spread, "batch": 7}], batch=7)
+    assert list(fig.data[0].marker.symbol) == ["circle-open"]  # a noisy reading is drawn hollow
+
+
+def test_presenter_style_scales_the_type_and_leaves_the_figure_alone():
+    records = curve_records(["magnitude"])
+    fig = plots.methods_figure(records, current=("magnitude", "weight", 0.5))
+    big = plots.style_for_presenter(fig)
+    assert big.layout.font.size >= 19 and fig.layout.font.size is None
+    assert (big.layout.legend.orientation, fig.layout.legend.orientation) == ("v", "h")  # beside: a wide screen
+    assert trace(big, "magnitude, weight").marker.size > trace(fig, "magnitude, weight").marker.size
+    with pytest.raises(ValueError, match="at least 1"):
+        plots.style_for_presenter(fig, 0.5)

@@ -1,0 +1,140 @@
+"""What every session shares read-only: MNIST, each model's numpy network (a cached preset or a checked upload),
+the calibration sample, the methods' plans and saliencies, and the bounded in-memory caches behind them.
+Results are plain numpy or frozen dataclasses; TensorFlow objects are never shared."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from obd.core.cache import LruCache
+from obd.core.config import preset_spec, preset_train_config
+from obd.core.data import load_mnist
+from obd.core.files import cached_network
+from obd.core.network import Network
+from obd.methods.registry import NEEDS_CALIBRATION, Plan, cached_plan, calibration, saliency_map
+from obd.work.sweep import estimate_seconds
+from ui.services.state import Choice, ModelKey
+from ui.services.workarounds import freeze_imports
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def data():
+    return load_mnist()
+
+
+@st.cache_resource
+def stores() -> dict[str, LruCache]:
+    # points: ~11 KB each (the predictions), 22 MB when full. Pruned nets are 19 MB each for the default net
+    # (kernels and masks), needed only by the views drawn from a net and the latency of recent states: "pruned"
+    # keeps the ones a reconstruction or a Hessian made (seconds to minutes to remake), "remade" the few of the
+    # methods whose net is a mask from a plan in memory (magnitude, random: 10 ms to remake, so not kept for long).
+    return {
+        "points": LruCache(2048),
+        "pruned": LruCache(6),
+        "remade": LruCache(2),
+        "latency": LruCache(512),
+        "curves": LruCache(256),
+        "structures": LruCache(2048),
+        "figures": LruCache(64),
+        "networks": LruCache(8),
+        "estimates": LruCache(512),
+    }
+
+
+def remembered(store: str, key: Hashable, load: Callable[[], Any]) -> Any:
+    """The one lookup of every shared result: the in-memory store's, else `load()`'s (from disk, or computed when
+    that is quick), kept in the store when it is not None. None when neither has it.
+
+    Args:
+        store: a name in `stores()`.
+        key: the result's key there.
+        load: reads (or makes) the result; returns None when it has none.
+    """
+    cache = stores()[store]
+    if (found := cache.get(key)) is None and (found := load()) is not None:
+        cache.put(key, found)
+    return found
+
+
+def estimate(key: ModelKey, method: str, mode: str, points: int, epochs: float = 0.0) -> float:
+    """obd.work.sweep.estimate_seconds, kept per question: it reads the network's cached curves for their measured
+    seconds per point, too slow to repeat on every rerun."""
+    k = (key, method, mode, points, epochs)
+    return remembered("estimates", k, lambda: estimate_seconds(network(key), method, mode, points, epochs))
+
+
+def upload_path(digest: str) -> Path:
+    """Where a checked upload lives, named by its content so that every session shares one copy."""
+    return Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
+
+
+def upload_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def network(key: ModelKey) -> Network:
+    """The read-only numpy network of a cached preset or a checked upload (looked up by the key's own hash: a
+    page calls this a dozen times a run, and Streamlit's argument hashing would cost more than the lookup).
+
+    Raises:
+        LookupError: for a preset that is not trained yet.
+    """
+    return remembered("networks", key, lambda: _load_network(key))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_network(key: ModelKey) -> Network:
+    if key.kind == "preset":
+        net = cached_preset(key.name)
+        if net is None:
+            raise LookupError(f"the {key.name} model is not trained yet")
+    else:
+        from obd.core.network import from_keras
+        from obd.training.model import load_model  # TensorFlow: only for reading an upload
+
+        net = from_keras(load_model(upload_path(key.name)))
+    freeze_imports()
+    return net
+
+
+def cached_preset(name: str) -> Network | None:
+    """A preset's trained network from the disk cache without importing TensorFlow, or None if not trained."""
+    return cached_network(preset_spec(name), preset_train_config(name))
+
+
+def calib_for(method: str):
+    """The shared calibration sample for the methods that read one, else None."""
+    return _calibration() if method in NEEDS_CALIBRATION else None
+
+
+@st.cache_resource(show_spinner=False)
+def _calibration():
+    return calibration(data())
+
+
+def plan_for(key: ModelKey, c: Choice) -> Plan:
+    """The method's k-independent plan, built once per process (by whichever job or page asks first)."""
+    return cached_plan(network(key), c.method, c.mode, c.budget, c.prune_output, calib_for(c.method))
+
+
+INLINE_METHODS = ("magnitude", "random")  # plans in about a second, then a mask: quick enough for the page's script
+
+
+def inline_ok(c: Choice) -> bool:
+    """Whether a new sparsity of this choice is quick enough to compute in the page's own script: pruning is a
+    mask from a plan that takes about a second (OBD's Hessian takes several, a reconstruction minutes: jobs)."""
+    return c.method in INLINE_METHODS and c.budget != "loss-aware"  # the loss-aware split measures every layer
+
+
+# ---------------------------------------------------------------- saliency and speed tables
+@st.cache_resource(max_entries=4, show_spinner="Computing saliencies…")
+def saliencies(key: ModelKey, method: str) -> list[np.ndarray]:
+    """The dense network's per-weight scores of `method`, one array per layer (30 MB for the default net)."""
+    return saliency_map(network(key), method, calib_for(method))

@@ -1,0 +1,281 @@
+"""Accuracy-vs-sparsity curves of the methods this session chose, filled in point by point by background jobs,
+and fine-tuning of one point or the whole curve (a background job too; its points stay in this session)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from obd.core.pruning import MODES
+from obd.figures import plots
+from obd.methods.registry import METHODS, supports
+from obd.training.finetune import check_gradual
+from obd.work.sweep import DEFAULT_SPARSITIES, sweep
+from ui.services import boards, models, results
+from ui.services.state import Choice, ModelKey, View
+
+POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
+
+
+def shown_methods(c: Choice) -> list[str]:
+    """This session's curves: magnitude (the baseline), the selected method and the ones it added. A new session
+    starts with the first two: what another session computed is shared data, not a choice made for this one."""
+    extra = st.session_state.setdefault("extra_methods", [])
+    return list(dict.fromkeys(("magnitude", c.method, *extra)))
+
+
+def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
+    """This session's fine-tuned points of a model, (method, mode, budget, sparsity_pct, epochs, steps) ->
+    SweepRecord: one user's retraining is not another's curve, and the points go when the session does."""
+    return st.session_state.setdefault("finetuned", {}).setdefault((key, prune_output), {})
+
+
+def _on_curve_click() -> None:
+    points = st.session_state.curves_chart.selection.points
+    if points and "customdata" in points[0]:
+        method, mode = points[0]["customdata"][:2]
+        st.session_state.method, st.session_state.mode = method, mode
+        st.session_state.sparsity = int(round(points[0]["customdata"][2]))
+        st.session_state.curve_jump = True  # the chart's fragment reruns alone: it hands over to the whole page
+
+
+def render(v: View) -> None:
+    c = v.choice
+    wanted = [
+        Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md, c.budget)
+    ]
+    _chart(v, wanted)
+    _more_ui(v)
+    finetune_ui(v)
+
+
+def _chart(v: View, wanted: list[Choice]) -> None:
+    """The chart as a fragment: while a curve is computed it redraws itself every POLL_S with the points so far."""
+    # Looking a curve up touches its job, and the board runs the most recently touched job's tasks first: the
+    # current choice's curve, whose first task is the current point, is looked up last so that the metrics wait
+    # for one point, not for the other curves (seen in chromium: 9 s or 41 s by the order of two timers). The
+    # curves of the shown mode are also looked up first: an idle board starts the first job submitted at once.
+    mine = sorted((w for w in wanted if w.mode == v.choice.mode), key=lambda w: w == v.choice)
+    asked = mine + [w for w in wanted if w.mode != v.choice.mode] + mine
+    curve_jobs = [results.curve(v.key, w, v.k if w == v.choice else None)[1] for w in asked]
+    # Curves held while a model trains draw once, not every POLL_S: redrawing the chart twice a second kept
+    # chromium busy beside the training for all of it (the training banner reruns the page when it is done).
+    running = any(job is not None and not job.held for job in curve_jobs)
+
+    def chart() -> None:
+        if st.session_state.pop("curve_jump", False):
+            st.rerun()  # a click moved the controls, which live outside this fragment
+        found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in asked}
+        records, jobs = [], []
+        for w in wanted:  # drawn in the chosen order
+            rs, job = found[w]
+            records += rs
+            if job is not None:
+                jobs.append(job)
+        records += [r for r in finetuned_points(v.key, v.choice.prune_output).values() if r.budget == v.choice.budget]
+        for job in jobs:
+            if job.error:
+                st.error(f"{job.label} failed: {job.error}")
+            else:
+                st.progress(job.done / job.total, text=f"{job.label}: {boards.eta_text(job)}")
+        metric, axis = _chart_options(v.present)
+        fig = _figure(records, (v.choice.method, v.choice.mode, v.k / 100), metric, axis, v.present)
+        st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
+        if not jobs and running:
+            st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
+
+    # While curves compute, the chart is a fragment that redraws itself; once they exist it is plain page content,
+    # so a click on it reruns the page directly (a fragment's own rerun can be lost to a page rerun in between).
+    st.fragment(chart, run_every=boards.poll_s(POLL_S))() if running else chart()
+    st.caption(
+        f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
+        "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are."
+    )
+
+
+def _figure(records: list, current: tuple, metric: str, axis: str, present: bool):
+    """The chart, built once per content: a rerun that changes nothing here costs no figure building (a finished
+    curve's records never change, a running one's only grow, so the count of records names them)."""
+    signature = (
+        tuple((r.method, r.mode, r.budget, r.finetune_epochs, r.gradual_steps, r.sparsity) for r in records),
+        current,
+        metric,
+        axis,
+        present,
+    )
+    if (fig := models.stores()["figures"].get(signature)) is None:
+        fig = plots.methods_figure(records, current=current, metric=metric, x_axis=axis)
+        if present:  # slider, numbers and this chart on one 1280x720 screen
+            fig = plots.style_for_presenter(fig)
+            fig.update_layout(height=360)
+        models.stores()["figures"].put(signature, fig)
+    return fig
+
+
+def _chart_options(present: bool) -> tuple[str, str]:
+    """What to plot against what: chosen above the chart, or (presenter mode, where the screen is short) taken
+    from the session as last chosen."""
+    if present:
+        return st.session_state.get("curve_metric", "accuracy"), st.session_state.get("curve_axis", "compression")
+    cols = st.columns([2, 2, 3])
+    metric = cols[0].segmented_control(
+        "Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric", required=True
+    )
+    axis = cols[1].segmented_control(
+        "x axis",
+        ["compression", "sparsity"],
+        default="compression",
+        key="curve_axis",
+        required=True,
+        help="compression = 1 / (1 − sparsity) on a log scale spreads 90–99 %, where the methods differ",
+    )
+    return metric, axis
+
+
+def _more_ui(v: View) -> None:
+    c = v.choice
+    others = [
+        m
+        for m in METHODS
+        if m not in ("magnitude", c.method)  # magnitude, the baseline, is always drawn
+        and any(supports(m, md, c.budget) for md in MODES)
+    ]
+    # a method the budget does not support (random under loss-aware) leaves the choice, not the page
+    st.session_state.extra_methods = [m for m in st.session_state.get("extra_methods", []) if m in others]
+    missing = [Choice(m, md, c.budget, c.prune_output) for m in others for md in MODES if supports(m, md, c.budget)]
+    missing = [w for w in missing if not results.curve_file(v.key, w).is_file()]
+    about = sum(models.estimate(v.key, w.method, w.mode, len(DEFAULT_SPARSITIES)) for w in missing)
+    cols = st.columns([4, 1])
+    cols[0].multiselect(
+        "Curves of other methods (magnitude's are always drawn)",
+        others,
+        key="extra_methods",
+        help="computed in the background the first time (obs and sparsegpt reconstruct every point: "
+        "about a minute each on the default net), then kept on disk for everyone",
+    )
+    cols[1].button(
+        "Compare all methods",
+        on_click=lambda: st.session_state.update(extra_methods=others),
+        disabled=set(others) <= set(st.session_state.get("extra_methods", [])),
+        help=f"computes the {len(missing)} missing curves in the background: about {about:.0f} s"
+        if missing
+        else "every curve is computed already: drawn at once",
+        key="compare_all",
+    )
+
+
+def finetune_ui(v: View) -> None:
+    """Fine-tune this point or the whole curve with the masks fixed, optionally pruning gradually, as a background
+    job; the results join the chart as diamonds (this session only)."""
+    c, k = v.choice, v.k
+    try:
+        check_gradual(c.method, c.mode)
+        gradual_ok = True
+    except ValueError:
+        gradual_ok = False
+    cols = st.columns([1, 1, 2, 2])
+    epochs = float(
+        cols[0].number_input(
+            "Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs", help="fine-tuning epochs per point, fractions allowed"
+        )
+    )
+    steps = cols[1].number_input(
+        "Pruning steps",
+        1,
+        10,
+        1,
+        key="ft_steps",
+        disabled=not gradual_ok,
+        help="1: prune once, then fine-tune · more: prune gradually (tfmot's "
+        "PolynomialDecay), fine-tuning between the steps (not obs or sparsegpt)",
+    )
+    steps = int(steps) if gradual_ok else 1
+    curve = tuple(x for x in DEFAULT_SPARSITIES if x > 0)
+    per_point = models.estimate(v.key, c.method, c.mode, 1, epochs)
+    if cols[2].button(
+        f"Fine-tune this point ({c.method}, {c.mode}, {k} %)",
+        help=f"about {per_point:.0f} s on this machine, in the background",
+        key="ft_point",
+    ):
+        st.session_state.finetune_job = _start(v, (k / 100,), epochs, steps)
+    if cols[3].button(
+        f"Fine-tune the whole curve ({len(curve)} points)",
+        help=f"about {len(curve) * per_point:.0f} s on this machine, in the background",
+        key="ft_curve",
+    ):
+        st.session_state.finetune_job = _start(v, curve, epochs, steps)
+    if done_text := st.session_state.get("finetune_done"):  # kept until the next fine-tuning starts
+        st.success(done_text)
+    if (jk := st.session_state.get("finetune_job")) is not None:
+        _finetune_progress(v, jk)
+
+
+def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:
+    """Submit a fine-tuning job, one task per point (shared across sessions, deduplicated by its settings)."""
+    c, key = v.choice, v.key
+    st.session_state.pop("finetune_done", None)
+    jk = ("finetune", key, c, ks, epochs, steps)
+    d = models.data()
+
+    def task(k: float):
+        def run():
+            records = sweep(
+                models.network(key),
+                [k],
+                [c.mode],
+                x=d.x_test,
+                y=d.y_test,
+                prune_output=c.prune_output,
+                methods=[c.method],
+                budget=c.budget,
+                calib=models.calib_for(c.method),
+                finetune_epochs=epochs,
+                train_data=d,
+                gradual_steps=steps,
+                plans=[models.plan_for(key, c)],
+            )
+            return records[1]  # the fine-tuned record after the one-shot one
+
+        return run
+
+    boards.submit(
+        None,
+        jk,
+        [task(k) for k in ks],
+        label=f"fine-tuning {c.method} {c.mode} ({len(ks)} "
+        f"point{'s' if len(ks) > 1 else ''}, {epochs:g} epoch{'s' if epochs != 1 else ''} each)",
+    )
+    return jk
+
+
+def _finetune_progress(v: View, jk: tuple) -> None:
+    @st.fragment(run_every=boards.poll_s(POLL_S))
+    def progress() -> None:
+        job = boards.board().get(jk)
+        if job is None:
+            return
+        boards.board().touch(jk)  # someone still waits: a job nobody touches pauses after a minute
+        mine = finetuned_points(v.key, v.choice.prune_output)
+        for tuned in job.results().values():
+            c = jk[2]
+            mine[
+                (c.method, c.mode, c.budget, round(100 * tuned.sparsity), tuned.finetune_epochs, tuned.gradual_steps)
+            ] = tuned
+        if job.error:
+            st.error(f"Fine-tuning failed: {job.error}")
+        elif not job.finished:
+            st.progress(job.done / job.total, text=f"{job.label}: {boards.eta_text(job)}")
+            return
+        else:
+            done = sorted(job.results().values(), key=lambda r: r.sparsity)
+            _, _, _, _, epochs, steps = jk
+            how = f" in {steps} pruning steps" if steps > 1 else ""
+            st.session_state.finetune_done = (
+                f"Fine-tuned {len(done)} point{'s' if len(done) > 1 else ''} for {epochs:g} "
+                f"epoch{'s' if epochs != 1 else ''} each{how}: "
+                + ", ".join(f"{100 * r.sparsity:g} % → {100 * r.accuracy:.2f} %" for r in done)
+                + ". On the chart as diamonds."
+            )
+        del st.session_state.finetune_job
+        st.rerun()  # the chart above was drawn before these points existed
+
+    progress()
