@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import functools
 import os
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import numpy as np
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from obd.core.network import Network
 from obd.core.pruning import report
-from obd.methods.registry import plan
+from obd.methods.registry import Plan, plan
 from obd.runtime.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,8 +166,8 @@ def descendants_cpu_s(root: int, skip: int | None = None) -> float:
 
 
 def app_constant(name: str) -> object:
-    """A literal constant of the dashboard (e.g. QUICK_PICKS in ui/services/state.py), read from its source: importing the
-    page's modules outside a server would set up Streamlit's caches without a runtime.
+    """A literal constant of the dashboard (e.g. QUICK_PICKS in ui/services/state.py), read from its source: importing
+    the page's modules outside a server would set up Streamlit's caches without a runtime.
 
     Raises:
         KeyError: neither app.py nor ui/services/state.py assigns a literal to `name`.
@@ -197,15 +196,19 @@ class Expected:
 
     def __init__(self, net: Network, x: np.ndarray, y: np.ndarray, method: str = "magnitude"):
         self.net, self.x, self.y, self.method = net, x, y, method
+        self._plans: dict[str, Plan] = {}  # ranked once per mode: any sparsity then costs milliseconds
+        self._texts: dict[tuple[str, int], dict[str, str]] = {}
 
-    @functools.cache
-    def _plan(self, mode: str):
-        return plan(self.net, self.method, mode)  # ranked once per mode: any sparsity then costs milliseconds
-
-    @functools.cache
     def __call__(self, mode: str, sparsity_pct: int) -> dict[str, str]:
         """The metric texts {label: value} the page shows for this state (formatted as app.py formats them)."""
-        pruned = self._plan(mode).prune(sparsity_pct / 100)
+        if (mode, sparsity_pct) not in self._texts:
+            self._texts[mode, sparsity_pct] = self._compute(mode, sparsity_pct)
+        return self._texts[mode, sparsity_pct]
+
+    def _compute(self, mode: str, sparsity_pct: int) -> dict[str, str]:
+        if mode not in self._plans:
+            self._plans[mode] = plan(self.net, self.method, mode)
+        pruned = self._plans[mode].prune(sparsity_pct / 100)
         ev = evaluate(pruned.net, self.x, self.y, engine="auto")  # the engine the app evaluates with
         r = report(pruned)
         return {

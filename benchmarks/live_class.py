@@ -4,7 +4,8 @@ Server and Debian's chromium on this one machine, the default model trained in t
 (curves, plans, latencies) computed fresh: the model files are linked into an empty cache folder.
 
 Measures:
-1. seen state (from 90 %, the app's default): the slider moved to states seen before -> metrics updated and the page idle (median, worst);
+1. seen state (from 90 %, the app's default): the slider moved to states seen before -> metrics updated and the
+   page idle (median, worst);
 2. new sparsity (magnitude): slider -> metrics updated (median);
 3. choosing obs on a server that never computed it: every other click (slider steps, a tab switch) answers, i.e.
    the caption or tab shows the new state (worst); the current point's metrics appear (seconds); the whole obs

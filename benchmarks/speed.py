@@ -19,9 +19,9 @@ The two unit misses are within run-to-run noise of their targets (README, Speed)
 Measured 2026-11-26 16:00-16:35 UTC, two runs on the same machine shared with other jobs (load average 12-18;
 dense 4.1-4.3 s at batch 10,000; every reading noisy), run 1 / run 2: weight/sparse, batch 10,000: 90 % 3.51/2.88x,
 95 % 5.73/5.27x, 99 % 12.7/12.6x; batch 1: 99 % 27.4/38.4x; unit/shrunk, batch 10,000: 50 % 3.36/3.14x, 90 %
-18.3/20.2x, 99 % 72.2/52.5x. Headline (batch 100): <= 1.2x the FLOP ratio and monotone in both runs. Files: dense .keras 15.2 MB
-at every sparsity; shrunk .keras 4.61 / 1.14 / 0.46 / 0.21 / 0.06 MB and CSR .npz 8.41 / 3.66 / 1.91 / 0.99 /
-0.23 MB at 50 / 80 / 90 / 95 / 99 %.
+18.3/20.2x, 99 % 72.2/52.5x. Headline (batch 100): <= 1.2x the FLOP ratio and monotone in both runs.
+Files: dense .keras 15.2 MB at every sparsity; shrunk .keras 4.61 / 1.14 / 0.46 / 0.21 / 0.06 MB and CSR .npz
+8.41 / 3.66 / 1.91 / 0.99 / 0.23 MB at 50 / 80 / 90 / 95 / 99 %.
 Measured 2026-11-26 23:58 - 2026-11-27 00:17 UTC (issue 14: the shrunk engine runs batches of 2,048+ rows in
 row tiles on both cores with OpenBLAS single-threaded; the sparse tile kernel fills its lanes 16 inputs at a
 time), three runs on the 2-core machine shared with other jobs. Load average at start / end and dense at batch

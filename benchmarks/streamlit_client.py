@@ -496,7 +496,7 @@ class Session:
         self.page, self._fragments, self._building, self._run = Page(elements), drawn_by, {}, None
         self.page_time = now
         held, self._values = self._values, {}
-        for path, element in self.page.elements.items():  # like the frontend, forget widgets no longer shown
+        for element in self.page.elements.values():  # like the frontend, forget widgets no longer shown
             k = element.WhichOneof("type")
             if k in WIDGETS:
                 proto = getattr(element, k)

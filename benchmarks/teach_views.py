@@ -2,7 +2,8 @@
 
 In process (no server), on the cached model of a preset:
 - canvas -> prediction: a test digit rendered into the canvas's RGBA format, preprocessed as MNIST was made
-  (obd.teach.drawing.to_mnist) and read by the dense and the pruned network (obd.teach.explain.probabilities): median ms;
+  (obd.teach.drawing.to_mnist) and read by the dense and the pruned network (obd.teach.explain.probabilities):
+  median ms;
 - each teaching figure at 90 % (weight and unit pruning, OBD): its JSON size and build time.
 In chromium (`streamlit run app.py`, Playwright, Debian's chromium):
 - a stroke drawn on the canvas with the mouse -> the view shows the new prediction (its preview image, drawn
@@ -19,13 +20,18 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, IDLE, serve
 from obd.core.config import preset_spec, preset_train_config
-from obd.core.data import load_mnist
+from obd.core.data import Mnist, load_mnist
 from obd.core.files import cached_network
+from obd.core.network import Network
+from obd.core.pruning import Pruned
 from obd.methods.registry import calibration, plan
 from obd.methods.saliency import hessian_diagonal
 from obd.runtime.evaluate import evaluate
@@ -35,6 +41,25 @@ from obd.teach import plots as teach_plots
 TARGETS = {"canvas_s": 0.3, "view_seen_s": 0.5, "figure_kb": 300}
 VIEWS = ("Draw", "Inside", "Compare", "Downloads")
 INSIDE_PARTS = ("First layer", "OBD vs magnitude", "Confusion matrix")  # ui/views/inside.py's parts after the first
+
+
+def _builders(net: Network, p: Pruned, hessian: list[np.ndarray], mode: str, d: Mnist) -> dict[str, Callable]:
+    """{figure name: a call that builds it} for the teaching figures of `p`, `net` pruned at 90 % in `mode`."""
+    preds = evaluate(p.net, d.x_test, d.y_test).predictions
+    return {
+        "receptive fields": lambda: teach_plots.receptive_field_figure(explain.receptive_fields(net, p.masks[0])),
+        "pixel survival": lambda: teach_plots.pixel_survival_figure(
+            explain.pixel_survival(p.masks[0]), p.masks[0].shape[1]
+        ),
+        "OBD vs magnitude": lambda: teach_plots.criteria_figure(
+            explain.compare(explain.criteria(net, hessian, mode), 0.9)
+        ),
+        "diagram": lambda: teach_plots.diagram_figure(explain.diagram(p)),
+        "confusion": lambda: teach_plots.confusion_figure(explain.confusion(d.y_test, preds)),
+        "probabilities": lambda: teach_plots.probabilities_figure(
+            explain.probabilities(net, d.x_test[0]), explain.probabilities(p.net, d.x_test[0])
+        ),
+    }
 
 
 def in_process(preset: str) -> dict:
@@ -56,22 +81,7 @@ def in_process(preset: str) -> dict:
     figures = {}
     for mode in ("weight", "unit"):
         p = plan(net, "obd", mode, calib=calib).prune(0.9)
-        preds = evaluate(p.net, d.x_test, d.y_test).predictions
-        builders = {
-            "receptive fields": lambda: teach_plots.receptive_field_figure(explain.receptive_fields(net, p.masks[0])),
-            "pixel survival": lambda: teach_plots.pixel_survival_figure(
-                explain.pixel_survival(p.masks[0]), p.masks[0].shape[1]
-            ),
-            "OBD vs magnitude": lambda: teach_plots.criteria_figure(
-                explain.compare(explain.criteria(net, hessian, mode), 0.9)
-            ),
-            "diagram": lambda: teach_plots.diagram_figure(explain.diagram(p)),
-            "confusion": lambda: teach_plots.confusion_figure(explain.confusion(d.y_test, preds)),
-            "probabilities": lambda: teach_plots.probabilities_figure(
-                explain.probabilities(net, d.x_test[0]), explain.probabilities(p.net, d.x_test[0])
-            ),
-        }
-        for name, build in builders.items():
+        for name, build in _builders(net, p, hessian, mode, d).items():
             start = time.perf_counter()
             size = len(build().to_json())
             figures[(name, mode)] = (size / 1000, time.perf_counter() - start)

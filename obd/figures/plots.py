@@ -300,8 +300,8 @@ def speed_figure(
 
     Returns:
         A plotly Figure: milliseconds per call on a log axis with round ticks. Solid = measured, dotted = ideal
-        (dense ms / ideal speed-up), dash-dotted for unit pruning; dash = unit pruning; open markers = noisy readings. customdata per measured
-        point: [sparsity %, speed-up, `speedup_text`], the reading's own words.
+        (dense ms / ideal speed-up), dash-dotted for unit pruning; dash = unit pruning; open markers = noisy
+        readings. customdata per measured point: [sparsity %, speed-up, `speedup_text`], the reading's own words.
 
     Raises:
         ValueError: for an unknown x_axis.
@@ -406,7 +406,8 @@ def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000)
 
 
 def _colorscale(signed: bool) -> list[list]:
-    """The plotly colour scale of `obd.figures.images.kernel_image`'s colours: blue-white-red, or white-red for scores."""
+    """The plotly colour scale of `obd.figures.images.kernel_image`'s colours: blue-white-red, or white-red for
+    scores."""
 
     def rgb(c: np.ndarray) -> str:
         return f"rgb({int(c[0])},{int(c[1])},{int(c[2])})"

@@ -1,1 +1,2 @@
-"""Pruning methods: saliencies (magnitude, random, OBD), the loss-aware budget, OBS and SparseGPT, and their registry."""
+"""Pruning methods: saliencies (magnitude, random, OBD), the loss-aware budget, OBS and SparseGPT, and their
+registry."""

@@ -23,8 +23,8 @@ def gram(x: np.ndarray, damping: float) -> np.ndarray:
 
 
 def cholesky() -> tuple[Callable, Callable]:
-    """scipy's Cholesky factor and solve, imported on first use: obd.methods.registry imports this module, and scipy.linalg's
-    0.2 s of imports were a fifth of the dashboard's first run, which never reconstructs."""
+    """scipy's Cholesky factor and solve, imported on first use: obd.methods.registry imports this module, and
+    scipy.linalg's imports would slow the dashboard's first run, which never reconstructs."""
     from scipy.linalg import cho_factor, cho_solve
 
     return cho_factor, cho_solve

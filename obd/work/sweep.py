@@ -293,8 +293,8 @@ def sweep(
         methods: criteria from obd.methods.registry.METHODS; a (method, mode) the method does not support
             (sparsegpt x unit) is skipped.
         budget: one of obd.core.pruning.BUDGETS (see obd.methods.registry.plan).
-        calib: calibration sample for obd/obs and loss-aware splits (default: obd.methods.registry.calibration(), training
-            images).
+        calib: calibration sample for obd/obs and loss-aware splits (default: obd.methods.registry.calibration(),
+            training images).
         finetune_epochs: when > 0, every point is also fine-tuned for this many epochs with its masks fixed,
             giving a second record (finetune_epochs > 0) after the one-shot one.
         train_data: MNIST for fine-tuning (required when finetune_epochs > 0).
@@ -435,8 +435,8 @@ def load_records(path: str | os.PathLike) -> list[SweepRecord] | None:
 def curve_path(net: Network, method: str, mode: str, budget: str = "layer", prune_output: bool = False) -> Path:
     """Where a curve (the DEFAULT_SPARSITIES sweep of one method, mode and budget) is kept on disk.
 
-    Named by the network's fingerprint, so a retrained model gets new curves:
-    `{cache_dir}/curves/{fingerprint}-{method}-{mode}[-{budget} unless layer][-r{revision} above 1]-{int(prune_output)}.json`
+    Named by the network's fingerprint, so a retrained model gets new curves, in cache_dir():
+    `curves/{fingerprint}-{method}-{mode}[-{budget} unless layer][-r{revision} above 1]-{int(prune_output)}.json`
     (the names the app always used, so existing caches stay valid; `methods.revision` renames a method whose
     results changed).
 

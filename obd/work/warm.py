@@ -162,7 +162,7 @@ def warm_speed(
             parts.append(WarmPart(name, 0.0, True))
             continue
         start = time.perf_counter()
-        records = speed_table(net, batch, prune_output, lambda line: say(f"  {name}: {line}"))
+        records = speed_table(net, batch, prune_output, lambda line, name=name: say(f"  {name}: {line}"))
         save_speed(records, net, batch, prune_output)
         parts.append(WarmPart(name, time.perf_counter() - start, False))
     return parts

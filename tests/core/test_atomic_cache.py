@@ -160,7 +160,7 @@ def test_killed_at_random_moments_of_repeated_saves_the_file_is_always_a_whole_m
     for i in range(2):
         path, log = cache / f"m{i}.keras", tmp_path / f"child{i}.log"
         runs.append((start(SAVE_LOOP, path, cache=cache, log=log), path, log))
-    for proc, path, log in runs:
+    for proc, _, log in runs:
         wait_for(proc, "saved 1", log)
     for proc, _, _ in runs:
         time.sleep(rng.uniform(0, 0.3))

@@ -198,7 +198,10 @@ def test_layer_refit_lowers_the_output_error(small_net, calib):
     h = gram(x, 0.01)
     hinv = inverse(h)
     mask = ~np.isin(np.arange(w.size), np.argsort(obs_scores(w, hinv).ravel())[: w.size * 3 // 4]).reshape(w.shape)
-    err = lambda v: np.sum((x @ v - x @ w) ** 2)
+
+    def err(v: np.ndarray) -> float:
+        return float(np.sum((x @ v - x @ w) ** 2))
+
     assert err(refit(h, hinv, w, mask)) <= err(w * mask)
 
 

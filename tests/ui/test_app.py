@@ -396,6 +396,6 @@ def test_a_page_waiting_for_an_urgent_job_keeps_its_pace_on_a_busy_server(monkey
     from ui.services import boards
 
     for n in (1, 30, 100, 1000):
-        monkeypatch.setattr(boards, "sessions", lambda: n)
+        monkeypatch.setattr(boards, "sessions", lambda n=n: n)
         assert boards.poll_s(0.5, urgent=True) == 0.5 and boards.poll_s(1.0, urgent=True) == 1.0 < WAITING_S
     assert boards.poll_s(1.0) > WAITING_S  # what the other polls do with 1,000 sessions

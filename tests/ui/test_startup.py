@@ -269,7 +269,8 @@ def test_many_batches_per_call_train_the_same_weights_and_stop_where_asked(mnist
     for every_batch in (True, False):
         seen: list[int] = []
         model = build_model(ModelSpec((32,), True))
-        train(model, mnist, config, progress=lambda p: seen.append(p.step), progress_seconds=0 if every_batch else 1)
+        every = 0 if every_batch else 1
+        train(model, mnist, config, progress=lambda p, seen=seen: seen.append(p.step), progress_seconds=every)
         weights.append(model.get_weights())
         reports.append(seen)
     assert reports[0] == list(range(1, steps + 1)) and reports[1][-1] == steps

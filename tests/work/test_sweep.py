@@ -160,7 +160,7 @@ def test_curves_are_cached_under_their_established_names(small_net, mnist):
     path = curve_path(small_net, "obd", "unit", "global", True)
     assert path == cache_dir() / "curves" / f"{small_net.fingerprint()}-obd-unit-global-1.json"
     assert curve_path(small_net, "magnitude", "weight").name == f"{small_net.fingerprint()}-magnitude-weight-0.json"
-    # a method whose results changed (obd.methods.registry.REVISIONS) is cached under a new name, never read from the old
+    # a method whose results changed (obd.methods.registry.REVISIONS) gets a new name, never read from the old
     assert (
         curve_path(small_net, "obs", "unit", "loss-aware").name
         == f"{small_net.fingerprint()}-obs-unit-loss-aware-r2-0.json"

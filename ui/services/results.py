@@ -210,8 +210,8 @@ def latency(key: ModelKey, c: Choice, k: int, start: bool = True) -> timing.Late
     """Dense vs the engine "auto" picks on LATENCY_BATCH test images, measured as a background job (so it never
     runs beside other background work); None until measured. `start=False` only looks: no job is started.
 
-    A latency depends on the pruned net's structure only (obd.runtime.latency.structure_key): obd.runtime.latency keeps one
-    reading per structure, so nets of identical shapes read identically and a second state of the same shapes
+    A latency depends on the pruned net's structure only (obd.runtime.latency.structure_key): obd.runtime.latency keeps
+    one reading per structure, so nets of identical shapes read identically and a second state of the same shapes
     costs no timing. Finding the structure takes a shrink of the net (a quarter second for the default one), so
     the job does that too, and the page keeps the result per state.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from obd.methods.registry import METHOD_HELP
+from ui.services.state import View
 
 ABOUT = r"""
 **Pruning** deletes parts of a trained network and asks what that costs. A Keras `Dense` kernel has shape
@@ -37,8 +38,6 @@ spreading the error over the inputs not yet passed, which is cheaper and, at hig
 OBD was meant for small steps with retraining in between: in one shot, its diagonal Hessian can rank worse than
 plain magnitude. The curves show what each method buys, measured, not promised.
 """
-
-from ui.services.state import View
 
 
 def render(v: View) -> None:
