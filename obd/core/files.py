@@ -131,7 +131,7 @@ def save_network(net: Network, path: str | os.PathLike) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
 
     # uncompressed: float32 weights barely compress, and it opens faster
-    atomic_write(p, lambda tmp: np.savez(tmp, **arrays))
+    atomic_write(p, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]  # numpy's stub: **arrays as allow_pickle
     return p
 
 
@@ -169,7 +169,8 @@ def read_keras_file(path: str | os.PathLike) -> Network:
     Meant for obd's own cached models (a Sequential of Dense layers after an optional Input/Flatten and one
     Rescaling or Normalization layer with fixed values, as `obd.training.model.build_model` makes them); it gives
     exactly what `from_keras(load_model(path))` gives. Other layers (an adapted Normalization too) are refused:
-    `obd.training.model.load_model` reads them with Keras. User uploads go through `load_model`'s safety checks instead.
+    `obd.training.model.load_model` reads them with Keras. The file first passes `obd.core.modelcheck.check_keras_file`
+    (the checks every upload passes), so HDF5 links to other files and virtual datasets are refused.
 
     Args:
         path: a Keras 3 `.keras` file.
@@ -178,11 +179,15 @@ def read_keras_file(path: str | os.PathLike) -> Network:
         The Network (read-only arrays).
 
     Raises:
-        ModelFileError: the file is missing or damaged, or holds a model this reader does not support.
+        ModelFileError: the file is missing, damaged or refused by the checks, or holds a model this reader does not
+            support.
     """
     import h5py  # a Keras dependency, but light: imported here so the npz path never pays for it
 
+    from obd.core.modelcheck import check_keras_file  # it names this module's ModelFileError: imported on use
+
     p = Path(path).expanduser()
+    check_keras_file(p)  # sizes, allowed layers, and no links from the weights to other files
     try:
         with zipfile.ZipFile(p) as z:
             config = json.loads(z.read("config.json"))

@@ -5,8 +5,8 @@ under a file name keyed by the architecture and training settings; writes are at
 so a crash never leaves a half-written cache, and a corrupt cache file is retrained, never a crash. Beside each
 cached .keras goes the Network's .npz, which `obd.core.files.cached_network` opens without TensorFlow (the cache's
 paths and file formats live there, TF-free; they are re-exported here).
-Model files from users are checked before Keras reads them (size, archive structure, no Lambda layers or
-classes from outside Keras): every refusal is one ModelFileError saying what was wrong and what is supported.
+Model files from users are checked before Keras reads them (obd.core.modelcheck: sizes, archive structure, an
+allowlist of layers, no code): every refusal is one ModelFileError saying what was wrong and what is supported.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,15 +33,9 @@ from obd.core.config import (
 )
 from obd.core.data import Mnist, load_mnist
 from obd.core.files import ModelFileError, cache_path, network_path, save_network
+from obd.core.modelcheck import check_keras_file, reason, refuse
 from obd.core.network import from_keras
 
-SUPPORTED = (
-    "obd loads Keras 3 .keras files (model.save('m.keras')) of Dense layers: 784 inputs, ReLU hidden "
-    "layers, 10 outputs, no Lambda layers or custom objects"
-)
-MAX_MODEL_BYTES = 256 * 2**20  # file and unpacked size: 67 M float32 weights; the challenge net is 15 MB
-MAX_CONFIG_BYTES = 2**20  # config.json, parsed in full before anything else: an MLP's is about 1 KB per layer
-_ZIP_MAGIC, _HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
 # The least time between two progress reports. The app redraws its progress bar at each one: redrawn after every
 # batch, in-app training ran at 15 batches/s against 37 in the CLI.
 PROGRESS_SECONDS = 0.25
@@ -198,7 +191,7 @@ class _KeepMasks(keras.callbacks.Callback):
         self.pairs = [(l.kernel, np.asarray(m, dtype=np.float32)) for l, m in zip(dense, masks)]
         if mode == "unit":  # a pruned unit's bias stays 0 too, so the unit keeps outputting exactly 0
             self.pairs += [
-                (l.bias, np.asarray(m, dtype=bool).any(axis=0).astype(np.float32))
+                (l.bias, np.asarray(np.asarray(m, dtype=bool).any(axis=0), dtype=np.float32))
                 for l, m in zip(dense, masks)
                 if l.use_bias
             ]
@@ -291,115 +284,6 @@ def train(
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
-def _refuse(path: Path, what: str) -> ModelFileError:
-    """The error for a file obd will not load: its name, what was wrong, and what obd supports."""
-    return ModelFileError(f"{path.name}: {what}. {SUPPORTED}")
-
-
-def _reason(e: Exception) -> str:
-    """An exception's first line, short enough for a one-line message (its type when it has no text)."""
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else type(e).__name__
-
-
-def _megabytes(n: int) -> str:
-    """Bytes as "12.3 MB" (MiB, as file managers show them)."""
-    return f"{n / 2**20:.1f} MB"
-
-
-def _check_archive(path: Path) -> None:
-    """Refuse, before Keras reads it, a file that is not a small Keras zip or whose config asks for code.
-
-    Keras' own safe_mode stops Lambda layers too, but with advice to turn it off; this check names the
-    layer instead, refuses custom (registered or importable) classes, and bounds the memory a hostile
-    archive can make Keras unpack.
-    """
-    size = path.stat().st_size
-    if size == 0:
-        raise _refuse(path, "the file is empty")
-    if size > MAX_MODEL_BYTES:
-        raise _refuse(path, f"the file is {_megabytes(size)}, over obd's limit of {_megabytes(MAX_MODEL_BYTES)}")
-    if not zipfile.is_zipfile(path):
-        with path.open("rb") as f:
-            head = f.read(8)
-        if head.startswith(_ZIP_MAGIC):
-            raise _refuse(path, "the archive is truncated or damaged (it starts like a .keras zip but cannot be read)")
-        if head.startswith(_HDF5_MAGIC):
-            raise _refuse(
-                path,
-                "this is an HDF5 file (the legacy .h5 format), not a Keras 3 .keras file; load it "
-                "in Keras and save it again with model.save('m.keras')",
-            )
-        raise _refuse(path, "not a Keras 3 .keras file (a .keras file is a zip archive)")
-    try:
-        with zipfile.ZipFile(path) as z:
-            # zipfile never returns more than the declared sizes, so these bound what gets unpacked.
-            unpacked = sum(info.file_size for info in z.infolist())
-            config_size = z.getinfo("config.json").file_size
-            small = unpacked <= MAX_MODEL_BYTES and config_size <= MAX_CONFIG_BYTES
-            config = json.loads(z.read("config.json")) if small else None
-    except KeyError:
-        raise _refuse(path, "not a Keras 3 .keras file (the zip archive holds no config.json)") from None
-    except Exception as e:  # bad CRC, zlib errors, unknown compression, bad JSON, absurd nesting: all damage
-        raise _refuse(path, f"the archive is damaged ({_reason(e)})") from None
-    if unpacked > MAX_MODEL_BYTES:
-        raise _refuse(
-            path, f"its contents unpack to {_megabytes(unpacked)}, over obd's limit of {_megabytes(MAX_MODEL_BYTES)}"
-        )
-    if config_size > MAX_CONFIG_BYTES:
-        raise _refuse(
-            path,
-            f"its config.json unpacks to {_megabytes(config_size)}; a Dense model's takes a few KB "
-            f"(obd's limit is {_megabytes(MAX_CONFIG_BYTES)})",
-        )
-    _check_config(path, config)
-
-
-def _check_config(path: Path, config: object) -> None:
-    """Refuse Lambda layers and objects from outside Keras anywhere in a model's config.json.
-
-    Every serialized object is a dict with a "class_name"; Keras' own carry a "module" under keras and no
-    registered (custom) name; Keras-internal values (tensors, tuples) have dunder names, and "__lambda__"
-    is Python bytecode. compile_config is skipped: obd loads with compile=False, so Keras never reads it.
-    """
-    stack: list[tuple[object, str]] = [(config, "")]  # (node, the layer it belongs to; "" for the model)
-    while stack:  # iterative: a hostile file can nest deeper than Python's recursion limit
-        node, layer = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, layer) for item in node)
-        elif isinstance(node, dict):
-            _check_object(path, node, layer)
-            for key, value in node.items():
-                if key == "layers" and isinstance(value, list):  # a model's layers: blame each by its name
-                    stack.extend((item, _layer_name(item)) for item in value)
-                elif key != "compile_config":
-                    stack.append((value, layer))
-
-
-def _layer_name(node: object) -> str:
-    """A serialized layer's name ("?" when the config has none), for messages."""
-    config = node.get("config") if isinstance(node, dict) else None
-    return str(config.get("name", "?")) if isinstance(config, dict) else "?"
-
-
-def _check_object(path: Path, node: dict, layer: str) -> None:
-    """Raise ModelFileError if one serialized object is a Lambda or a class from outside Keras."""
-    name = node.get("class_name")
-    if not isinstance(name, str):
-        return
-    where = f"layer {layer!r}" if layer else "the model"
-    if name in ("Lambda", "__lambda__"):
-        raise _refuse(path, f"{where} is a Lambda layer (Python code, which obd never runs from a file)")
-    if name.startswith("__") and name.endswith("__"):
-        return  # Keras-internal values: tensors, tuples, arrays
-    module, registered = node.get("module"), node.get("registered_name")
-    if not (isinstance(module, str) and module.split(".")[0] == "keras") or registered not in (None, name):
-        custom = registered if isinstance(registered, str) else f"{module}.{name}"
-        raise _refuse(
-            path, f"{where} uses the custom object {custom!r} (code from outside Keras, which obd never runs)"
-        )
-
-
 def _check_supported(model, path: Path) -> None:
     """Raise ModelFileError unless the model is a Dense MLP from 784 inputs to 10 logits."""
     try:
@@ -416,12 +300,13 @@ def _check_supported(model, path: Path) -> None:
 def load_model(path: str | os.PathLike):
     """Load a `.keras` model safely and check that obd supports it.
 
-    The archive is checked before Keras reads it (size, zip structure, no Lambda layers or custom objects
-    in its config) and then loaded with safe_mode=True: no code from the file is ever run.
+    The archive is checked before Keras reads it (`obd.core.modelcheck.check_keras_file`: sizes, zip structure,
+    allowed layers only, no code or custom objects, no links in the weights) and then loaded with safe_mode=True:
+    no code from the file is ever run and Keras builds nothing over obd's caps.
 
     Args:
         path: a Keras 3 `.keras` file holding an MLP of Dense layers, 784 inputs and 10 outputs, at most
-            MAX_MODEL_BYTES on disk and unpacked.
+            obd.core.modelcheck's caps (file size, layers, units, parameters).
 
     Returns:
         The Keras model (not compiled).
@@ -431,29 +316,11 @@ def load_model(path: str | os.PathLike):
             models; the message says what was wrong and what is supported.
     """
     p = Path(path).expanduser()
-    if not p.is_file():  # never open a pipe or device: reading /dev/stdin or a FIFO would block
-        what = (
-            "is a directory, not a model file"
-            if p.is_dir()
-            else "no such model file"
-            if not p.exists()
-            else "not a regular file"
-        )
-        raise ModelFileError(f"{p}: {what}. {SUPPORTED}")
-    try:
-        _check_archive(p)
-    except OSError as e:  # unreadable (permissions), or removed while we looked
-        raise _refuse(p, f"the file cannot be read ({e.strerror or type(e).__name__})") from None
-    if p.suffix != ".keras":  # Keras picks its reader by the name and would fail with an unrelated message
-        raise _refuse(
-            p,
-            f"a Keras archive whose name ends in {p.suffix or 'no suffix'!r}; Keras reads .keras "
-            "archives only from files named *.keras, so rename it",
-        )
+    check_keras_file(p)
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for bad archives; all mean the same to a user
-        raise _refuse(p, f"could not load it as a Keras model ({_reason(e)})") from None
+        raise refuse(p, f"could not load it as a Keras model ({reason(e)})") from None
     _check_supported(model, p)
     return model
 

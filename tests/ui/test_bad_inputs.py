@@ -30,12 +30,13 @@ from streamlit.testing.v1 import AppTest
 from obd import cli
 from obd.core.config import ModelSpec, TrainConfig, preset_spec
 from obd.core.data import DataError, load_mnist
+from obd.core.modelcheck import MAX_MODEL_BYTES
 from obd.core.network import from_keras
 from obd.core.pruning import prune, prune_model, rank
 from obd.methods.registry import METHODS, calibration, plan, prune_with
 from obd.runtime.bench import bench
 from obd.training.finetune import finetune, gradual
-from obd.training.model import MAX_MODEL_BYTES, ModelFileError, build_model, cache_path, load_model, save_model
+from obd.training.model import ModelFileError, build_model, cache_path, load_model, save_model
 from obd.work.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
     add("truncated_half", raw[: len(raw) // 2], "the archive is truncated or damaged")
     add("truncated_tail", raw[:-200], "the archive is truncated or damaged")
     _flip_weight_bytes(good, d / "bad_crc.keras")
-    add("bad_crc", None, "could not load it as a Keras model (Bad CRC-32")
+    add("bad_crc", None, "its weights file model.weights.h5 is damaged (Bad CRC-32")
     add("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "not a Keras 3 .keras file")
     add("text", b"weights = [0.1, 0.2]\n", "not a Keras 3 .keras file")
     with h5py.File(d / "legacy_h5.keras", "w") as f:
@@ -150,7 +151,7 @@ def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
         [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
     save_model(conv, d / "conv.keras")
-    add("conv", None, "layer 'conv2d' is a Conv2D", "obd supports models made only of Dense layers")
+    add("conv", None, "layer 'conv2d' is a Conv2D, which obd does not read", "convolutional, recurrent and attention")
     dropout = keras.Sequential(
         [
             keras.Input((784,)),
