@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 V = TypeVar("V")
+T = TypeVar("T")
 
 STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (a 15 MB save takes a second)
 
@@ -121,7 +122,7 @@ def process_cache(name: str, maxsize: int) -> LruCache:
 _digests: dict[tuple[int, str], str] = {}  # (id(obj), kind) -> digest, while obj lives
 
 
-def memo_digest(obj: object, kind: str, compute: Callable[[object], str]) -> str:
+def memo_digest(obj: T, kind: str, compute: Callable[[T], str]) -> str:
     """`compute(obj)`, remembered while `obj` lives (by identity: for large read-only arrays, hashed once).
 
     Raises:

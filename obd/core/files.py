@@ -130,8 +130,9 @@ def save_network(net: Network, path: str | os.PathLike) -> Path:
     arrays[_META] = np.array(json.dumps(meta))
     p.parent.mkdir(parents=True, exist_ok=True)
 
-    # uncompressed: float32 weights barely compress, and it opens faster
-    atomic_write(p, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]  # numpy's stub: **arrays as allow_pickle
+    # uncompressed: float32 weights barely compress, and it opens faster (the ignore: numpy's stub reads
+    # **arrays as its allow_pickle argument)
+    atomic_write(p, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
     return p
 
 

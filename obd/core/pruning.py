@@ -165,7 +165,7 @@ class Ranking:
     def masks(self, sparsity: float) -> list[np.ndarray]:
         """Kernel-shaped bool masks (True = kept) for `sparsity`; see the module docstring for counts."""
         k = check_sparsity(sparsity)
-        keeps = self._global_keeps(k) if self.global_order is not None else None
+        keeps = self._global_keeps(self.global_order, k) if self.global_order is not None else None
         out = []
         for i, (order, shape) in enumerate(zip(self.orders, self.shapes)):
             size = shape[0] * shape[1] if self.mode == "weight" else shape[1]
@@ -178,12 +178,12 @@ class Ranking:
             out.append(keep.reshape(shape) if self.mode == "weight" else np.broadcast_to(keep, shape))
         return out
 
-    def _global_keeps(self, k: float) -> dict[int, np.ndarray]:
-        """Flat keep vectors of the pruned layers, cut from one mask over all their entries (or units)."""
-        pruned = [i for i, order in enumerate(self.orders) if order is not None]
-        sizes = [self.orders[i].size for i in pruned]
-        keep = mask_from_order(self.global_order, prune_count(k, sum(sizes)), (sum(sizes),))
-        return dict(zip(pruned, np.split(keep, np.cumsum(sizes)[:-1])))
+    def _global_keeps(self, global_order: np.ndarray, k: float) -> dict[int, np.ndarray]:
+        """Flat keep vectors of the pruned layers, cut from one mask (`global_order`) over all their entries."""
+        sizes = {i: order.size for i, order in enumerate(self.orders) if order is not None}
+        total = sum(sizes.values())
+        keep = mask_from_order(global_order, prune_count(k, total), (total,))
+        return dict(zip(sizes, np.split(keep, np.cumsum(list(sizes.values()))[:-1])))
 
 
 def rank(

@@ -8,6 +8,7 @@ the Okabe-Ito palette, one hue per method, and line styles tell the modes apart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -447,7 +448,7 @@ def kernel_figure(
     from plotly import express as px  # pulls in pandas: loaded on the first large kernel only
 
     value_name = value_name or ("weight" if signed else "score")
-    colorbar = dict(title=dict(text=f"{value_name}<br>black = pruned", side="top"), thickness=14)
+    colorbar: dict[str, Any] = dict(title=dict(text=f"{value_name}<br>black = pruned", side="top"), thickness=14)
     if values.size <= hover_max:
         shown = np.where(mask, values, np.nan)  # pruned entries: no colour (the black background shows)
         scale = float(np.nanmax(np.abs(shown))) if np.any(mask) else 1.0

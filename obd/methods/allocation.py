@@ -53,7 +53,7 @@ class Profile:
         """How many items the layer has (its largest kept count)."""
         return int(self.kept[-1])
 
-    def at(self, kept: np.ndarray) -> np.ndarray:
+    def at(self, kept: np.ndarray | Sequence[int]) -> np.ndarray:
         """The interpolated loss at whole kept counts in [0, size]. (m,) -> (m,) float64"""
         return np.interp(np.asarray(kept, dtype=np.float64), self.kept, self.loss)
 
@@ -76,7 +76,7 @@ def min_plus(costs: Sequence[np.ndarray], total: int) -> list[int]:
     if not 0 <= total <= cap:
         raise ValueError(f"the budget {total} is outside [0, {cap}]")
     best = costs[0][: total + 1].copy()  # best[t]: least cost of the layers so far keeping t in all, (t,)
-    choices = []  # per later layer: its count at each running total
+    choices: list[np.ndarray] = []  # per later layer: its count at each running total
     for c in costs[1:]:
         width = min(len(best) + len(c) - 1, total + 1)
         new = np.full(width, np.inf)

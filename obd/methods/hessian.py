@@ -97,8 +97,11 @@ class LayerObs:
 
         Each column's output error after a refit is (w - w*)^T H (w - w*) (plus what w* itself misses, the same
         for every mask), so the candidates are compared without the inputs.
+
+        Raises:
+            ValueError: when the problem has no order (`orders` is empty).
         """
-        best = None
+        best: tuple[float, np.ndarray, np.ndarray] | None = None
         for order in self.orders:
             mask = mask_from_order(order, count, self.w_opt.shape)
             kernel = refit(self.h, self.hinv, self.w_opt, mask)
@@ -110,6 +113,8 @@ class LayerObs:
                 error = 0.0
             if best is None or error < best[0]:
                 best = (error, kernel, mask)
+        if best is None:
+            raise ValueError("a layer's OBS needs at least one order to prune in")
         return best[1].astype(np.float32), best[2]
 
 

@@ -41,7 +41,7 @@ from obd.core.pruning import (
     rank,
 )
 from obd.methods.allocation import Profile, allocate, loss_profiles
-from obd.methods.hessian import cholesky, forward, gram, inverse, layer_obs
+from obd.methods.hessian import LayerObs, cholesky, forward, gram, inverse, layer_obs
 from obd.methods.saliency import preactivation_curvature
 from obd.methods.sparsegpt import sparsegpt, sparsegpt_weights
 
@@ -234,13 +234,14 @@ def plan_obs(
         ranking = rank(net, mode, prune_output, budget="layer" if budget == "loss-aware" else budget)
         profiles = unit_costs = None
         if budget == "loss-aware":
+            assert y is not None, "checked above"
             damping = config.damping(mode, algorithm)
-            unit_costs = tuple(preactivation_curvature(net, x)) if algorithm == "obs" else None
-            solvers = {
-                i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping, unit_costs[i])
-                for i in pruned
-                if algorithm == "obs"
-            }
+            solvers: dict[int, LayerObs] = {}
+            if algorithm == "obs":
+                unit_costs = tuple(preactivation_curvature(net, x))
+                solvers = {
+                    i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping, unit_costs[i]) for i in pruned
+                }
 
             def variant(i: int, kept: int) -> dict[int, Layer]:
                 layer = net.layers[i]
@@ -287,6 +288,7 @@ def plan_obs(
     )
     profiles = None
     if budget == "loss-aware":
+        assert y is not None, "checked above"
 
         def variant(i: int, kept: int) -> dict[int, Layer]:
             layer = net.layers[i]
@@ -356,7 +358,7 @@ def _refit_units(
         kernel = _refit_rows(x, live, acts[i] @ layer.kernel, layer.kernel, damping)
         kernel = np.where(masks[i], kernel, np.float32(0))
         kernels.append(kernel)
-        live = masks[i].any(axis=0)
+        live = np.asarray(masks[i].any(axis=0))
         bias = None if layer.bias is None else np.where(live, layer.bias, np.float32(0))
         x = forward(layer, x, kernel, bias)
     return kernels

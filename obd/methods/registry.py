@@ -161,12 +161,14 @@ class Plan:
         k = check_sparsity(sparsity)
         if self.obs is not None:
             pruned = self.obs.prune(k)
-        elif self.profiles is not None:
-            masks = count_masks(self.ranking, removed_counts(self.ranking, k, self.profiles))
-            pruned = Pruned(apply_masks(self.net, masks, self.mode), tuple(masks), self.mode, k)
         else:
-            pruned = prune(self.net, k, ranking=self.ranking)
-        if self.baseline is None:
+            assert self.ranking is not None, "a plan ranks when it does not reconstruct"
+            if self.profiles is not None:
+                masks = count_masks(self.ranking, removed_counts(self.ranking, k, self.profiles))
+                pruned = Pruned(apply_masks(self.net, masks, self.mode), tuple(masks), self.mode, k)
+            else:
+                pruned = prune(self.net, k, ranking=self.ranking)
+        if self.baseline is None or self.calib is None:  # `plan` keeps the calibration with the baseline
             return pruned
         return no_worse_than(pruned, prune(self.net, k, ranking=self.baseline), self.calib)
 
@@ -277,11 +279,13 @@ def plan(
     # scores and ranking budgets: a loss-aware split starts from each layer's own order
     ranked = "layer" if budget == "loss-aware" else budget
     if method in ALGORITHMS:
+        assert calib is not None, "ALGORITHMS need calibration"
         obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method, y=calib.y)
         baseline = rank(net, mode, prune_output, budget="global" if budget == "loss-aware" else budget)
     else:
         ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, ranked), ranked)
         if budget == "loss-aware":
+            assert calib is not None, "the loss-aware budget needs calibration"
             profiles = tuple(ranking_profiles(net, ranking, calib))
     return Plan(
         net,
@@ -304,10 +308,10 @@ def ranking_profiles(net: Network, ranking: Ranking, calib: Calibration) -> list
     Returns:
         One Profile per pruned layer (see `obd.methods.allocation.loss_profiles`).
     """
-    pruned = [i for i, o in enumerate(ranking.orders) if o is not None]
+    sizes = {i: o.size for i, o in enumerate(ranking.orders) if o is not None}  # {pruned layer: its items}
 
     def variant(i: int, kept: int) -> dict:
-        removed = [ranking.orders[j].size - kept if j == i else 0 for j in range(len(ranking.orders))]
+        removed = [sizes[i] - kept if j == i else 0 for j in range(len(ranking.orders))]
         mask = count_masks(ranking, removed)[i]
         return {
             i: apply_masks(
@@ -317,7 +321,7 @@ def ranking_profiles(net: Network, ranking: Ranking, calib: Calibration) -> list
             ).layers[i]
         }
 
-    return loss_profiles(net, calib.x, calib.y, pruned, [ranking.orders[i].size for i in pruned], variant)
+    return loss_profiles(net, calib.x, calib.y, list(sizes), list(sizes.values()), variant)
 
 
 def prune_with(

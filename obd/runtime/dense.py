@@ -14,7 +14,10 @@ from obd.core.network import Network
 class Engine(Protocol):
     """Something that computes a network's logits."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The engine's kind ("dense", "shrunk" or "sparse")."""
+        ...
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """x: (n, inputs) -> (n, classes) float32 logits."""

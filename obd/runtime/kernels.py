@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import textwrap
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,7 @@ def _sparse_rows(x, inputs, sizes, indptr, indices, data, bias, relu, out):  # p
             out[row, k] = a[k]
 
 
-_NUMBA_OPTIONS = dict(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
+_NUMBA_OPTIONS: dict[str, Any] = dict(cache=True, nogil=True, boundscheck=False, fastmath={"contract"})
 
 _NARROW_KERNEL = """
 def narrow_rows(x, sizes, widths, starts, weights, relu, out):

@@ -102,7 +102,8 @@ class _Attempt:
 def _attempt(dense: Engine, engine: Engine, x: np.ndarray, calls: int, config: TimingConfig) -> _Attempt:
     """Interleaved pairs for at least `config.pairs` pairs and `config.window_s` seconds."""
     busy, own, start = _busy_cpu_s(), time.process_time(), time.perf_counter()
-    dense_s, ratios = [], []
+    dense_s: list[float] = []
+    ratios: list[float] = []
     while len(ratios) < config.pairs or time.perf_counter() - start < config.window_s:
         if len(ratios) % 2:  # who goes first alternates, so neither gains from the other warming the caches
             e, d = _sample(engine, x, calls), _sample(dense, x, calls)

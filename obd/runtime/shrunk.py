@@ -224,7 +224,7 @@ class ShrunkEngine(DenseEngine):
         pool = tile_pool() if len(x) >= TILE_MIN_BATCH else None
         if pool is None:
             return self.net.logits(x)
-        sparse = skips_zero_inputs(self.narrow is not None, x)
+        first = self.first if skips_zero_inputs(self.narrow is not None, x) else None
         workers, helpers = pool
         out = np.empty((len(x), self.net.layers[-1].units), dtype=np.float32)  # (n, classes)
         threads = helpers + 1
@@ -235,8 +235,8 @@ class ShrunkEngine(DenseEngine):
         def run() -> None:
             while (tile := next(tiles)) < n_tiles:
                 rows = slice(tile * size, (tile + 1) * size)
-                if sparse:
-                    out[rows] = self.net._forward(self.first(x[rows]), start=1)  # (tile rows, classes)
+                if first is not None:
+                    out[rows] = self.net._forward(first(x[rows]), start=1)  # (tile rows, classes)
                 else:
                     out[rows] = self.net._forward(self.net.prepare(x[rows]))
 

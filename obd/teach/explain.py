@@ -92,7 +92,7 @@ def receptive_fields(dense: Network, mask: np.ndarray, count: int = 16, pick: st
     kept = mask[:, units].T.reshape(-1, SIDE, SIDE)  # (n, 28, 28)
     dense_weights = kernel[:, units].T.reshape(-1, SIDE, SIDE)
     weights = np.where(kept, dense_weights, np.float32(0))
-    return ReceptiveFields(units, norms[units], weights, dense_weights, kept, kept.any(axis=(1, 2)))
+    return ReceptiveFields(units, norms[units], weights, dense_weights, kept, np.asarray(kept.any(axis=(1, 2))))
 
 
 def pixel_survival(mask: np.ndarray) -> np.ndarray:
@@ -316,14 +316,16 @@ def _ranks(c: Criteria, layer: int) -> tuple[np.ndarray, np.ndarray, int]:
     many candidates they are ranked (the layer's, or every pruned layer's under a global budget)."""
     out = []
     for ranking in (c.by_magnitude, c.by_obd):
+        own = ranking.orders[layer]
+        assert own is not None, "`compare` ranks pruned layers only"
         if ranking.global_order is None:
-            order, offset = ranking.orders[layer], 0
+            order, offset = own, 0
         else:  # the global order runs over the pruned layers' candidates, layer after layer
             order = ranking.global_order
             offset = sum(o.size for o in ranking.orders[:layer] if o is not None)
         position = np.empty(order.size, dtype=np.int64)
         position[order] = np.arange(order.size)  # 0 = least important
-        out.append(order.size - position[offset : offset + ranking.orders[layer].size])
+        out.append(order.size - position[offset : offset + own.size])
     return out[0], out[1], int(order.size)
 
 

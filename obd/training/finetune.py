@@ -77,7 +77,8 @@ def finetune(
     model = to_keras(pruned.net)
 
     def report(p) -> None:
-        progress(FinetuneProgress(stage[0], stage[1], pruned.sparsity, p.step, p.steps, p.loss, p.accuracy))
+        if progress is not None:  # always: report is passed only with a progress
+            progress(FinetuneProgress(stage[0], stage[1], pruned.sparsity, p.step, p.steps, p.loss, p.accuracy))
 
     from obd.training.model import train  # imports TensorFlow: only when training
 
@@ -156,5 +157,6 @@ def gradual(
         pruned = prune(net, k, ranking=rank(net, mode, prune_output, scores, budget))
         pruned = finetune(pruned, data, epochs / steps, progress, config, (i + 1, steps))
         net = pruned.net
-        kept = [m if mode == "weight" else m.any(axis=0) for m in pruned.masks]
+        kept = [m if mode == "weight" else np.asarray(m.any(axis=0)) for m in pruned.masks]
+    assert pruned is not None, "schedule gives at least one stage"
     return pruned

@@ -125,7 +125,8 @@ def save_sparse(net: Network, path: str | os.PathLike) -> Path:
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            # the ignore: numpy's stub reads **arrays as its allow_pickle argument
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
     atomic_write(p, write)
     return p

@@ -141,7 +141,13 @@ class SweepPoint:
         p = self.plan or cached_plan(
             self.net, self.method, self.mode, self.budget, self.prune_output, self.calib, self.seed
         )
-        x, y = (self.x, self.y) if self.x is not None else (load_mnist().x_test, load_mnist().y_test)
+        if self.x is None:
+            test = load_mnist()
+            x, y = test.x_test, test.y_test
+        elif self.y is None:
+            raise ValueError("a point evaluated on its own inputs x needs their labels y")
+        else:
+            x, y = self.x, self.y
         relay = self.events.put if self.events is not None else None
         start = time.perf_counter()
         if self.gradual_steps > 1:

@@ -75,6 +75,11 @@ def save_speed(records: list[dict], net: Network, batch: int, prune_output: bool
     return path
 
 
+def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    """`say`, with `prefix` before each line."""
+    return lambda line: say(prefix + line)
+
+
 def curve_name(method: str, mode: str, budget: str) -> str:
     """How a curve is named in progress lines."""
     return f"curve {method} {mode} ({budget} budget)"
@@ -162,7 +167,7 @@ def warm_speed(
             parts.append(WarmPart(name, 0.0, True))
             continue
         start = time.perf_counter()
-        records = speed_table(net, batch, prune_output, lambda line, name=name: say(f"  {name}: {line}"))
+        records = speed_table(net, batch, prune_output, _prefixed(say, f"  {name}: "))
         save_speed(records, net, batch, prune_output)
         parts.append(WarmPart(name, time.perf_counter() - start, False))
     return parts
