@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from obd.figures import plots
+from obd.figures import network
 from obd.figures.images import digit_tile
 from ui.services import models, results
 from ui.services.state import View
@@ -35,4 +35,4 @@ def render(v: View) -> None:
             width=84,
             caption=f"{d.y_test[idx]} · dense {dense_pred[idx]} · pruned {pred[idx]}",
         )
-    st.plotly_chart(plots.class_accuracy_figure(dense["class_accuracy"], cur["class_accuracy"]), key="class_chart")
+    st.plotly_chart(network.class_accuracy_figure(dense["class_accuracy"], cur["class_accuracy"]), key="class_chart")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from obd.figures import plots
+from obd.figures import network
 from ui.services import models, results
 from ui.services.state import Choice, ModelKey, View
 
@@ -16,9 +16,9 @@ def kernel_chart(key: ModelKey, c: Choice, k: int, layer: int, colour_by: str):
     p = results.pruned(key, c, k)
     name = f"{layer}: {net.layers[layer].name} ({net.layers[layer].inputs}×{net.layers[layer].units})"
     if colour_by == "weight":
-        return plots.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
+        return network.kernel_figure(p.net.layers[layer].kernel, p.masks[layer], f"Layer {name}")
     scores = models.saliencies(key, c.method)[layer]
-    return plots.kernel_figure(
+    return network.kernel_figure(
         scores, p.masks[layer], f"{c.method} saliency, layer {name}", signed=False, value_name=f"{c.method} saliency"
     )
 
@@ -45,4 +45,4 @@ def render(v: View) -> None:
         st.plotly_chart(kernel_chart(v.key, v.choice, v.k, i, show), key="kernel_chart")
 
     heatmap()
-    st.plotly_chart(plots.layer_sparsity_figure(cur["report"]), key="layer_chart")
+    st.plotly_chart(network.layer_sparsity_figure(cur["report"]), key="layer_chart")
