@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.live_app import Expected
-from benchmarks.load import LABELS, mismatches, move
+from benchmarks.load_user import LABELS, mismatches, move
 from benchmarks.streamlit_client import Session
 
 TIMEOUT_S = 60.0  # one move on a busy 2-core machine, the first one computing the state
