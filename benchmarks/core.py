@@ -1,6 +1,7 @@
 """Core timings on the default model: test-set evaluation (obd's numpy pass vs Keras) and mask computation.
 
-Run from the repository root: python -m benchmarks.core   (prints medians; ratios come from one run)
+Run from the repository root: python -m benchmarks.core   (prints medians; ratios come from one run; writes
+benchmarks/results/core.json)
 Targets (issue 2): evaluation of the 10,000 test images <= 0.6 s for the default 4x1000 net.
 """
 
@@ -10,6 +11,7 @@ import statistics
 import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from benchmarks import results
 from obd.core.data import load_mnist
 from obd.core.network import from_keras
 from obd.core.pruning import prune, rank, unit_mask, weight_mask
@@ -57,13 +59,32 @@ def main() -> None:
         ),
     ]
     width = max(len(name) for name, _ in rows)
-    print(
-        f"default model {net.sizes}, {net.n_weights:,} weights, test accuracy "
-        f"{100 * evaluate(net, x, y).accuracy:.2f} %"
-    )
+    accuracy = 100 * evaluate(net, x, y).accuracy
+    print(f"default model {net.sizes}, {net.n_weights:,} weights, test accuracy {accuracy:.2f} %")
     for name, seconds in rows:
         print(f"{name:<{width}}  {1000 * seconds:9.1f} ms")
     print(f"speed-up of obd evaluate over model.evaluate: {rows[2][1] / rows[0][1]:.1f}x (target: <= 600 ms)")
+    results.write(
+        "core",
+        {
+            "model": "-".join(map(str, net.sizes)),
+            "weights": net.n_weights,
+            "test accuracy %": round(accuracy, 2),
+            "timings": [{"what": name, "ms": round(1000 * seconds, 2)} for name, seconds in rows],
+            "headline": [
+                {
+                    "result": "evaluate the 10,000 test images (default model, numpy)",
+                    "figure": f"{1000 * rows[0][1]:.0f} ms",
+                    "target": "≤ 600 ms",
+                },
+                {
+                    "result": "default model's test accuracy (dense)",
+                    "figure": f"{accuracy:.2f} %",
+                    "target": "",
+                },
+            ],
+        },
+    )
 
 
 if __name__ == "__main__":

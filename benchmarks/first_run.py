@@ -52,6 +52,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from benchmarks import results
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, healthy
 from obd.core.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
 from obd.core.files import cache_path
@@ -255,6 +256,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="obd-first-run-"))
     project, cache, log = work / "obd", work / "cache", work / "streamlit.log"
     cache.mkdir()
+    figures: dict = {"phase": args.phase, "venv": args.venv, "targets": TARGETS}
     try:
         clone(args.source, project, args.rev)
         head = subprocess.run(
@@ -266,6 +268,7 @@ def main() -> None:
             "(not counted below)",
             flush=True,
         )
+        figures["commit"] = head
         if args.phase == "later":
             fill_cache(cache, args.cache_from.expanduser())
         with sync_playwright() as p:
@@ -279,6 +282,7 @@ def main() -> None:
                     f"  default model shown:  {verdict(first.get('default_shown_s'), TARGETS['default_shown_s'])}"
                     f"; its training took {trained} s (the cache's .json)"
                 )
+                figures["first run"] = {**first, "default model's training s": trained}
             if args.phase == "training":
                 seconds: dict[str, list[float]] = {"cli": [], "app": []}
                 # CLI, app, app, CLI, ...: every prefix of even length holds as many of each
@@ -296,6 +300,8 @@ def main() -> None:
                     f"  in-app training / CLI training, medians of {args.rounds}: {ratio:.2f}x (target <= "
                     f"{TARGETS['app_vs_cli']:g}x: {'met' if ratio <= TARGETS['app_vs_cli'] else 'NOT met'})"
                 )
+                figures["training s"] = seconds
+                figures["in-app training / CLI training, medians"] = round(ratio, 2)
             if args.phase in ("later", "both"):
                 # A later start is a user starting the app again: their browser has opened it before and keeps
                 # Streamlit's static files (hashed names, cached by the browser). One context that opened the page
@@ -321,10 +327,15 @@ def main() -> None:
                         f"(each: {', '.join(f'{t:.1f}' for t in times)}; the harness saw them at "
                         f"{', '.join(f'{t:.1f}' for t in saw)})"
                     )
+                figures["later starts to metrics s"] = {
+                    how: [r["usable_s"] for r in runs] for how, runs in starts.items()
+                }
                 returning.close()
             browser.close()
         watcher = [line for line in log.read_text(errors="replace").splitlines() if "notify" in line.lower()]
         print(f"server log: {log} ({len(watcher)} file-watcher warnings)")
+        figures["file-watcher warnings"] = len(watcher)
+        results.write("first_run" if args.phase == "both" else f"first_run-{args.phase}", figures)
     finally:
         shutil.rmtree(project / ".venv", ignore_errors=True)  # hard links or 2.5 GB: never left behind
 

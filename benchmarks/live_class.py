@@ -14,6 +14,7 @@ Measures:
    magnitude curve usable (seconds).
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.live_class [--preset challenge] [--json out.json]
+Writes the figures to benchmarks/results/live_class.json.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from benchmarks import results
 from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, IDLE, serve
 from obd.core.config import preset_spec, preset_train_config
 from obd.core.files import cache_path
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     result = liveness(args.preset)
     print(table(result))
+    results.write("live_class", result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

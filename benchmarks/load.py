@@ -30,7 +30,8 @@ rearranged page needs one change there.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.load [--preset challenge|tiny|…] [--sessions 30]
            [--duration 300] [--think 1 3] [--warmup 3] [--stagger 1] [--seed 0] [--url http://host:port [--pid PID]]
-           [--cpu-per-rerun [--rounds 5]] [--json benchmarks/out/load.json]
+           [--cpu-per-rerun [--rounds 5]] [--json PATH]
+Writes the figures to benchmarks/results/load.json (load-cpu-per-rerun.json with --cpu-per-rerun).
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ from pathlib import Path
 import numpy as np
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from benchmarks import results
 from benchmarks.live_app import Expected, cpu_s, rss_mb, serve
 from benchmarks.load_user import LABELS, MOVES, AppLabels, LoadConfig, move, shows, user
 from benchmarks.streamlit_client import Page, ProtocolError, Session
 from obd.core.config import DEFAULT_PRESET
 from obd.core.pruning import MODES
 
-OUT = Path(__file__).resolve().parent / "out" / "load.json"
 TARGETS = {"errors": 0, "cross_talk": 0, "server_p95_s": 1.0, "rss_growth_mb": 100.0, "seen_cpu_ms": 50.0}
 USAGE_STATS = ("--browser.gatherUsageStats", "true")  # makes the server send each run's page profile (its
 # execution time); only a browser would send anything on from there, and these sessions are not browsers
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpu-per-rerun", action="store_true", help="one session: server CPU per rerun of seen states")
     ap.add_argument("--rounds", type=int, default=5, help="with --cpu-per-rerun: revisits of every state")
     ap.add_argument("--no-check", action="store_true", help="skip checking the metrics against obd's numbers")
-    ap.add_argument("--json", type=Path, default=OUT)
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
     try:
         cfg = LoadConfig(
@@ -428,8 +429,9 @@ def main(argv: list[str] | None = None) -> None:
             print("  " + line)
     if log:
         print(f"server log: {log}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=1))
+    results.write("load-cpu-per-rerun" if args.cpu_per_rerun else "load", figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

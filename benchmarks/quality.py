@@ -1,31 +1,29 @@
 """Quality benchmark: test accuracy of every pruning method x mode x sparsity on the default model, with
 compute times, plus fine-tuning at the hardest points; checks the issue's targets.
 
-    OBD_MNIST_PATH=... python benchmarks/quality.py [--budget global] [--calib 4096] [--finetune-epochs 1 2]
+    OBD_MNIST_PATH=... python -m benchmarks.quality [--budget global] [--calib 4096] [--finetune-epochs 1 2]
 
-Prints markdown tables and writes benchmarks/out/quality[-global].csv and .json.
+Prints markdown tables and writes them to benchmarks/results/quality[-global][-METHODS].json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import results  # noqa: E402
 from obd.core.data import load_mnist  # noqa: E402
 from obd.core.network import from_keras  # noqa: E402
 from obd.methods.registry import CALIBRATION_SIZE, METHODS, calibration, plan  # noqa: E402
 from obd.runtime.evaluate import evaluate  # noqa: E402
 from obd.training.finetune import finetune, gradual  # noqa: E402
 from obd.training.model import default_model  # noqa: E402
-from obd.work.sweep import DEFAULT_SPARSITIES, sweep, to_csv  # noqa: E402
+from obd.work.sweep import DEFAULT_SPARSITIES, sweep  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "out"
 ONE_SHOT_TARGETS = {
     ("weight", 0.95): 0.970,
     ("weight", 0.97): 0.960,
@@ -38,20 +36,27 @@ FINETUNE_TARGETS = {("weight", 0.99): 0.975, ("unit", 0.9): 0.975}  # best metho
 FINETUNE_RUNS = (("obs", "layer", 1), ("obs", "global", 1), ("magnitude", "layer", 1), ("magnitude", "layer", 4))
 
 
-def table(records, value, fmt: str) -> str:
-    """Markdown: one row per (method, mode), one column per sparsity."""
+def grid(records, value) -> list[dict]:
+    """One row per (method, mode): its setup seconds and `value` of its record at each sparsity."""
     ks = sorted({r.sparsity for r in records})
-    lines = [
-        "| method | mode | setup s | " + " | ".join(f"{100 * k:g} %" for k in ks) + " |",
-        "|---|---|---:|" + "---:|" * len(ks),
-    ]
     rows: dict = {}
     for r in records:
         rows.setdefault((r.method, r.mode), {})[r.sparsity] = r
-    for (method, mode), by_k in rows.items():
-        setup = next(iter(by_k.values())).setup_seconds
-        cells = [fmt.format(value(by_k[k])) if k in by_k else "" for k in ks]
-        lines.append(f"| {method} | {mode} | {setup:.1f} | " + " | ".join(cells) + " |")
+    return [
+        {
+            "method": method,
+            "mode": mode,
+            "setup s": round(next(iter(by_k.values())).setup_seconds, 1),
+            **{f"{100 * k:g} %": round(value(by_k[k]), 2) if k in by_k else None for k in ks},
+        }
+        for (method, mode), by_k in rows.items()
+    ]
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown of `grid` rows."""
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---|---|" + "---:|" * (len(rows[0]) - 2)]
+    lines += ["| " + " | ".join("" if v is None else f"{v}" for v in row.values()) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -133,9 +138,10 @@ def main() -> int:
                 )
 
     print("\n### Test accuracy (%), one-shot, no retraining\n")
-    print(table(records, lambda r: 100 * r.accuracy, "{:.2f}"))
+    accuracy, seconds = grid(records, lambda r: 100 * r.accuracy), grid(records, lambda r: r.seconds)
+    print(table(accuracy))
     print("\n### Seconds per point (prune or reconstruct, then evaluate on 10,000 test images)\n")
-    print(table(records, lambda r: r.seconds, "{:.2f}"))
+    print(table(seconds))
     if tuned:
         print("\n### Fine-tuned with masks fixed (test accuracy %, seconds)\n")
         print(
@@ -176,38 +182,45 @@ def main() -> int:
             f"{'yes' if acc >= target else 'no'} |"
         )
 
-    OUT.mkdir(exist_ok=True)
-    stem = OUT / "-".join(
+    name = "-".join(
         ["quality"]
         + ([args.budget] if args.budget != "layer" else [])
         + (args.methods if args.methods != list(METHODS) else [])
     )  # a subset keeps the full table
-    stem.with_suffix(".csv").write_text(to_csv(records))
-    stem.with_suffix(".json").write_text(
-        json.dumps(
-            dict(
-                dense_accuracy=dense,
-                calibration=args.calib,
-                budget=args.budget,
-                records=[asdict(r) for r in records],
-                finetuned=tuned,
-                targets=[
-                    dict(
-                        setting=c[0],
-                        mode=c[1],
-                        sparsity=c[2],
-                        target=c[3],
-                        measured=c[4],
-                        method=c[5],
-                        met=c[4] >= c[3],
-                    )
-                    for c in checks
-                ],
-            ),
-            indent=1,
-        )
+    results.write(
+        name,
+        {
+            "dense test accuracy %": round(100 * dense, 2),
+            "calibration images": args.calib,
+            "budget": args.budget,
+            "test accuracy %, one-shot": accuracy,
+            "seconds per point": seconds,
+            "fine-tuned": [
+                {**t, "one_shot": round(100 * t["one_shot"], 2), "accuracy": round(100 * t["accuracy"], 2)}
+                for t in tuned
+            ],
+            "targets": [
+                {
+                    "setting": c[0],
+                    "mode": c[1],
+                    "sparsity %": round(100 * c[2], 2),
+                    "target %": round(100 * c[3], 1),
+                    "measured %": round(100 * c[4], 2),
+                    "method": c[5],
+                    "met": c[4] >= c[3],
+                }
+                for c in checks
+            ],
+            "headline": [
+                {
+                    "result": f"test accuracy, {c[0]}, {c[1]} pruning {100 * c[2]:g} % ({c[5]}, {args.budget} budget)",
+                    "figure": f"{100 * c[4]:.2f} %",
+                    "target": f"≥ {100 * c[3]:.1f} %",
+                }
+                for c in checks
+            ],
+        },
     )
-    print(f"\nwrote {stem}.csv and {stem}.json", file=sys.stderr)
     return 0
 
 

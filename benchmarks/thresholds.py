@@ -5,13 +5,14 @@ Prunes the default model by weight magnitude to a grid of kept fractions, times 
 at each batch size class "auto" distinguishes (`obd.runtime.engines.measure`: interleaved pairs, the median of per-pair
 ratios, retaken while other processes use the machine; a noisy reading is starred), and prints
 the speed-up table with, per batch size, the largest kept fraction at which sparse is at least MARGIN times
-faster than dense next to the threshold obd uses now.
+faster than dense next to the threshold obd uses now; writes them to benchmarks/results/thresholds.json.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from benchmarks import results
 from obd.core.data import load_mnist
 from obd.core.network import from_keras
 from obd.core.pruning import prune
@@ -53,6 +54,7 @@ def main() -> None:
         f"{MARGIN}x | obd's threshold |"
     )
     print("|---:|" + "---:|" * (len(KEPT) + 2))
+    table = []
     for batch in BATCHES:
         fast = [k for k in KEPT if rows[(k, batch)] >= MARGIN]
         now = SPARSE_MAX_DENSITY[max(b for b in SPARSE_MAX_DENSITY if b <= batch)]
@@ -61,6 +63,15 @@ def main() -> None:
             + " | ".join(f"{rows[(k, batch)]:.2f}x{'*' * noisy[(k, batch)]}" for k in KEPT)
             + f" | {max(fast) if fast else '-'} | {now} |"
         )
+        table.append(
+            {
+                "batch": batch,
+                **{f"{100 * k:g} % kept": f"{rows[(k, batch)]:.2f}x{'*' * noisy[(k, batch)]}" for k in KEPT},
+                f"best kept >= {MARGIN}x": max(fast) if fast else None,
+                "obd's threshold": now,
+            }
+        )
+    results.write("thresholds", {"sparse speed-up over dense (* noisy)": table})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Each run builds a fresh model with the same seed and counts its whole `train` ca
 as the CLI's is). The three alternate `--repeat` times (cli, every, throttled, cli, ...) so that a machine
 busy with other work slows them alike; prints each one's median batches/s, its wall time relative to the
 cli run's in each round, and the process CPU time (all threads) relative to the cli's, which other processes
-on a shared machine disturb less than the wall clock.
+on a shared machine disturb less than the wall clock; writes them to benchmarks/results/train_progress.json.
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.train_progress [--preset challenge] [--epochs 1]
            [--work-ms 25] [--repeat 2]
@@ -29,6 +29,7 @@ import statistics
 import time
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from benchmarks import results
 from obd.cli import training_printer
 from obd.core.config import preset_spec, preset_train_config
 from obd.core.data import load_mnist
@@ -90,7 +91,7 @@ def main() -> None:
         f"{'CPU vs cli, per round':>24}"
     )
     cli = runs["cli"]
-    ratios = {}
+    ratios, rows = {}, []
     for name, rs in runs.items():
         seconds = [r[0] for r in rs]
         ratios[name] = [r[0] / c[0] for r, c in zip(rs, cli)]
@@ -100,10 +101,37 @@ def main() -> None:
             f"{name:<18} {statistics.median(seconds):9.1f} {steps / statistics.median(seconds):10.1f} "
             f"{rs[0][2]:8d} {walls:>24} {cpus:>24}"
         )
+        rows.append(
+            {
+                "run": name,
+                "median s": round(statistics.median(seconds), 1),
+                "batches/s": round(steps / statistics.median(seconds), 1),
+                "reports": rs[0][2],
+                "wall vs cli, per round": [round(x, 2) for x in ratios[name]],
+                "CPU vs cli, per round": [round(r[3] / c[3], 2) for r, c in zip(rs, cli)],
+            }
+        )
     median = statistics.median(ratios["ui, throttled"])
     print(
         f"target: in-app (throttled) time <= {TARGET:.2f}x the cli's: median {median:.2f}x, "
         f"{'met' if median <= TARGET else 'NOT met'}"
+    )
+    results.write(
+        "train_progress",
+        {
+            "preset": args.preset,
+            "epochs": args.epochs,
+            "batches": steps,
+            "ui work per report, ms": args.work_ms,
+            "runs": rows,
+            "headline": [
+                {
+                    "result": "training with the app's progress reports, against the CLI's (wall time)",
+                    "figure": f"{median:.2f}×",
+                    "target": f"≤ {TARGET:.2f}×",
+                }
+            ],
+        },
     )
 
 
