@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Waiting OpenMP threads that spin take a core from the other runtimes (TensorFlow's, OpenBLAS's, numba's). It only
 # reaches runtimes started after it is set, so it goes here, before any of them is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# OpenBLAS (numpy's BLAS) spins its workers for ~80 ms after each matmul by default, holding the second core while
-# numba's sparse kernel wants it; 2^16 cycles (~20 us) still bridges one pass's back-to-back layer matmuls. Read
+# OpenBLAS (numpy's BLAS) spins its workers for a long while after each matmul by default, holding the second core
+# while numba's sparse kernel wants it; 2^16 cycles still bridges one pass's back-to-back layer matmuls. Read
 # when OpenBLAS loads, so this too must precede the first numpy import.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 # numba's kernels (obd.runtime.kernels) are written for LLVM's SLP vectorizer, not its loop vectorizer: with numba's

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 V = TypeVar("V")
 T = TypeVar("T")
 
-STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (a 15 MB save takes a second)
+STALE_TEMP_SECONDS = 3600  # a temp file this old belongs to a killed writer (the largest save takes seconds)
 
 _registry_lock = threading.Lock()  # process caches and digests
 

@@ -1,6 +1,6 @@
 """Configuration of the networks obd trains: presets, architecture and training settings.
 
-Kept free of TensorFlow so that the CLI can check arguments before the 4-5 s TensorFlow import.
+Kept free of TensorFlow so that the CLI can check arguments before the seconds-long TensorFlow import.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ checked (keys, shapes, dtypes, label range) before use.
 
 A checked file's float32 arrays are kept in obd's cache folder as plain .npy files, named by the file's path,
 size and modification time, and later loads memory-map them: decompressing the npz and scaling 70,000 images
-took 0.6 s of a later start's 1.9 s first page run, memory-mapping takes milliseconds (pages are read when
-used, and the training images only a training or a calibration uses).
+is a large part of a later start's first page run, memory-mapping takes milliseconds (pages are read when used,
+and the training images only a training or a calibration uses).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Network files without TensorFlow: obd's `.npz` format for a `Network`, a reader of a `.keras` file's own
 weights (h5py), the trained-model cache's paths, and `cached_network`, which opens a cached model from them.
 
-Importing TensorFlow takes 4-5 s on 2 cores and the dashboard's view path needs only numpy arrays, so a
+Importing TensorFlow takes seconds and the dashboard's view path needs only numpy arrays, so a
 trained model is cached twice: the `.keras` file (the source of truth, which Keras and other tools read) and,
 beside it under the same name, a `.npz` of its Network that opens in milliseconds. TensorFlow loads only to
 train, fine-tune or read an upload. Nothing here imports TensorFlow or Keras.

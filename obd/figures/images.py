@@ -1,6 +1,6 @@
 """Pictures as numpy arrays: colour-mapped weight matrices with pruned entries visible, and digit tiles.
 
-A 1000x1000 kernel as a plotly Heatmap is 5.6 MB of JSON; as an RGB image downsampled by blocks it is a
+A 1000x1000 kernel as a plotly Heatmap is megabytes of JSON; as an RGB image downsampled by blocks it is a
 small PNG. Each block's colour is its largest kept weight by magnitude, with its sign, on a diverging scale
 (blue < 0 < red): a mean would let opposite signs cancel into a misleading white. A block darkens towards black
 with the fraction of its entries pruned (never below MIN_LIGHT while it keeps one), so only fully pruned blocks

@@ -45,7 +45,7 @@ WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
 NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
 # Results cached on disk (curves, the app's points) are named by method, mode and budget; when a method's
 # results change, its revision here goes up so that files computed by the older code are not shown as its own.
-# obs unit loss-aware 2: units are ordered by curvature-weighted OBS costs (2026-11-26).
+# obs unit loss-aware 2: units are ordered by curvature-weighted OBS costs.
 REVISIONS = {("obs", "unit", "loss-aware"): 2}
 
 

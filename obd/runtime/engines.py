@@ -16,7 +16,7 @@ from obd.runtime.sparse import ROW_BY_ROW, sparse_engine
 KINDS = ("auto", "dense", "sparse", "shrunk")
 # "auto" runs the sparse engine when at most this fraction of the shrunk kernels' entries is kept, by the smallest
 # batch size each threshold applies from: the largest kept fraction at which sparse was at least 1.2x faster than
-# dense in two quiet runs of benchmarks/thresholds.py on the default net.
+# dense in quiet runs of `python -m benchmarks.thresholds` on the default net (docs/architecture.md).
 SPARSE_MAX_DENSITY = {1: 0.25, 8: 0.1, ROW_BY_ROW: 0.05, LANES: 0.15, 2 * LANES: 0.2, 1000: 0.15}
 # Below this many weights (after shrinking) the dense matmuls are so small that the tile kernel's fixed costs weigh
 # more: batches of tiles there go sparse only at SMALL_NET_MAX_DENSITY.

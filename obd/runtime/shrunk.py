@@ -4,7 +4,7 @@ Unit pruning kills whole units, so this is where unit pruning becomes speed (and
 narrower than PAD_UNITS are padded (OpenBLAS multiplies 16 columns at a time); big batches run in row tiles on
 every core with OpenBLAS single-threaded; a net of at most NARROW_UNITS a layer runs in one numba kernel
 (`NarrowNet`); a tile of mostly zero inputs runs its first layer in a kernel that skips them (`SparseInput`).
-The thresholds below were measured on a 2-core machine by benchmarks/speed.py (docs/architecture.md).
+The thresholds below come from timings on a 2-core machine (benchmarks/speed.py; docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -76,13 +76,10 @@ class NarrowNet:
     reads each group of `_narrow_rows()` rows of x once and takes them through every layer while they are in L1, a
     chunk of `NARROW_CHUNK` units at a time: each input of each row is one broadcast and two 8-lane FMAs
     against the chunk's weights (W1's 784 x 16 chunk, 50 KB, stays in L2), on every core (prange over blocks
-    of `NARROW_BLOCK` rows). At 99 % of units, batch 10,000, quiet machine, medians of 15 calls: right after a
-    dense call 3.1 ms against 4.2 ms in row tiles (reading x alone: 2.9 ms, measured before); with x in cache
-    2.9 against 3.2 ms: the FMAs (6/16 of them on padding) are most of the time, hidden behind the reads only in
-    part. Dot products with lanes over the inputs would need no padding, but LLVM's SLP vectorizer packed them
-    across units, with gathers (20 ms). numba compiles the kernel in ~20 s, once per machine (`cache=True`).
-    `python -m benchmarks.speed`, batch 10,000, quiet 2-core machine, four runs: 99 % of units 106.8x, 115.0x,
-    111.6x and 110.2x dense (3.1-4.3 ms against dense's 354-457 ms); the row tiles read 83-91x (loaded).
+    of `NARROW_BLOCK` rows). It beats the row tiles right after a dense call, when x comes from memory; the FMAs
+    (6/16 of them on padding) are most of its time. Dot products with lanes over the inputs would need no padding,
+    but LLVM's SLP vectorizer packed them across units, with gathers, several times slower. numba compiles the
+    kernel once per machine (`cache=True`). `python -m benchmarks.speed` measures it (unit pruning at 99 %).
 
     sizes: (layers + 1,) units per layer, inputs first; widths: (layers,) units padded to a multiple of
     NARROW_CHUNK; starts: (layers,) where each layer begins in `weights`; weights: per layer, per chunk,
@@ -137,7 +134,7 @@ class SparseInput:
     """A network's first layer packed for the sparse-input kernel, its input transform folded in.
 
     Why: at 90 % of units the shrunk default net is 784-100-100-100-100-10, and x @ W1 is three quarters of its
-    multiply-adds, while 81 % of MNIST's pixels are zero. The kernel (`_sparse_input_source`) lists a row's
+    multiply-adds, while most of MNIST's pixels are zero. The kernel (`_sparse_input_source`) lists a row's
     nonzero inputs (branch-free), then adds each one's weights into `SPARSE_INPUT_CHUNK` scalar accumulators a
     chunk of units at a time (LLVM's SLP vectorizer packs them into AVX2 registers; W1's 784 x 64 chunk, 200 KB,
     stays in L2), so a row costs its nonzero inputs, not all of them. Exact for any input; faster only for sparse

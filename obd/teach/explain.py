@@ -23,7 +23,7 @@ from obd.runtime.shrunk import ideal_speedup, shrink
 SIDE = 28  # the input digit's side: a first-layer column reshapes to SIDE x SIDE
 CLASSES = 10
 RANKED_BUDGETS = ("layer", "global")  # budgets that are one ranking of the scores (see obd.core.pruning.rank)
-SAMPLE = 600  # weights drawn in the OBD-vs-magnitude scatter: readable, and ~50 ms for chromium to draw (2000: ~0.2 s)
+SAMPLE = 600  # weights drawn in the OBD-vs-magnitude scatter: readable, and quick for a browser to draw
 
 
 def _check_image_input(net: Network) -> None:

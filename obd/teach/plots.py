@@ -41,7 +41,7 @@ def receptive_field_figure(fields: ReceptiveFields, columns: int = 4) -> go.Figu
     """First-layer units as 28x28 images of their kept incoming weights, in a mosaic; pruned units in grey and
     crossed out.
 
-    One mosaic, not one subplot per unit: plotly's subplots cost about 40 ms each to build.
+    One mosaic, not one subplot per unit: plotly's subplots are slow to build, one per unit would add up.
 
     Args:
         fields: `obd.teach.explain.receptive_fields(...)`.

@@ -158,9 +158,9 @@ class _StopAfter(_Steps):
 def steps_per_call(steps: int, steps_per_epoch: int, every_batch: bool) -> int:
     """How many batches one call into TensorFlow runs (Keras' `steps_per_execution`).
 
-    Python's work between batches (Keras' loop, callbacks) held tiny's 5 epochs at 9.0 s; 64 batches a call took
-    4.6 s, and the default net's epoch 8 % less time, with the same weights to the bit (the same batches, in the
-    same order, through the same ops). Callbacks see only the end of each call, so `every_batch` (a progress
+    Python's work between batches (Keras' loop, callbacks) dominates a small net's training; running many batches
+    per call removes most of it, with the same weights to the bit (the same batches, in the same order, through
+    the same ops). Callbacks see only the end of each call, so `every_batch` (a progress
     report or a mask after every batch) takes 1. A run that ends mid-epoch takes a divisor of its last epoch's
     batches, so that it stops exactly where asked.
 

@@ -226,7 +226,7 @@ class Job:
 def _rank(job: Job, now: float) -> tuple:
     """A job's place in the queue (highest first). A priority counts while someone waits for the job (touched in the
     last WAITING_S), and those go first come, first served: 30 pages waiting for their points, each touching its own
-    twice a second, made "most recently touched" a lottery, and the unlucky waited 25 s. A job whose page moved on
+    twice a second, made "most recently touched" a lottery, and the unlucky waited longest. A job whose page moved on
     takes its place among the others again, by its last touch (the point of a slider step not stopped at does not
     hold up the curve being watched)."""
     if job.priority > 0 and now - job._touched <= WAITING_S:

@@ -503,7 +503,7 @@ def save_curve(
 
 REFERENCE_WEIGHTS = 3_794_000  # the default challenge net's weights, on which SECONDS_PER_POINT was measured
 # (method, mode) -> (plan setup s, mean s per point: prune or reconstruct, then evaluate the 10,000 test images);
-# `python -m benchmarks.quality` on the default net, 2 cores (the README's seconds-per-point table).
+# from `python -m benchmarks.quality` on the default net, 2 cores (its seconds-per-point table).
 SECONDS_PER_POINT = {
     ("magnitude", "weight"): (0.5, 0.47),
     ("magnitude", "unit"): (0.0, 0.41),
