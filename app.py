@@ -184,8 +184,8 @@ def shown_model(key: ModelKey) -> ModelKey:
         _train_here(key.name)
         return key
     if not boards.preset_trained(FALLBACK_PRESET) and boards.train_progress(key.name) is None:
-        # first the seconds-long training, then the minutes-long one: side by side on 2 cores they slowed each
-        # other (first usable page 32 s, the default model's training 113 s against the CLI's 64 s)
+        # first the seconds-long training, then the minutes-long one: side by side on 2 cores they slow each
+        # other, the first usable page and the default model alike (benchmarks/first_run.py measures both)
         _train_here(FALLBACK_PRESET, then=key.name)
     st.session_state.waited_for = key.name
     _training_banner(key.name)
@@ -211,9 +211,9 @@ def _train_here(name: str, then: str | None = None) -> None:
 
 def _training_banner(name: str) -> None:
     """The banner that follows the chosen preset's training, and starts it. Not in a session's first run: its
-    first point (compiling the sparse kernel on a new machine: 3 s alone) took 6.7 s beside the training, the
-    first usable page 18 s. The banner's first tick comes after that run (a rerun waits for the run in progress:
-    runner.fastReruns is off)."""
+    first point (which compiles the sparse kernel on a new machine) takes about twice as long beside the training,
+    and so does the first usable page. The banner's first tick comes after that run (a rerun waits for the run in
+    progress: runner.fastReruns is off)."""
 
     @st.fragment(run_every=boards.poll_s(1.0))
     def banner() -> None:
@@ -244,11 +244,11 @@ NEEDS_POINT = ("Weights", "Predictions", "Inside", "Compare", "Downloads")  # vi
 
 def route(name: str, v: View) -> None:
     """Draw the open tab's view. Its module (ui/views/<name>.py) is imported here, on first use: the views' libraries
-    (plotly, scipy's image tools) then load after the metrics are drawn, where at the top of this file they cost a
-    later start's first run 1.4 s before anything showed."""
+    (plotly, scipy's image tools) then load after the metrics are drawn, where at the top of this file they delayed
+    a later start's first run before anything showed."""
     # pandas before any view: plotly reads sys.modules["pandas"] without importing it, and a module that a job's
     # thread is still importing would be seen half initialized ("no attribute Series"); an import waits for it.
-    # Here, not at the top: it costs 0.35 s, after the metrics row (`_let_the_metrics_paint`).
+    # Here, not at the top: its import is slow, so it comes after the metrics row (`_let_the_metrics_paint`).
     import pandas  # noqa: F401
 
     view = importlib.import_module(f"ui.views.{name.lower()}")
@@ -261,9 +261,9 @@ def route(name: str, v: View) -> None:
 
 def _let_the_metrics_paint() -> None:
     """A session's first run pauses between the metrics row and the open tab. The tab (the curves chart is plotly's
-    4.6 MB of JavaScript) and the latency timing competed with the browser's first paint of the metrics for the 2
-    cores: a later start painted them at about 4.3 s beside both and 3.5 s without. Streamlit sends each element
-    as it is drawn, so the browser paints the metrics during the pause (0.3-0.6 s after they arrive, measured).
+    megabytes of JavaScript) and the latency timing competed with the browser's first paint of the metrics for the
+    2 cores. Streamlit sends each element as it is drawn, so the browser paints the metrics during the pause
+    (benchmarks/first_run.py times a later start to the metrics).
     Once per session, and a sleep: no CPU. (A timer fragment whose first tick reran the page did the same, but its
     ticks went on until that rerun started, and under a class's load the server drowned in them.)"""
     time.sleep(FIRST_PAINT_S)

@@ -53,7 +53,7 @@ QUICK_FIRST_S = 30.0  # the longest a main-board task waits for the quick board 
 
 # ...and idle for this long: a page asks for its point (main board) a moment before its curves (quick board),
 # and on a fresh server an OBS plan that started in that moment shared the cores with the magnitude curves
-# (a shared OBS link: its magnitude curve 10-11 s instead of about 9)
+# (a shared OBS link then showed its magnitude curve later: benchmarks/live_class.py)
 QUICK_QUIET_S = 2.0
 
 
@@ -126,8 +126,8 @@ def train_job(name: str, start: bool = True) -> Job | None:
 
 def training() -> bool:
     """Whether a model trains in the background. Curves and latency timings wait meanwhile (`submit`'s hold): on 2
-    cores they had the default model's first training take 113-114 s beside the page, against 64 s for the CLI; and
-    a timing beside a training measures the training."""
+    cores they slowed the default model's first training far below the CLI's pace; and a timing beside a training
+    measures the training."""
     return trainer().busy()
 
 
@@ -136,8 +136,8 @@ def train_progress(name: str):
 
 
 def train_seconds_left(name: str) -> float:
-    """From the training's own pace so far; before the first report, from the CLI's measured 64 s for the
-    default net scaled by the preset's weight count."""
+    """From the training's own pace so far; before the first report, from the CLI's training time of the default
+    net on a 2-core machine (the constant below) scaled by the preset's weight count and epochs."""
     p = train_progress(name)
     job = train_job(name, start=False)
     if p is not None and job is not None and p.step > 0:
@@ -159,10 +159,10 @@ def sessions() -> int:
 def alone() -> bool:
     """Whether the page's session is the only one connected to the server.
 
-    A new state of a quick method (`inline_ok`) is computed in the page's script only then: 0.3-0.7 s for the
-    default net, shown as the run ends. With others connected it is a job on the quick board, one at a time:
-    under a class's load (30 sessions) the new states computed in their scripts took 2.3 s a run at the median,
-    sharing the cores with every other session's rerun, and set the server's p95 per run at 1.3 s."""
+    A new state of a quick method (`inline_ok`) is computed in the page's script only then, and shown as the run
+    ends. With others connected it is a job on the quick board, one at a time: under a class's load the new states
+    computed in their scripts shared the cores with every other session's rerun and set the server's time per run
+    (benchmarks/load.py)."""
     return sessions() <= 1
 
 
@@ -172,13 +172,12 @@ POLL_SESSIONS = 8  # up to this many sessions connected, a waiting page looks fo
 def poll_s(base: float, urgent: bool = False) -> float:
     """How often a page that waits for a background result (a curve, a timing) looks for it: every `base` seconds
     with up to POLL_SESSIONS sessions connected, proportionally less often with more. Each look is a fragment run
-    on the server (2-25 ms; the curves' chart is the costly one): with 30 sessions, each polling the curves and a
-    timing twice a second, they were 80 runs a second and took both cores; a move's numbers took 2.9-3.6 s at the median
-    (30 sessions x 60 s), 0.28 s with these polls.
+    on the server (the curves' chart is the costly one): with 30 sessions, each polling the curves and a timing
+    twice a second, they took both cores and a move's numbers came seconds late (benchmarks/load.py).
 
     A page that waits for an URGENT job (a point, a rebuilt net) keeps `base`: such a wait lasts seconds, and each
     look touches the job, which keeps its priority only while touched within obd.work.jobs.WAITING_S (above 32 sessions
-    a slowed look of 1 s would come later than that, and the job would fall back behind curves and timings)."""
+    a slowed look would come later than that, and the job would fall back behind curves and timings)."""
     return base if urgent else base * max(1.0, sessions() / POLL_SESSIONS)
 
 

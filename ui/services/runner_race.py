@@ -6,15 +6,15 @@ browser timer asks for a `run_every` fragment's run. `AppSession.request_rerun` 
 starts a new one, and from then on `_handle_scriptrunner_event_on_event_loop` ignores every event of the old runner
 ("a non-current ScriptRunner"): the full run's elements and its end never reach the browser. The page keeps the
 previous state's content (a move never settles) until the next full run, which only the user's next click brings.
-Under load (30 sessions on 2 cores) 2-3 moves in ~3,700 were lost this way, more often while new states compute,
-since the pages then poll with fragments.
+Under load (benchmarks/load.py: 30 sessions on 2 cores) a few moves a run were lost this way, more often while new
+states compute, since the pages then poll with fragments.
 
 The guard: a fragment's run that would start a new ScriptRunner while the previous one has not shut down waits
 until it has (its shutdown is the last event it sends, so everything it drew has then reached the browser), and is
 then requested again. Only fragment runs wait: a full run asked for by the browser already replaces whatever the
 old runner drew. A fragment run is a timer's poll or a click inside a fragment; it starts a few tens of ms later.
 
-A second race, the same benchmark's "input lost" (2-5 quick picks in ~2,000-3,000 moves, all under load): the
+A second race, the same benchmark's "input lost" (a few quick picks a run, all under load): the
 browser sends every widget's value with every request, a `run_every` timer's too. A quick pick sets the slider on
 the server (a callback); a timer that fires before the browser has that run's new slider value sends the old one,
 and the server took it, in the timer's fragment run or in a full run the timer's request joined (a poll's

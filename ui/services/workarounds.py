@@ -20,7 +20,7 @@ def freeze_imports() -> None:
     A full collection walks every container object alive: Streamlit's after every run unless runner.postScriptGC
     is off (it is, in .streamlit/config.toml), Python's own whenever the long-lived objects have grown by a
     quarter. The long-lived ones are the modules' (TensorFlow's millions when it is loaded; numba's and
-    llvmlite's 100,000 once the first latency job compiled the sparse engine, 20-35 ms per collection on 2 cores;
+    llvmlite's once the first latency job compiled the sparse engine, tens of ms per collection on 2 cores;
     plotly's validators), and they arrive with imports. A collection first, so that only live objects are frozen;
     frozen objects are still freed by reference counting, so what stays is at most the cycles alive at one of these
     few moments.

@@ -52,7 +52,7 @@ def _chart(v: View, wanted: list[Choice]) -> None:
     """The chart as a fragment: while a curve is computed it redraws itself every POLL_S with the points so far."""
     # Looking a curve up touches its job, and the board runs the most recently touched job's tasks first: the
     # current choice's curve, whose first task is the current point, is looked up last so that the metrics wait
-    # for one point, not for the other curves (seen in chromium: 9 s or 41 s by the order of two timers). The
+    # for one point, not for the other curves (in chromium the order of two timers decided it otherwise). The
     # curves of the shown mode are also looked up first: an idle board starts the first job submitted at once.
     mine = sorted((w for w in wanted if w.mode == v.choice.mode), key=lambda w: w == v.choice)
     asked = mine + [w for w in wanted if w.mode != v.choice.mode] + mine

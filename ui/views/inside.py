@@ -114,8 +114,8 @@ def render(v: View) -> None:
     )
     st.markdown(explain.explanation(facts))
     criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
-    # Lazy parts, as the page's own tabs: only the open one is built. The browser takes ~0.1 s to draw each
-    # figure (the scatter ~0.1-0.2 s), so all five at once missed the 0.5 s a view may take (issue 13).
+    # Lazy parts, as the page's own tabs: only the open one is built. Drawing all five figures at once took the
+    # browser longer than the 0.5 s a view may take (issue 13; benchmarks/teach_views.py times each part).
     parts = st.tabs(
         INSIDE_PARTS, key=INSIDE_KEY, bind="query-params"
     )  # (named in ui.services.state: the lesson opens one)
