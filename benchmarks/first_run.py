@@ -27,7 +27,7 @@ Selectors: Streamlit's `[data-testid='stMetric']` for "usable", and the page's t
 so that either holds whichever element (caption, banner) the page puts them in. "Usable" is read in the page: a
 script added before the page loads notes the time of the second animation frame after a metric with text and a
 size is in the document (the frame after the one that painted it). Playwright's own wait polls, and while
-chromium's main thread is busy (plotly's JavaScript) its poll lagged the paint by 0.5-2.9 s; that time is
+chromium's main thread is busy (plotly's JavaScript) its poll lags the paint by up to seconds; that time is
 printed beside it ("the harness saw it").
 
 Usage: OBD_MNIST_PATH=/path/mnist.npz python -m benchmarks.first_run [--phase first|later|both|training]
