@@ -1,6 +1,6 @@
 """ui/services/runner_race.py: the app puts its guard against lost runs and stale timer values in place, only on the
 Streamlit it was written for, and a timer's request loses its widget values while a user's keeps them. What the
-guard prevents is measured by benchmarks/load.py (30 sessions × 300 s; README, Benchmarks): moves whose run never
+guard prevents is measured by benchmarks/load.py (30 sessions × 300 s; benchmarks/RESULTS.md): moves whose run never
 reached the browser and picks the page undid."""
 
 from __future__ import annotations
