@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import numpy as np
 from obd.core import network as _network_module
 from obd.core.cache import atomic_write, cache_dir
 from obd.core.config import ModelSpec, TrainConfig
-from obd.core.network import InputNorm, Layer, Network
+from obd.core.network import Network
 
 
 class ModelFileError(ValueError):
@@ -167,10 +168,8 @@ def load_network(path: str | os.PathLike) -> Network:
 def read_keras_file(path: str | os.PathLike) -> Network:
     """Read a `.keras` file's Network from its config.json and model.weights.h5 with h5py, without TensorFlow.
 
-    Meant for obd's own cached models (a Sequential of Dense layers after an optional Input/Flatten and one
-    Rescaling or Normalization layer with fixed values, as `obd.training.model.build_model` makes them); it gives
-    exactly what `from_keras(load_model(path))` gives. Other layers (an adapted Normalization too) are refused:
-    `obd.training.model.load_model` reads them with Keras. The file first passes `obd.core.modelcheck.check_keras_file`
+    It reads every model `obd.core.network.from_keras` reads (`obd.core.layers`, one reader for both) and gives
+    exactly what `from_keras(load_model(path))` gives. The file first passes `obd.core.modelcheck.check_keras_file`
     (the checks every upload passes), so HDF5 links to other files and virtual datasets are refused.
 
     Args:
@@ -180,80 +179,53 @@ def read_keras_file(path: str | os.PathLike) -> Network:
         The Network (read-only arrays).
 
     Raises:
-        ModelFileError: the file is missing, damaged or refused by the checks, or holds a model this reader does not
-            support.
+        ModelFileError: the file is missing, damaged or refused by the checks, or holds a model obd does not read
+            (the message names the layer).
     """
     import h5py  # a Keras dependency, but light: imported here so the npz path never pays for it
 
+    from obd.core.layers import KerasLayer, assemble, chain
     from obd.core.modelcheck import check_keras_file  # it names this module's ModelFileError: imported on use
 
     p = Path(path).expanduser()
-    check_keras_file(p)  # sizes, allowed layers, and no links from the weights to other files
+    config = check_keras_file(p)  # sizes, allowed layers, and no links from the weights to other files
+    try:
+        specs = chain(config)
+    except ValueError as e:
+        raise ModelFileError(f"{p.name}: {e}") from None
     try:
         with zipfile.ZipFile(p) as z:
-            config = json.loads(z.read("config.json"))
             weights = io.BytesIO(z.read("model.weights.h5"))  # h5py needs a seekable file
-        if config.get("class_name") != "Sequential":
-            raise ModelFileError(
-                f"{p.name}: a {config.get('class_name')!r} model; only Sequential models are read without Keras"
-            )
-        specs = [layer for layer in config["config"]["layers"] if layer["class_name"] not in ("InputLayer", "Flatten")]
-        first = specs[0] if specs and specs[0]["class_name"] in ("Rescaling", "Normalization") else None
-        specs = specs[1:] if first is not None else specs
         with h5py.File(weights, "r") as h5:
-            layers = [_dense_layer(p, spec, h5, i, last=i == len(specs) - 1) for i, spec in enumerate(specs)]
-        norm = None if first is None else _input_norm(p, first, layers[0].inputs)
-        return Network(tuple(layers), config["config"]["name"], norm)
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
-        raise ModelFileError(f"{p}: no such model file") from None
-    except Exception as e:  # bad zip, missing entries or groups, bad JSON, mismatched shapes: a damaged file
+            layers = [
+                KerasLayer(spec["class_name"], spec.get("config") or {}, _variables(h5, group))
+                for spec, group in zip(specs, _weight_groups(specs))
+            ]
+    except Exception as e:  # bad zip, missing entries or groups: a damaged file
         raise ModelFileError(f"{p.name}: could not read its weights ({type(e).__name__}: {e})") from None
+    try:
+        return assemble(layers, str(config["config"].get("name", "model")))
+    except ValueError as e:  # a layer obd does not read, or weights whose shapes do not fit the config
+        raise ModelFileError(f"{p.name}: {e}") from None
 
 
-def _dense_layer(path: Path, spec: dict, h5, index: int, last: bool) -> Layer:
-    """One Dense layer of a .keras file. Keras names a Sequential's weight groups by class, in order:
-    layers/dense, layers/dense_1, ... (Input and Flatten hold no weights and use other names)."""
-    config = spec["config"]
-    if spec["class_name"] != "Dense":
-        raise ModelFileError(
-            f"{path.name}: layer {config.get('name')!r} is a {spec['class_name']}; only Dense "
-            "layers are read without Keras"
-        )
-    act = config["activation"]
-    if last and act in ("linear", "softmax"):
-        act = "linear"  # obd works on logits, as from_keras does
-    elif act != "relu":
-        raise ModelFileError(
-            f"{path.name}: layer {config.get('name')!r} has activation {act!r}; obd supports ReLU "
-            "hidden layers and a linear or softmax output layer"
-        )
-    group = h5["layers"]["dense" if index == 0 else f"dense_{index}"]["vars"]
-    kernel = group["0"][()]  # (inputs, units)
-    if kernel.ndim != 2 or kernel.shape[1] != config["units"]:
-        raise ValueError(f"layer {config.get('name')!r}: kernel {kernel.shape} for {config['units']} units")
-    bias = group["1"][()] if config["use_bias"] else None
-    return Layer(kernel, bias, act, config["name"])
+def _weight_groups(specs: list[dict]) -> list[str]:
+    """The weight group of each layer in a .keras file: Keras names them by class in snake case, counted per class
+    in the order of the model's layers (dense, dense_1, batch_normalization, re_lu, ...), whatever their names."""
+    counts: dict[str, int] = {}
+    groups = []
+    for spec in specs:
+        snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", spec["class_name"])).lower()
+        groups.append(snake if snake not in counts else f"{snake}_{counts[snake]}")
+        counts[snake] = counts.get(snake, 0) + 1
+    return groups
 
 
-def _input_norm(path: Path, spec: dict, inputs: int) -> InputNorm:
-    """The InputNorm of a serialized Rescaling or Normalization layer, computed as `obd.core.network.from_keras`
-    computes it from the built Keras layer (float32 values broadcast over the inputs, std floored at Keras'
-    default epsilon), so that both give the same network bit for bit."""
-    config = spec["config"]
-    if spec["class_name"] == "Rescaling":
-        return InputNorm(np.asarray(config["scale"], dtype=np.float64), np.asarray(config["offset"], dtype=np.float64))
-    if config.get("mean") is None or config.get("invert") or list(config["axis"]) not in ([-1], [1]):
-        raise ModelFileError(
-            f"{path.name}: layer {config.get('name')!r} is an adapted, inverted or other-axis "
-            "Normalization; only one with fixed values over the last axis is read without Keras"
-        )
-    # Keras builds the layer's mean and variance as float32 tensors broadcast to (1, inputs)
-    mean = np.broadcast_to(np.asarray(config["mean"], dtype=np.float32), (inputs,)).astype(np.float64)
-    var = np.broadcast_to(np.asarray(config["variance"], dtype=np.float32), (inputs,)).astype(np.float64)
-    std = np.maximum(np.sqrt(var), 1e-7)  # keras.backend.epsilon(), by which Keras floors the std it divides by
-    return InputNorm.standardize(mean if mean.size > 1 else mean[0], std if std.size > 1 else std[0])
+def _variables(h5, group: str) -> tuple[np.ndarray, ...]:
+    """A layer's variables from the weights file, in Keras' order (vars/0, vars/1, ...); none for a layer without."""
+    found = h5["layers"].get(group)
+    variables = found.get("vars") if found is not None else None
+    return () if variables is None else tuple(variables[str(i)][()] for i in range(len(variables)))
 
 
 def cached_network(spec: ModelSpec, config: TrainConfig) -> Network | None:

@@ -3,19 +3,26 @@
 Every part of obd that prunes, scores, evaluates or runs a network works on `Network`, not on a Keras
 model: numpy arrays are cheap to copy, safe to share between threads (they are frozen read-only), and a
 single large matmul per layer evaluates the whole MNIST test set in about half a second.
-`from_keras` and `to_keras` convert at the edges. A first Keras `Rescaling` or `Normalization` layer is read
-as the network's fixed input transform (`InputNorm`): every forward pass applies it, and since it is not a
-Dense layer nothing prunes it.
+`from_keras` and `to_keras` convert at the edges (`obd.core.layers` reads the layers). A first Keras `Rescaling`
+or `Normalization` layer is read as the network's fixed input transform (`InputNorm`): every forward pass applies
+it, and since it is not a Dense layer nothing prunes it.
+
+Input convention: a Network takes pixels in [0, 1], as `obd.core.data` loads MNIST. A model built for raw 0-255
+pixels (its Rescaling divides by 255, or it was trained on them) keeps `pixels = 255`, folded into its input
+transform; `to_keras` gives back a model that takes what the user's model took (its input shape, pixel scale,
+Rescaling/Normalization layer and softmax output).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 ACTIVATIONS = ("relu", "linear")  # hidden layers are ReLU; the output layer gives logits
+OUTPUTS = ("logits", "softmax")  # what a model's output gives: obd prunes logits, a softmax is kept for export
+PIXEL_CHECK_IMAGES = 5000  # the training images on which `fit_pixels` compares the two pixel scales
 
 
 def _frozen(a: np.ndarray | None) -> np.ndarray | None:
@@ -68,11 +75,16 @@ class InputNorm:
     """A fixed affine input transform x * scale + offset (Keras Rescaling; Normalization is
     scale = 1/std, offset = -mean/std).
 
-    scale, offset: float32 read-only, shape () or (inputs,).
+    scale, offset: float32 read-only, shape () or (inputs,); applied to pixels in [0, 1].
+    layer: the Keras layer the model holds for it ("Rescaling" or "Normalization"), None for obd's own scaling of
+        raw pixels in a model without such a layer (exported as nothing).
+    name: that layer's name.
     """
 
     scale: np.ndarray
     offset: np.ndarray
+    layer: str | None = "Normalization"
+    name: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", _frozen(self.scale))
@@ -104,20 +116,37 @@ class InputNorm:
 
 @dataclass(frozen=True)
 class Network:
-    """A stack of Dense layers; the last one gives logits. input_norm: the fixed transform applied to the raw
-    input before the first layer (a Keras Rescaling/Normalization layer), or None."""
+    """A stack of Dense layers; the last one gives logits.
+
+    input_norm: the fixed transform applied to the input (pixels in [0, 1]) before the first layer (a Keras
+        Rescaling/Normalization layer, with `pixels` folded in), or None.
+    pixels: the value of a white pixel in the input of the user's own model: 1.0 ([0, 1]) or 255.0 (raw).
+    input_shape: the user's model's input shape without the batch axis, e.g. (28, 28); None: flat (inputs,).
+    output: "logits", or "softmax" when the user's model ends in one (used by exports only).
+    """
 
     layers: tuple[Layer, ...]
     name: str = field(default="mlp")
     input_norm: InputNorm | None = None
+    pixels: float = 1.0
+    input_shape: tuple[int, ...] | None = None
+    output: str = "logits"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.output not in OUTPUTS:
+            raise ValueError(f"a network's output must be one of {OUTPUTS}, got {self.output!r}")
+        if not (isinstance(self.pixels, (int, float)) and np.isfinite(self.pixels) and self.pixels > 0):
+            raise ValueError(f"pixels (a white pixel's value) must be a positive number, got {self.pixels!r}")
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         norm = self.input_norm
         if norm is not None and any(p.shape not in ((), (self.layers[0].inputs,)) for p in (norm.scale, norm.offset)):
             raise ValueError(f"the input transform must hold one value or {self.layers[0].inputs} values")
         if not self.layers:
             raise ValueError("a network needs at least one Dense layer")
+        if self.input_shape is not None and int(np.prod(self.input_shape)) != self.layers[0].inputs:
+            raise ValueError(f"an input of shape {self.input_shape} does not give {self.layers[0].inputs} inputs")
         for a, b in zip(self.layers, self.layers[1:]):
             if a.units != b.inputs:
                 raise ValueError(f"layer {b.name!r} takes {b.inputs} inputs but {a.name!r} gives {a.units}")
@@ -148,13 +177,32 @@ class Network:
 
     def with_weights(self, kernels: list[np.ndarray], biases: list[np.ndarray | None]) -> Network:
         """A new network of the same architecture with other kernels and biases."""
-        return Network(
-            tuple(l.replace(k, b) for l, k, b in zip(self.layers, kernels, biases)), self.name, self.input_norm
-        )
+        return self.with_layers(tuple(l.replace(k, b) for l, k, b in zip(self.layers, kernels, biases)))
 
     def with_layers(self, layers: tuple[Layer, ...]) -> Network:
-        """A new network of other Dense layers (e.g. shrunk ones) behind the same input transform."""
-        return Network(tuple(layers), self.name, self.input_norm)
+        """A new network of other Dense layers (e.g. shrunk ones) behind the same input transform and interface."""
+        return replace(self, layers=tuple(layers))
+
+    def with_pixels(self, pixels: float) -> Network:
+        """The same network for a user's model that takes pixels whose white is `pixels` (1.0 or 255.0).
+
+        The transform still takes pixels in [0, 1]: a model's own Rescaling/Normalization is rescaled, and a model
+        without one gets obd's own scaling (`InputNorm.layer` None, which exports as nothing).
+        """
+        norm = self.input_norm
+        if norm is None or norm.layer is None:
+            new = None if pixels == 1 else InputNorm(np.float64(pixels), np.float64(0.0), None)
+        else:
+            new = InputNorm(norm.scale.astype(np.float64) / self.pixels * pixels, norm.offset, norm.layer, norm.name)
+        return replace(self, input_norm=new, pixels=float(pixels))
+
+    def describe_input(self) -> str:
+        """The pixels this network's model takes and why, in a few words for the CLI and the app."""
+        scale = "raw 0-255 pixels" if self.pixels != 1 else "pixels in [0, 1]"
+        norm = self.input_norm
+        if norm is not None and norm.layer is not None:
+            return f"{scale}, as its first layer ({norm.layer} {norm.name!r}) expects"
+        return f"{scale} (its dense accuracy on {PIXEL_CHECK_IMAGES:,} training images is higher on them)"
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Raw images as the first Dense layer sees them: (n, ...) -> (n, inputs) float32, the input transform
@@ -195,70 +243,57 @@ class Network:
 
 
 def from_keras(model) -> Network:
-    """Read a Keras model made of Dense layers (optionally after Input/Flatten/InputLayer) into a Network.
+    """Read a Keras MLP into a Network (`obd.core.layers` says which layers it reads and how).
 
     Args:
-        model: a built `keras.Model` whose compute layers are all `Dense`, hidden ones ReLU and the
-            last one linear or softmax (softmax is dropped: obd works on logits), optionally after one
-            `Rescaling` or `Normalization` layer (the network's input_norm).
+        model: a built `keras.Model` (Sequential or functional, one chain of layers): Dense layers with ReLU hidden
+            layers and logits or a softmax out, optionally with Input/Flatten, one Rescaling or Normalization
+            first, Dropout, BatchNormalization (folded into the Dense weights) and separate ReLU/Activation layers.
 
     Returns:
-        A Network holding copies of the weights; the model is not changed.
+        A Network holding copies of the weights; the model is not changed. A model with a Rescaling/Normalization
+        layer takes the pixels that layer was built for (`pixels`); one without takes pixels in [0, 1] until
+        `fit_pixels` chooses.
 
     Raises:
-        ValueError: when the model has other layer types or activations, naming what is supported.
+        ValueError: naming the first layer obd does not read, and what it reads.
     """
     import keras
 
-    layers = []
-    dense = [l for l in model.layers if not isinstance(l, (keras.layers.InputLayer, keras.layers.Flatten))]
-    norm = _input_norm(dense[0]) if dense else None
-    dense = dense[1:] if norm is not None else dense
-    if not dense:
-        raise ValueError("the model has no Dense layers; obd supports MLPs made of Dense layers only")
-    for i, l in enumerate(dense):
-        if not isinstance(l, keras.layers.Dense):
-            raise ValueError(
-                f"layer {l.name!r} is a {type(l).__name__}; obd supports models made only of Dense layers "
-                "(with an optional Flatten/Input and one Rescaling or Normalization first)"
-            )
-        act = keras.activations.serialize(l.activation)
-        act = act if isinstance(act, str) else act.get("config", {}).get("name", str(act))
-        last = i == len(dense) - 1
-        if last and act in ("linear", "softmax"):
-            act = "linear"
-        elif act != "relu":
-            raise ValueError(
-                f"layer {l.name!r} has activation {act!r}; obd supports ReLU hidden layers and a linear or "
-                "softmax output layer"
-            )
-        kernel = np.asarray(l.kernel.numpy())
-        bias = np.asarray(l.bias.numpy()) if l.use_bias else None
-        layers.append(Layer(kernel, bias, act, l.name))
-    return Network(tuple(layers), model.name, norm)
+    from obd.core.layers import KerasLayer, assemble, chain
+
+    specs = chain(keras.saving.serialize_keras_object(model))
+    by_name = {layer.name: layer for layer in model.layers}
+    layers = [
+        KerasLayer(s["class_name"], s.get("config") or {}, _weights(by_name.get(s.get("config", {}).get("name"))))
+        for s in specs
+    ]
+    shape = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
+    return assemble(layers, model.name, shape if shape and all(isinstance(d, int) for d in shape) else None)
 
 
-def _input_norm(layer) -> InputNorm | None:
-    """The InputNorm of a Keras Rescaling or Normalization layer, None for any other layer.
+def _weights(layer) -> tuple[np.ndarray, ...]:
+    """A Keras layer's variables as numpy arrays, in Keras' order (none for an InputLayer a Sequential omits)."""
+    return () if layer is None else tuple(np.asarray(w) for w in layer.get_weights())
 
-    Raises:
-        ValueError: for a Normalization over another axis than the last (obd's inputs are flat vectors).
+
+def fit_pixels(net: Network, x: np.ndarray, y: np.ndarray) -> Network:
+    """Choose the pixel scale of a model without its own Rescaling/Normalization: the one, [0, 1] or raw 0-255, on
+    which its dense accuracy is higher (ties: [0, 1]).
+
+    Args:
+        net: a network from `from_keras` or `read_keras_file`.
+        x: (n, inputs) training images in [0, 1] (a validation slice: never the test set, which only reports).
+        y: (n,) their labels.
+
+    Returns:
+        `net` as it is when its own layer says its pixels; else `net.with_pixels(...)` of the better scale.
     """
-    import keras
-
-    if isinstance(layer, keras.layers.Rescaling):
-        return InputNorm(np.asarray(layer.scale, dtype=np.float64), np.asarray(layer.offset, dtype=np.float64))
-    if isinstance(layer, keras.layers.Normalization):
-        if tuple(layer.axis) not in ((-1,), (1,)) or layer.invert:
-            raise ValueError(
-                f"layer {layer.name!r} normalizes over axis {layer.axis} (or inverts); obd supports "
-                "a Normalization over the last axis of flat inputs"
-            )
-        mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), dtype=np.float64).reshape(-1)
-        var = np.asarray(keras.ops.convert_to_numpy(layer.variance), dtype=np.float64).reshape(-1)
-        std = np.maximum(np.sqrt(var), keras.backend.epsilon())  # as Keras divides
-        return InputNorm.standardize(mean if mean.size > 1 else mean[0], std if std.size > 1 else std[0])
-    return None
+    if net.input_norm is not None and net.input_norm.layer is not None:
+        return net
+    nets = [net.with_pixels(p) for p in (1.0, 255.0)]
+    correct = [int((n.logits(x).argmax(axis=1) == y).sum()) for n in nets]
+    return nets[int(correct[1] > correct[0])]
 
 
 def as_network(model) -> Network:
@@ -266,31 +301,43 @@ def as_network(model) -> Network:
     return model if isinstance(model, Network) else from_keras(model)
 
 
-def to_keras(net: Network, softmax_output: bool = False):
-    """Build a fresh Keras Sequential model holding `net`'s weights (no optimizer, not compiled).
+def to_keras(net: Network, output: str | None = None):
+    """Build a fresh Keras model holding `net`'s weights that takes and gives what the user's model did.
 
     Args:
         net: the network to export.
-        softmax_output: end in softmax instead of logits.
+        output: "logits" or "softmax" (default: the network's own `output`).
 
     Returns:
-        A new `keras.Sequential` with input shape (inputs,); a network with an input_norm starts with a
-        Normalization layer.
+        A new `keras.Sequential` (not compiled) named as the network: Input of `net.input_shape` (and a Flatten
+        when it has several axes), the model's own Rescaling/Normalization layer on its own pixel scale, then the
+        Dense layers under their names, the last one ending in `output`.
+
+    Raises:
+        ValueError: for an unknown output.
     """
     import keras
 
+    output = net.output if output is None else output
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    shape = net.input_shape or (net.layers[0].inputs,)
     model = keras.Sequential(name=net.name)
-    model.add(keras.Input((net.layers[0].inputs,)))
-    if net.input_norm is not None:  # a Normalization layer stores per-input arrays as weights, Rescaling cannot
-        norm = net.input_norm
-        model.add(keras.layers.Normalization(mean=norm.mean, variance=np.square(norm.std), name="standardize"))
+    model.add(keras.Input(shape))
+    if len(shape) > 1:
+        model.add(keras.layers.Flatten())
+    norm = net.input_norm
+    if norm is not None and norm.layer is not None:
+        scale = norm.scale.astype(np.float64) / net.pixels  # on the model's own pixels
+        if norm.layer == "Rescaling" and scale.ndim == 0:
+            model.add(keras.layers.Rescaling(float(scale), float(norm.offset), name=norm.name or None))
+        else:  # a Normalization stores per-input values as weights, Rescaling cannot
+            mean, std = -norm.offset.astype(np.float64) / scale, 1.0 / scale
+            model.add(keras.layers.Normalization(mean=mean, variance=np.square(std), name=norm.name or "standardize"))
     for i, layer in enumerate(net.layers):
-        act = layer.activation
-        if softmax_output and i == len(net.layers) - 1:
-            act = "softmax"
-        dense = keras.layers.Dense(
-            layer.units, activation=act, use_bias=layer.bias is not None, name=layer.name or None
-        )
+        act = "softmax" if output == "softmax" and i == len(net.layers) - 1 else layer.activation
+        use_bias = layer.bias is not None
+        dense = keras.layers.Dense(layer.units, activation=act, use_bias=use_bias, name=layer.name or None)
         model.add(dense)
         dense.set_weights([layer.kernel] + ([layer.bias] if layer.bias is not None else []))
     return model
