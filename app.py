@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
-import tempfile
 import time
 
 import streamlit as st
@@ -19,6 +17,7 @@ import streamlit as st
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from obd.core.config import PRESETS
 from obd.core.data import DataError
+from obd.core.files import ModelFileError
 from obd.core.pruning import BUDGETS, MODES
 from obd.methods.registry import BUDGET_HELP, METHOD_HELP, METHODS, supports
 from ui.services import boards, models, runner_race, workarounds
@@ -65,25 +64,15 @@ def _pick_sparsity() -> None:
 
 def _upload_key(upload) -> ModelKey | None:
     """Validate an upload; on success remember it, on failure show why and keep the previous model."""
-    from obd.training.model import ModelFileError, load_model  # TensorFlow: only when someone uploads
-
     raw = upload.getvalue()
     digest = models.upload_digest(raw)
     if st.session_state.get("upload_digest") == digest:
         return ModelKey("upload", digest)
-    path = models.upload_path(digest)
-    # Each session checks its own copy: two sessions uploading the same file at once must not read (or delete)
-    # a copy the other is still writing. Only a checked file takes the shared name, atomically.
-    fd, mine = tempfile.mkstemp(prefix=f".obd-upload-{digest}.", suffix=".keras")
-    with os.fdopen(fd, "wb") as f:
-        f.write(raw)
     try:
-        load_model(mine)
+        models.store_upload(raw, models.session_id())
     except ModelFileError as e:
-        os.unlink(mine)
         st.sidebar.error(f"{upload.name}: {str(e).split(': ', 1)[-1]}")
         return None
-    os.replace(mine, path)
     st.session_state.upload_digest = digest
     return ModelKey("upload", digest)
 

@@ -1,7 +1,10 @@
 """Command line: `python -m obd train | sweep | warm` (and the subcommands other modules register).
 
-Bad arguments and bad files give one line, `obd: error: ...`, and exit code 2; TensorFlow is imported only
-after the arguments are checked, so mistakes are reported at once.
+Exit codes: 0 done; 2 a usage error (bad arguments or values), in argparse's one line `obd: error: ...`; 1 a bad
+model or data file (or one that cannot be written), in one plain line `obd: error: ...`; 1 an unexpected
+internal error, in one line saying it is a bug (its traceback too when the environment sets OBD_DEBUG=1).
+TensorFlow is imported only after the arguments and a `--model` file are checked, so mistakes are reported at
+once and a hostile model file is refused before any library builds it.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from obd.core.config import PRESETS, ModelSpec
+from obd.core.data import DataError
+from obd.core.files import ModelFileError
+from obd.core.modelcheck import check_keras_file, reason
 
-USAGE_ERROR = 2
+USAGE_ERROR, FILE_ERROR, INTERNAL_ERROR = 2, 1, 1
+DEBUG_ENV = "OBD_DEBUG"  # set to 1: an internal error prints its traceback as well
 
 
 class _Parser(argparse.ArgumentParser):
@@ -461,13 +469,27 @@ def import_tensorflow_quietly() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad arguments or files)."""
+    """Run the CLI; returns the exit code (see the module docstring: 0 done, 1 a bad file or a bug, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "model", None):
+            check_keras_file(args.model)  # without TensorFlow: refused before anything is built
         import_tensorflow_quietly()
         return args.func(args)
-    except (ValueError, OSError) as e:  # DataError, ModelFileError, validation, unwritable paths
+    except (ModelFileError, DataError, OSError) as e:  # a model or MNIST file, or a path that cannot be written
+        print(f"obd: error: {e}", file=sys.stderr)
+        return FILE_ERROR
+    except ValueError as e:  # a value the arguments' types let through that the run refuses: usage
         print(f"obd: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        where = "" if os.environ.get(DEBUG_ENV) == "1" else f"; set {DEBUG_ENV}=1 to see the traceback"
+        print(
+            f"obd: internal error (a bug in obd, please report it): {type(e).__name__}: {reason(e)}{where}",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR

@@ -344,9 +344,10 @@ def _cli(argv: list[str], capfd) -> tuple[int, str]:
     return code, capfd.readouterr().err
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
+def assert_one_line_error(code: int, err: str, *fragments: str, exit: int = cli.USAGE_ERROR) -> str:
+    """One `obd: error:` line holding every fragment, and the exit code: 2 for bad usage, 1 for a bad file."""
+    assert code == exit, (code, err)
     lines = err.strip().splitlines()
-    assert code == 2, (code, err)
     assert len(lines) == 1 and lines[0].startswith("obd: error: "), err
     assert all(f in lines[0] for f in fragments), lines[0]
     return lines[0]
@@ -354,10 +355,10 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
 
 @pytest.mark.parametrize("command", ["sweep", "bench"])
 @pytest.mark.parametrize("name", BAD_FILE_NAMES)
-def test_cli_refuses_bad_model_files_with_one_line_and_exit_2(command, name, bad_files, empty_cache, markers, capfd):
+def test_cli_refuses_bad_model_files_with_one_line_and_exit_1(command, name, bad_files, empty_cache, markers, capfd):
     bad = bad_files[name]
     code, err = _cli([command, "--model", bad.path, "--modes", "weight", "--sparsities", "50"], capfd)
-    assert_one_line_error(code, err, bad.wrong, bad.supported)
+    assert_one_line_error(code, err, bad.wrong, bad.supported, exit=cli.FILE_ERROR)
     assert not any(m.exists() for m in markers.values())
     assert not empty_cache.exists(), "nothing written to the cache (no default model trained instead)"
 
@@ -374,7 +375,7 @@ def test_cli_process_prints_only_the_one_line(command, name, bad_files, tmp_path
         text=True,
         timeout=300,
     )
-    assert_one_line_error(r.returncode, r.stderr, bad_files[name].wrong)
+    assert_one_line_error(r.returncode, r.stderr, bad_files[name].wrong, exit=cli.FILE_ERROR)
     assert r.stdout == "" and not (tmp_path / "cache").exists()
     assert not any(m.exists() for m in markers.values())
 
@@ -807,5 +808,5 @@ def test_the_cli_names_a_broken_mnist_file(name, bad_mnist, cli_model, monkeypat
     path, message = bad_mnist[name]
     monkeypatch.setenv("OBD_MNIST_PATH", str(path))
     code, err = _cli(["sweep", "--model", cli_model, "--sparsities", "50"], capfd)
-    assert_one_line_error(code, err, str(path.resolve()), message)
+    assert_one_line_error(code, err, str(path.resolve()), message, exit=cli.FILE_ERROR)
     assert not empty_cache.exists()

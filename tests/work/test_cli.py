@@ -1,4 +1,5 @@
-"""`python -m obd`: train and sweep on a small real model, and one-line errors with exit code 2."""
+"""`python -m obd`: train and sweep on a small real model; one-line errors: exit 2 for bad usage, 1 for a bad file
+or an internal error (a bug, said so, with its traceback under OBD_DEBUG=1)."""
 
 import csv
 import os
@@ -8,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.hostile_upload import hostile_files
+from obd import cli
+from obd.core.config import ModelSpec
 from obd.core.network import from_keras
 from obd.core.pruning import prune
 from obd.runtime.evaluate import evaluate
-from obd.training.model import load_model
+from obd.training.model import build_model, load_model, save_model
 from obd.work.sweep import DEFAULT_SPARSITIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +108,6 @@ def test_sweep_methods_and_gradual_fine_tuning(cli_model, tmp_path):
         (["train", "--epochs", "-1"], "expected a number greater than 0"),
         (["train", "--preset", "huge"], "invalid choice: 'huge'"),
         (["fly"], "invalid choice: 'fly'"),
-        (["sweep", "--model", "/nonexistent/model.keras"], "no such model file"),
         (["sweep", "--gradual-steps", "0", "--finetune-epochs", "1"], "expected a whole number of at least 1"),
         (["sweep", "--gradual-steps", "3"], "give fine-tuning epochs too (finetune_epochs, --finetune-epochs)"),
         (["sweep", "--methods", "obs", "--finetune-epochs", "1", "--gradual-steps", "2"], "for obs prune one-shot"),
@@ -145,3 +148,37 @@ def test_warm_caches_curves_and_speed_tables_once(cli_model, tmp_path, monkeypat
     again = run_cli("warm", "--model", cli_model, "--methods", "magnitude", "--batch", "1", cache=tmp_path)
     assert again.returncode == 0, again.stderr
     assert [line.split()[-1] for line in again.stdout.splitlines()[1:-1]] == ["cached"] * len(computed)
+
+
+def test_a_bad_model_file_exits_1_with_one_plain_line(tmp_path):
+    """A missing file and a hostile one (a real .keras whose config asks for Dense(7,000,000)): exit 1, not a usage
+    error, with nothing written."""
+    template = save_model(build_model(ModelSpec((8,), True), seed=0), tmp_path / "template.keras")
+    hostile = hostile_files(tmp_path, template, bomb=False)["dense_7m"]
+    for path, message in ((tmp_path / "missing.keras", "no such model file"), (hostile.path, hostile.refusal)):
+        r = run_cli("sweep", "--model", path, cache=tmp_path / "cache")
+        assert r.returncode == 1, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("obd: error: ") and message in lines[0], r.stderr
+        assert "Traceback" not in r.stderr and "bug" not in r.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_error_exits_1_and_says_it_is_a_bug(debug, tmp_path, monkeypatch, capfd):
+    """A command that fails unexpectedly (here `train` handed a function that raises a TypeError, as a bug
+    would): one line naming it a bug and how to see the traceback, which OBD_DEBUG=1 prints."""
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    monkeypatch.setattr(cli, "_cmd_train", broken)
+    monkeypatch.setenv("OBD_DEBUG", "1" if debug else "0")
+    code = cli.main(["train", "--hidden", "4", "--out", str(tmp_path / "m.keras")])
+    err = capfd.readouterr().err
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("obd: internal error (a bug in obd, please report it): TypeError: unsupported operand")
+    assert ("Traceback" in err) == debug and ("set OBD_DEBUG=1 to see the traceback" in last) != debug
+    if not debug:
+        assert len(err.strip().splitlines()) == 1

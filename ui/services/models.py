@@ -5,18 +5,23 @@ Results are plain numpy or frozen dataclasses; TensorFlow objects are never shar
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from obd.core.cache import LruCache
 from obd.core.config import preset_spec, preset_train_config
 from obd.core.data import load_mnist
 from obd.core.files import cached_network
+from obd.core.modelcheck import check_keras_file
 from obd.core.network import Network
 from obd.methods.registry import NEEDS_CALIBRATION, Plan, cached_plan, calibration, saliency_map
 from obd.work.sweep import estimate_seconds
@@ -70,6 +75,9 @@ def estimate(key: ModelKey, method: str, mode: str, points: int, epochs: float =
     return remembered("estimates", k, lambda: estimate_seconds(network(key), method, mode, points, epochs))
 
 
+UPLOADS_CAP_BYTES = 2**30  # the checked uploads kept in the temp folder, all together: four of the largest allowed
+
+
 def upload_path(digest: str) -> Path:
     """Where a checked upload lives, named by its content so that every session shares one copy."""
     return Path(tempfile.gettempdir()) / f"obd-upload-{digest}.keras"
@@ -77,6 +85,99 @@ def upload_path(digest: str) -> Path:
 
 def upload_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+class UploadStore:
+    """The checked uploads in the temp folder: which session uses which, and the least recently used of the rest
+    removed once they hold more than `cap` bytes together (a session's own upload is never removed while the
+    session lives; files an earlier server left are the first to go).
+
+    Args:
+        folder: where the uploads live (`upload_path`'s folder).
+        cap: the bytes all uploads may hold together before unused ones are removed.
+        active: whether a session (by id) is still open.
+    """
+
+    def __init__(self, folder: Path, cap: int, active: Callable[[str], bool]) -> None:
+        self.folder, self.cap, self.active = folder, cap, active
+        self.lock = threading.Lock()
+        self.sizes: OrderedDict[str, int] = OrderedDict()  # digest -> bytes, least recently used first
+        self.users: dict[str, str] = {}  # session id -> the digest of its upload
+        left = sorted(folder.glob("obd-upload-*.keras"), key=lambda p: p.stat().st_mtime)
+        for p in left:
+            self.sizes[p.stem.removeprefix("obd-upload-")] = p.stat().st_size
+
+    def use(self, digest: str, session: str) -> None:
+        """Record that `session` now uses the upload `digest` (already at `upload_path(digest)`), then remove the
+        least recently used uploads no open session uses while all of them hold more than the cap."""
+        with self.lock:
+            self.sizes[digest] = (self.folder / f"obd-upload-{digest}.keras").stat().st_size
+            self.sizes.move_to_end(digest)
+            self.users[session] = digest
+            self.users = {s: d for s, d in self.users.items() if s == session or self.active(s)}
+            used = set(self.users.values())
+            for victim in [d for d in self.sizes if d not in used]:
+                if sum(self.sizes.values()) <= self.cap:
+                    break
+                (self.folder / f"obd-upload-{victim}.keras").unlink(missing_ok=True)
+                del self.sizes[victim]
+
+    def files(self) -> list[str]:
+        """The digests kept, least recently used first."""
+        with self.lock:
+            return list(self.sizes)
+
+
+def _session_open(session: str) -> bool:
+    runtime = st.runtime.get_instance() if st.runtime.exists() else None
+    return runtime is None or runtime.is_active_session(session)  # no runtime (a test's AppTest): keep it
+
+
+@st.cache_resource
+def uploads() -> UploadStore:
+    """The process's one UploadStore over the temp folder."""
+    return UploadStore(upload_path("x").parent, UPLOADS_CAP_BYTES, _session_open)
+
+
+def session_id() -> str:
+    """This script run's session id ("" outside a Streamlit run)."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
+
+
+def store_upload(raw: bytes, session: str) -> str:
+    """Check an uploaded model and keep it for every session under its content's digest.
+
+    The file is checked without TensorFlow first (obd.core.modelcheck: a hostile file is refused in milliseconds,
+    before anything is built), then loaded as `load_model` loads it. Each call checks its own copy: two sessions
+    uploading the same file at once must not read (or delete) a copy the other is still writing; only a checked
+    file takes the shared name, atomically.
+
+    Args:
+        raw: the uploaded bytes.
+        session: the uploading session's id (its file is kept while the session lives).
+
+    Returns:
+        The upload's digest (`ModelKey("upload", digest)` names it).
+
+    Raises:
+        ModelFileError: the file is refused; the message names the temporary file first ("NAME: what was wrong").
+    """
+    digest = upload_digest(raw)
+    fd, mine = tempfile.mkstemp(prefix=f".obd-upload-{digest}.", suffix=".keras")
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    try:
+        check_keras_file(mine)
+        from obd.training.model import load_model  # TensorFlow: only for a file that passed the checks
+
+        load_model(mine)
+    except BaseException:
+        os.unlink(mine)
+        raise
+    os.replace(mine, upload_path(digest))
+    uploads().use(digest, session)
+    return digest
 
 
 def network(key: ModelKey) -> Network:
