@@ -7,8 +7,8 @@ load average when the benchmark started and when it wrote, since other work on t
 JSON: scalars, lists of flat dicts (drawn as tables) and dicts of either. A benchmark that has a figure worth
 the README lists it under figures["headline"] as {"result", "figure", "target"} rows.
 
-Run from the repository root: python -m benchmarks.results   (rewrites benchmarks/RESULTS.md and the table
-between the README's markers from benchmarks/results/*.json)
+Every `write` regenerates both; by hand: python -m benchmarks.results   (from the repository root: rewrites
+benchmarks/RESULTS.md and the table between the README's markers from benchmarks/results/*.json)
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 LOAD_AT_START = os.getloadavg()[0]  # a benchmark imports this module as it starts
 
 
+def shown(path: Path) -> str:
+    """A path as the messages show it: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def command_line() -> str:
     """The command that started this process, as a user would type it (`python -m benchmarks.NAME ARGS`)."""
     main = sys.modules.get("__main__")
@@ -38,7 +43,8 @@ def command_line() -> str:
 
 
 def write(name: str, figures: dict[str, Any], command: str | None = None) -> Path:
-    """Write one benchmark's figures to benchmarks/results/<name>.json, replacing the last run's.
+    """Write one benchmark's figures to benchmarks/results/<name>.json, replacing the last run's, then regenerate
+    benchmarks/RESULTS.md and the README's headline table.
 
     Args:
         name: the benchmark's name (its module's, e.g. "speed").
@@ -69,7 +75,11 @@ def write(name: str, figures: dict[str, Any], command: str | None = None) -> Pat
     text = json.dumps(record, indent=1, ensure_ascii=False) + "\n"  # TypeError here leaves the old file whole
     path = RESULTS / f"{name}.json"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {shown(path)}", file=sys.stderr)
+    try:
+        print(regenerate(), file=sys.stderr)
+    except ValueError as e:  # the figures are safe on disk; a broken neighbour file must not lose them
+        print(f"benchmarks/RESULTS.md not regenerated: {e}", file=sys.stderr)
     return path
 
 
@@ -167,8 +177,9 @@ def results_md(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(records: list[dict[str, Any]], readme: Path = README) -> bool:
-    """Replace the README's text between its results markers with the headline table.
+def update_readme(records: list[dict[str, Any]], readme: Path | None = None) -> bool:
+    """Replace the README's text (`readme`, by default the repository's) between its results markers with the
+    headline table.
 
     Returns:
         Whether the README changed.
@@ -176,6 +187,7 @@ def update_readme(records: list[dict[str, Any]], readme: Path = README) -> bool:
     Raises:
         ValueError: when the README lacks the markers.
     """
+    readme = readme or README
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
@@ -186,11 +198,26 @@ def update_readme(records: list[dict[str, Any]], readme: Path = README) -> bool:
     return new != text
 
 
-def main() -> None:
+def regenerate() -> str:
+    """Rewrite benchmarks/RESULTS.md and the README's headline table from every result file.
+
+    Returns:
+        A line saying what was written.
+
+    Raises:
+        ValueError: for a result file that is not a record, or a README without its markers.
+    """
     records = load()
-    RESULTS_MD.write_text(results_md(records), encoding="utf-8")
     readme = "updated" if update_readme(records) else "unchanged"
-    print(f"wrote {RESULTS_MD.relative_to(ROOT)} from {len(records)} results; README {readme}")
+    RESULTS_MD.write_text(results_md(records), encoding="utf-8")
+    return f"wrote {shown(RESULTS_MD)} from {len(records)} results; README {readme}"
+
+
+def main() -> None:
+    try:
+        print(regenerate())
+    except ValueError as e:
+        raise SystemExit(f"benchmarks.results: error: {e}") from None
 
 
 if __name__ == "__main__":
