@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from obd.runtime.speedups import Speedup, speedup_text
+
 # Okabe & Ito (2008), safe for every common colour-vision deficiency; grey (neutral, for the random control)
 # added. Fixed per known method so a method keeps its colour whatever else is drawn.
 OKABE_ITO = {
@@ -281,7 +283,7 @@ def methods_figure(
 
 ENGINE_COLORS = {"dense": GREY, "sparse": OKABE_ITO["blue"], "shrunk": OKABE_ITO["orange"]}
 IDEAL_COLOR = OKABE_ITO["green"]
-SPEED_NOISE = 1.1  # speed-ups below this are within the timing noise of a shared 2-core machine
+NOISY_LEGEND = "open marker: a noisy reading (other work shared the CPU)"
 
 
 def speed_figure(
@@ -299,7 +301,8 @@ def speed_figure(
     Returns:
         A plotly Figure: milliseconds per call on a log axis with round ticks. Solid = measured, dotted = ideal
         (dense ms / ideal speed-up), dash-dotted for unit pruning; dash = unit pruning; open markers = noisy
-        readings. customdata per measured point: [sparsity %, speed-up, `speedup_text`], the reading's own words.
+        readings, named in the legend when there are any. customdata per measured point: [sparsity %, speed-up,
+        `obd.runtime.speedups.speedup_text`], the reading's own words.
 
     Raises:
         ValueError: for an unknown x_axis.
@@ -321,7 +324,7 @@ def speed_figure(
                     mode="lines+markers",
                     line=dict(color=ENGINE_COLORS[engine], dash=MODE_DASH[mode]),
                     marker=dict(symbol=["circle-open" if r.get("noisy") else "circle" for r in rs], size=8),
-                    customdata=[[100 * r["sparsity"], r["speedup"], speedup_text(r)] for r in rs],
+                    customdata=[[100 * r["sparsity"], r["speedup"], speedup_text(Speedup.of_record(r))] for r in rs],
                     hovertemplate="%{customdata[0]:g} %: %{y:.3g} ms, %{customdata[2]}<extra>" + name + "</extra>",
                 )
             )
@@ -351,32 +354,25 @@ def speed_figure(
     )
     _style_sparsity_axis(fig, x_axis, [r["sparsity"] for r in rows])
     _style_log_y(fig, [y for t in fig.data for y in t.y])
+    if any(r.get("noisy") and r["engine"] != "dense" for r in rows):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                name=NOISY_LEGEND,
+                mode="markers",
+                marker=dict(symbol="circle-open", size=8, color="#444444"),
+                hoverinfo="skip",
+            )
+        )
     return fig
 
 
-def speedup_text(record: dict) -> str:
-    """A `bench` record's speed-up as the speed figure and reading both show it: "4.10× dense", plus its
-    interquartile range where that differs at the printed precision, and "noisy" where the reading was taken
-    while other work used the machine (or had to be capped).
-
-    Args:
-        record: an `obd.runtime.engines.bench` record (speedup_low, speedup_high and noisy optional).
-
-    Returns:
-        E.g. "4.10× dense (range 3.90–4.30×, noisy)".
-    """
-    low, high = record.get("speedup_low", record["speedup"]), record.get("speedup_high", record["speedup"])
-    notes = ([f"range {low:.2f}–{high:.2f}×"] if f"{low:.2f}" != f"{high:.2f}" else []) + (
-        ["noisy"] if record.get("noisy") else []
-    )
-    return f"{record['speedup']:.2f}× dense" + (f" ({', '.join(notes)})" if notes else "")
-
-
 def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000) -> str:
-    """A one-line honest reading of measured `bench` records, in the speed figure's words (`speedup_text`), e.g.
-    "weight pruning at 60 % is not faster on this CPU (sparse 0.93× dense, ideal 2.5×); unit pruning at 60 % is
-    faster on this CPU (shrunk 4.10× dense (range 3.90–4.30×), ideal 5.4×), at batch 10,000." Uses the nearest
-    measured sparsity and says so when it differs.
+    """A one-line honest reading of measured `bench` records, in the speed figure's words
+    (`obd.runtime.speedups.speedup_text`), e.g. "weight pruning at 60 %: no faster (0.93×) (batch 10,000; 2.5×
+    fewer multiply-adds); unit pruning at 60 %: 4.1× faster than dense (shrunk engine, batch 10,000; 5.4× fewer
+    multiply-adds)." Uses the nearest measured sparsity and says so when it differs.
 
     Args:
         records: `obd.runtime.engines.bench` records.
@@ -392,15 +388,11 @@ def speed_reading(records: Sequence[dict], sparsity: float, batch: int = 10_000)
         if not rs:
             continue
         r = min(rs, key=lambda r: abs(r["sparsity"] - sparsity))
-        faster = r["speedup"] >= SPEED_NOISE
         nearest = "" if abs(r["sparsity"] - sparsity) < 0.005 else f" (nearest measured: {100 * r['sparsity']:g} %)"
-        parts.append(
-            f"{mode} pruning at {100 * sparsity:g} %{nearest} is {'' if faster else 'not '}faster on this "
-            f"CPU ({r['engine']} {speedup_text(r)}, ideal {r['ideal_speedup']:.1f}×)"
-        )
+        parts.append(f"{mode} pruning at {100 * sparsity:g} %{nearest}: {speedup_text(Speedup.of_record(r))}")
     if not parts:
         return f"no speed measured at batch {batch:,}"
-    return "; ".join(parts) + f", at batch {batch:,}."
+    return "; ".join(parts) + "."
 
 
 PRESENTER_SCALE = 1.6  # 12 px text becomes 19 px: readable from the back of a room on a 1280x720 projector

@@ -19,6 +19,7 @@ from obd.core.pruning import Pruned, Ranking, check_budget, check_mode, check_sp
 from obd.methods.saliency import obd_saliency
 from obd.runtime.evaluate import Evaluation, log_softmax
 from obd.runtime.shrunk import ideal_speedup, shrink
+from obd.runtime.speedups import Speedup, speedup_text
 
 SIDE = 28  # the input digit's side: a first-layer column reshapes to SIDE x SIDE
 CLASSES = 10
@@ -434,12 +435,15 @@ class Facts:
     accuracy: float
     dense_loss: float
     loss: float
-    speedup: float | None  # measured, against dense in the same run; None when not measured
-    engine: str | None  # the engine that ran ("dense", "sparse", "shrunk")
+    speed: Speedup | None  # measured against dense in the same run; None when not measured (yet)
     dead_units: int  # hidden units left with no input at all (weight pruning kills some too)
+    baseline_accuracy: float | None  # magnitude pruning's at the same mode, budget and sparsity; None: not known
+    blank_inputs: int  # inputs that a blank (0) pixel reaches the first layer as a nonzero value (input_norm)
+    blank_range: tuple[float, float]  # the lowest and highest of those nonzero values ((0, 0) when there are none)
 
     def fields(self) -> dict[str, str]:
-        """The numbers as the texts print them, for str.format placeholders: {accuracy}, {drop}, ..."""
+        """The numbers as the texts print them, for str.format placeholders: {accuracy}, {drop}, ..., and the
+        sentences whose wording depends on them: {speed}, {versus_magnitude}, {blank_pixels}."""
         drop = 100 * (self.dense_accuracy - self.accuracy)
         return {
             "mode": self.mode,
@@ -450,6 +454,7 @@ class Facts:
             "kept_weights": f"{self.kept_weights:,}",
             "total_weights": f"{self.total_weights:,}",
             "effective": f"{100 * self.effective_weights / self.total_weights:.1f} %",
+            "effective_weights": f"{self.effective_weights:,}",
             "flops": f"{self.flops_ratio:.1f}×",
             "dense_accuracy": f"{100 * self.dense_accuracy:.2f} %",
             "accuracy": f"{100 * self.accuracy:.2f} %",
@@ -457,8 +462,12 @@ class Facts:
             "dense_loss": f"{self.dense_loss:.3f}",
             "loss": f"{self.loss:.3f}",
             "loss_ratio": f"{self.loss / self.dense_loss:.1f}×" if self.dense_loss > 0 else "∞",
-            "speedup": f"{self.speedup:.1f}×" if self.speedup is not None else "not measured",
-            "engine": self.engine or "not measured",
+            "speed": "not measured yet" if self.speed is None else speedup_text(self.speed),
+            "baseline_accuracy": "not known yet"
+            if self.baseline_accuracy is None
+            else f"{100 * self.baseline_accuracy:.2f} %",
+            "versus_magnitude": versus_magnitude(self),
+            "blank_pixels": blank_pixels(self),
         }
 
 
@@ -468,8 +477,8 @@ def facts(
     dense_eval: Evaluation,
     pruned_eval: Evaluation,
     method: str = "magnitude",
-    speedup: float | None = None,
-    engine: str | None = None,
+    speed: Speedup | None = None,
+    baseline: Evaluation | None = None,
 ) -> Facts:
     """Collect the numbers of one pruned state.
 
@@ -478,13 +487,16 @@ def facts(
         pruned: its pruned version (`plan.prune(k)`).
         dense_eval, pruned_eval: their test evaluations (`obd.runtime.evaluate.evaluate`).
         method: the method that pruned it (for the text).
-        speedup: measured latency ratio dense / pruned (`obd.runtime.engines.latency(...).speedup`), or None.
-        engine: the engine that measured it.
+        speed: the pruned net's measured latency against dense (`Speedup.of_latency(obd.runtime.latency.latency(
+            ...), batch)`), or None.
+        baseline: magnitude pruning's evaluation at the same mode, budget and sparsity (what the texts compare
+            another method with), or None.
 
     Returns:
         Facts.
     """
     rep = report(pruned)
+    blank = dense.prepare(np.zeros((1, dense.layers[0].inputs), dtype=np.float32))[0]  # (inputs,)
     if pruned.mode == "unit":  # hidden units: a unit with no kept incoming weight is removed
         removed, of = rep.total_units - rep.kept_units, rep.total_units
     else:
@@ -504,9 +516,11 @@ def facts(
         pruned_eval.accuracy,
         dense_eval.loss,
         pruned_eval.loss,
-        speedup,
-        engine,
+        speed,
         rep.total_units - rep.kept_units,
+        None if baseline is None else baseline.accuracy,
+        int(np.count_nonzero(blank)),
+        (float(blank.min()), float(blank.max())) if blank.any() else (0.0, 0.0),
     )
 
 
@@ -525,11 +539,62 @@ LOSS_FIRST = 1.5  # a loss this many times the dense one, ...
 LOSS_FIRST_POINTS = 5.0  # ... with accuracy down by fewer points than this, is "the loss rises first"
 
 
+def versus_magnitude(f: Facts) -> str:
+    """How the state's accuracy compares with magnitude pruning's at the same sparsity, and why when it is worse
+    (a sentence for the texts; it never sends the reader to a chart).
+    """
+    if f.method == "magnitude":
+        return "this is magnitude pruning itself"
+    if f.baseline_accuracy is None:
+        return "magnitude pruning's accuracy at this sparsity is still being computed"
+    diff = 100 * (f.accuracy - f.baseline_accuracy)
+    base = f"magnitude pruning of the same {f.mode}s at {100 * f.sparsity:g} % keeps {100 * f.baseline_accuracy:.2f} %"
+    if abs(diff) < NOISE_POINTS:
+        return f"{base}: the same within noise"
+    if diff > 0:
+        return f"{base}, {diff:.1f} points less than {f.method}: ranking by the estimated loss pays off here"
+    why = ""
+    if f.method == "obd":
+        why = (
+            ". OBD's ½·h_kk·w² estimates the loss of deleting one weight while every other stays, from the "
+            "Hessian's diagonal alone; with so many deleted together, the interactions it leaves out (the "
+            "off-diagonal terms) decide the loss, and at this sparsity the plain |w| ranking keeps the better set"
+        )
+    return f"{base}, {-diff:.1f} points more than {f.method}" + why
+
+
+def blank_pixels(f: Facts) -> str:
+    """What OBD's curvature is for the weights of a blank pixel: 0 only when a blank pixel reaches the first layer
+    as 0 (no input transform, or one that keeps 0 at 0)."""
+    if f.blank_inputs == 0:
+        return (
+            "weights from pixels that are blank in every image see an input of 0, so their h_kk = 0 and they "
+            "go first whatever their size"
+        )
+    low, high = f.blank_range
+    inputs = f.shapes[0][0]
+    value = f"{low:.3g}" if f"{low:.3g}" == f"{high:.3g}" else f"{low:.3g} to {high:.3g}"
+    zero = inputs - f.blank_inputs
+    return (
+        f"this model transforms its input first (a Normalization or Rescaling layer), so a blank pixel reaches "
+        f"the first layer as {value}, not 0, at {f.blank_inputs:,} of its {inputs:,} inputs: those pixels' "
+        "weights get h_kk > 0 even from the images where they are blank, so OBD weighs them by ½·h_kk·w² like "
+        "any other"
+        + (
+            f"; only weights from the {zero:,} pixels that stay 0 when blank have h_kk = 0 where the pixel is "
+            "blank in every image, and go first"
+            if zero
+            else ""
+        )
+    )
+
+
 def explanation(f: Facts) -> str:
     """A short paragraph explaining a pruned state from its own numbers (Markdown).
 
     Example (default net, magnitude unit pruning at 90 %): "3,600 of 4,000 hidden units removed: the matrices
-    shrink to 784×100, 100×100 (×3), 100×10, 34.7× fewer multiply-adds, measured 23.1× faster (shrunk engine).
+    shrink to 784×100, 100×100 (×3), 100×10, 34.7× fewer multiply-adds, measured 23.1× faster than dense (shrunk
+    engine, batch 100; 34.7× fewer multiply-adds).
     Accuracy fell 49.0 points (98.54 % → 49.49 %) because ..."
     """
     v = f.fields()
@@ -542,15 +607,7 @@ def explanation(f: Facts) -> str:
             f"the matrices keep their shapes but hold {v['kept_weights']} of {v['total_weights']} weights, "
             f"{v['flops']} fewer multiply-adds for an engine that skips zeros"
         )
-    if f.speedup is None:
-        speed = "speed not measured"
-    elif f.speedup >= 1.1:
-        speed = f"measured {v['speedup']} faster ({f.engine} engine)"
-    else:
-        speed = (
-            f"measured no faster ({f.speedup:.2f}×): at this density the {f.engine} engine is the quickest, "
-            "and a CPU gains from scattered zeros only when most weights are gone"
-        )
+    speed = "speed not measured yet" if f.speed is None else f"measured {v['speed']}"
     drop = 100 * (f.dense_accuracy - f.accuracy)
     change = f"({v['dense_accuracy']} → {v['accuracy']})"
     if abs(drop) < NOISE_POINTS:
@@ -569,8 +626,10 @@ def explanation(f: Facts) -> str:
         )
         if f.dead_units:
             acc += f", and {f.dead_units:,} hidden units lost every incoming weight and went silent"
+    elif abs(drop) < NOISE_POINTS and f.removed and f.method == "random":
+        acc += f": even {thing} picked at random mattered little here, so the network has {thing} to spare"
     elif abs(drop) < NOISE_POINTS and f.removed:
-        acc += f": {f.method} removed what mattered least to these predictions"
+        acc += f": the {thing} {f.method} ranked least important mattered little to these predictions"
     sentences = [f"{head}: {shape}, {speed}.", acc + "."]
     if f.loss > LOSS_FIRST * f.dense_loss and drop < LOSS_FIRST_POINTS:
         sentences.append(

@@ -10,7 +10,7 @@ The app wires it (ui/views/lesson.py: Back/Next, the step number in the URL as `
     n = lesson.step_number(st.query_params.get("lesson"))  # 1..len(STEPS); ValueError says what is valid
     s = lesson.STEPS[n - 1]
     st.session_state.update(mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity, view=...)
-    st.markdown(s.render(explain.facts(...).fields()))      # the numbers of the state just set
+    st.markdown(s.render(explain.facts(...).fields()))      # the numbers (and sentences) of the state just set
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ STEPS: tuple[Step, ...] = (
         "Unit pruning to 90 %",
         "Now whole units go: {removed} of {of} hidden units. Accuracy drops to {accuracy}, {drop} points down. "
         "The same share removed costs far more, because a removed unit takes all its weights with it: only "
-        "{effective} of the weights still do work. The diagram's layers have narrowed.",
+        "{effective_weights} of the {total_weights} weights ({effective}) still do work. The diagram's layers "
+        "have narrowed.",
         mode="unit",
         sparsity=90,
         view="inside",
@@ -99,9 +100,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "OBD's saliency",
         "Optimal Brain Damage ranks a weight by the loss its deletion would cost, ½·h_kk·w², not by |w| alone. "
-        "The scatter puts the two criteria side by side: weights from pixels that are always blank have "
-        "h_kk = 0 and go first whatever their size, while small weights on busy pixels survive. At this "
-        "sparsity OBD keeps {accuracy} accuracy (magnitude: see the curves).",
+        "The scatter puts the two criteria side by side: {blank_pixels}; a small weight on a busy pixel can "
+        "outrank a larger one. At {sparsity} OBD keeps {accuracy} accuracy, and {versus_magnitude}.",
         mode="weight",
         method="obd",
         sparsity=90,
@@ -112,8 +112,8 @@ STEPS: tuple[Step, ...] = (
         "OBS rescues unit pruning",
         "Optimal Brain Surgeon removes units by the damage they do and then refits the next layer's weights "
         "to make up for them, by least squares on a sample of training images. With {removed} of {of} hidden "
-        "units gone it keeps {accuracy} ({drop} points below dense); compare magnitude's unit curve at "
-        "{sparsity} on the chart.",
+        "units gone it keeps {accuracy} ({drop} points below dense), and {versus_magnitude}: on the chart, "
+        "magnitude's dashed unit curve against obs's at {sparsity}.",
         mode="unit",
         method="obs",
         sparsity=90,
@@ -121,18 +121,18 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "Why anyone prunes units: speed",
-        "The unit-pruned network is a smaller dense network: its matrices are {flops} smaller in "
-        "multiply-adds, and measured it runs {speedup} faster ({engine} engine). Weight pruning needs a sparse "
-        "kernel and very high sparsity before a CPU gains anything.",
+        "The unit-pruned network is a smaller dense network, and on this machine it runs {speed}. Weight "
+        "pruning needs a sparse kernel and very high sparsity before a CPU gains anything: the chart times "
+        "each engine against sparsity at the batch chosen above it.",
         mode="unit",
         sparsity=90,
         view="speed",
     ),
     Step(
         "Fine-tuning wins the accuracy back",
-        "Retraining for an epoch or two with the masks fixed lets the {kept_weights} weights that are left take "
-        "over the work of the removed ones. Press “Fine-tune this point” below the curves and compare its "
-        "dotted point with the {accuracy} of one-shot unit pruning at {sparsity} and the dense {dense_accuracy}.",
+        "Retraining for an epoch or two with the masks fixed lets the {effective_weights} weights that still do "
+        "work take over the work of the removed ones. Press “Fine-tune this point” below the curves and compare "
+        "its diamond with the {accuracy} of one-shot unit pruning at {sparsity} and the dense {dense_accuracy}.",
         mode="unit",
         sparsity=90,
         view="curves",

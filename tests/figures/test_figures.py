@@ -10,6 +10,7 @@ from obd.figures import plots
 from obd.figures.images import PRUNED, block_size, digit_tile, kernel_image
 from obd.methods.registry import METHODS
 from obd.runtime.bench import bench
+from obd.runtime.speedups import Speedup, speedup_text
 from obd.work.sweep import SweepRecord
 
 
@@ -181,31 +182,32 @@ def speed_records(small_net, mnist) -> list[dict]:
 
 def test_the_speed_figure_has_round_log_ticks_and_times_signs(speed_records):
     fig = plots.speed_figure(speed_records, batch=100, current=0.5)
-    drawn = [y for t in fig.data for y in t.y]
+    drawn = [y for t in fig.data for y in t.y if y is not None]  # (legend-only entries draw nothing)
     ticks = list(fig.layout.yaxis.tickvals)
     assert fig.layout.yaxis.type == "log" and ticks[0] <= min(drawn) and ticks[-1] >= max(drawn)
     assert round_labels(fig.layout.yaxis.ticktext), fig.layout.yaxis.ticktext
     assert fig.layout.xaxis.type == "log" and fig.layout.shapes[0].x0 == pytest.approx(2.0)  # 50 % = 2×
-    hovers = [t.hovertemplate + " ".join(str(c[-1]) for c in t.customdata) for t in fig.data]
+    hovers = [t.hovertemplate + " ".join(str(c[-1]) for c in t.customdata) for t in fig.data if t.customdata]
     assert all("×" in h and not re.search(r"\dx\b", h) for h in hovers)
     reading = plots.speed_reading(speed_records, 0.9, batch=100)
-    assert "× dense" in reading and not re.search(r"\dx\b", reading)
+    assert "than dense" in reading and "batch 100" in reading and not re.search(r"\dx\b", reading)
     shrunk = next(r for r in speed_records if r["engine"] == "shrunk" and r["sparsity"] == 0.9)
-    assert f"shrunk {plots.speedup_text(shrunk)}, ideal {shrunk['ideal_speedup']:.1f}×" in reading
+    words = speedup_text(Speedup.of_record(shrunk))
+    assert f"unit pruning at 90 %: {words}" in reading
     point = trace(fig, "shrunk (unit pruning)").customdata[-1]  # the figure's hover shows the same words
-    assert point[1] == shrunk["speedup"] and point[2] == plots.speedup_text(shrunk)
+    assert point[1] == shrunk["speedup"] and point[2] == words
 
 
-def test_a_speed_ups_range_and_noise_are_said_where_they_matter(speed_records):
+def test_a_noisy_reading_is_drawn_hollow_and_the_legend_says_what_hollow_means(speed_records):
     r = next(r for r in speed_records if r["engine"] == "sparse" and r["sparsity"] == 0.9)
-    text = plots.speedup_text(r)
-    assert text.startswith(f"{r['speedup']:.2f}× dense")
-    assert ("range" in text) == (f"{r['speedup_low']:.2f}" != f"{r['speedup_high']:.2f}")
-    assert ("noisy" in text) == r["noisy"]
     spread = {**r, "speedup": 2.0, "speedup_low": 1.5, "speedup_high": 2.5, "noisy": True}
-    assert plots.speedup_text(spread) == "2.00× dense (range 1.50–2.50×, noisy)"
+    assert "1.5–2.5× faster than dense" in speedup_text(Speedup.of_record(spread))
     fig = plots.speed_figure(speed_records + [{**spread, "batch": 7}], batch=7)
     assert list(fig.data[0].marker.symbol) == ["circle-open"]  # a noisy reading is drawn hollow
+    legend = [t for t in fig.data if t.name == plots.NOISY_LEGEND]
+    assert len(legend) == 1 and legend[0].marker.symbol == "circle-open" and "noisy" in legend[0].name
+    clean = [{**x, "noisy": False} for x in speed_records]
+    assert plots.NOISY_LEGEND not in [t.name for t in plots.speed_figure(clean, batch=100).data]
 
 
 def test_presenter_style_scales_the_type_and_leaves_the_figure_alone():

@@ -16,6 +16,7 @@ from obd.core.cache import LruCache, atomic_write
 from obd.core.pruning import LayerReport, Pruned, PruneReport, report
 from obd.runtime import latency as timing
 from obd.runtime.evaluate import Evaluation
+from obd.runtime.speedups import Speedup
 from obd.teach import explain
 from obd.work.jobs import Job
 from obd.work.sweep import DEFAULT_SPARSITIES, SweepPoint, SweepRecord, curve_path, load_records, save_records
@@ -158,13 +159,31 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     return stores()["pruned"].get((key, c, k))
 
 
+def baseline_choice(c: Choice) -> Choice:
+    """What a state is compared with in words: magnitude pruning of the same mode, budget and output layer."""
+    return Choice("magnitude", c.mode, c.budget, c.prune_output)
+
+
+def state_facts(key: ModelKey, c: Choice, k: int, start: bool = True) -> explain.Facts:
+    """The numbers the explanation and the lesson quote for a state whose point and pruned net exist: its
+    latency (`speed`; its timing started unless `start` is False) and magnitude's point at the same sparsity,
+    once they exist."""
+    return _facts(key, c, k, speed(key, c, k, start), point(key, baseline_choice(c), k) is not None)
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
-def state_facts(key: ModelKey, c: Choice, k: int, speedup: float | None, engine: str | None) -> explain.Facts:
-    """The numbers the explanation and the lesson quote for a state whose point and pruned net exist (finding
-    the shrunk shapes takes a quarter second for the default net, so they are kept per state)."""
+def _facts(key: ModelKey, c: Choice, k: int, measured: Speedup | None, with_baseline: bool) -> explain.Facts:
+    # kept per state: finding the shrunk shapes takes a quarter second for the default net
     ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
+    baseline = ev(point(key, baseline_choice(c), k)) if with_baseline else None
     return explain.facts(
-        network(key), pruned(key, c, k), ev(point(key, c.dense(), 0)), ev(point(key, c, k)), c.method, speedup, engine
+        network(key),
+        pruned(key, c, k),
+        ev(point(key, c.dense(), 0)),
+        ev(point(key, c, k)),
+        c.method,
+        measured,
+        baseline,
     )
 
 
@@ -231,6 +250,12 @@ def latency(key: ModelKey, c: Choice, k: int, start: bool = True) -> timing.Late
         return None
     job = submit(None, ("latency", key, c, k), [measure], label="timing the pruned network", hold=boards.training)
     return job.results().get(0) if job.finished else None
+
+
+def speed(key: ModelKey, c: Choice, k: int, start: bool = True) -> Speedup | None:
+    """The state's `latency` as the one reading every text words (`obd.runtime.speedups.speedup_text`)."""
+    lat = latency(key, c, k, start)
+    return None if lat is None else Speedup.of_latency(lat, LATENCY_BATCH)
 
 
 # ---------------------------------------------------------------- curves

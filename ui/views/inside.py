@@ -108,11 +108,7 @@ def render(v: View) -> None:
     if results.pruned(v.key, v.choice, v.k) is None:
         results.wait_for_pruned(v)
         return
-    lat = results.latency(v.key, v.choice, v.k)
-    facts = results.state_facts(
-        v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine
-    )
-    st.markdown(explain.explanation(facts))
+    st.markdown(explain.explanation(results.state_facts(v.key, v.choice, v.k)))
     criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
     # Lazy parts, as the page's own tabs: only the open one is built. Drawing all five figures at once took the
     # browser longer than the 0.5 s a view may take (issue 13; benchmarks/teach_views.py times each part).

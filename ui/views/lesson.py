@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from obd.teach import explain, lesson
+from obd.teach import lesson
 from ui.services import results
 from ui.services.state import INSIDE_KEY, INSIDE_PARTS, View
 
@@ -60,16 +60,8 @@ def render(v: View) -> None:
         if cur is None or results.pruned(v.key, v.choice, v.k) is None:
             st.caption("The numbers for this step are being computed…")
         else:
-            st.markdown(s.render(_facts(v).fields()))
+            st.markdown(s.render(results.state_facts(v.key, v.choice, v.k, start=v.painted).fields()))
         cols = st.columns([1, 1, 1, 5])
         cols[0].button("◀ Back", on_click=go, args=(n - 1, tabs), disabled=n == 1, key="lesson_back")
         cols[1].button("Next ▶", on_click=go, args=(n + 1, tabs), disabled=n == len(lesson.STEPS), key="lesson_next")
         cols[2].button("End lesson", on_click=stop, key="lesson_end")
-
-
-def _facts(v: View) -> explain.Facts:
-    """The numbers the page shows for this state, as obd.teach.explain collects them."""
-    lat = results.latency(v.key, v.choice, v.k, start=v.painted)
-    return results.state_facts(
-        v.key, v.choice, v.k, None if lat is None else lat.speedup, None if lat is None else lat.engine
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from obd.methods.registry import METHOD_HELP
+from obd.runtime.speedups import speedup_text
 from ui.services import boards, results
 from ui.services.state import View
 
@@ -26,17 +27,6 @@ def count_text(n: int) -> str:
         if n >= div:
             return f"{n / div:.3g}{suffix}"
     return f"{n:,}"
-
-
-def speedup_text(lat) -> str:
-    """Short enough for a metric's delta, the measured speed-up beside the FLOP ratio: "5.2× faster · shrunk ·
-    FLOPs 13.6×"; a reading that noise could not be taken out of shows its range: "4.1–6.0× faster"."""
-    lo, hi = lat.speedup_range
-    if lat.speedup >= 1:
-        measured = f"{lo:.1f}–{hi:.1f}× faster" if lat.noisy and hi - lo >= 0.1 else f"{lat.speedup:.1f}× faster"
-    else:
-        measured = f"{1 / lat.speedup:.1f}× slower"
-    return f"{measured} · {lat.engine} · FLOPs {lat.flop_ratio:.1f}×"
 
 
 def render(v: View) -> dict | None:
@@ -87,7 +77,8 @@ def render(v: View) -> dict | None:
 def _latency(col, v: View, r) -> None:
     """Latency through the engine obd.runtime.engines picks, measured in the background once per network structure."""
     lat = results.latency(v.key, v.choice, v.k, start=v.painted)  # a timing beside the first paint slows it
-    if lat is None:
+    measured = results.speed(v.key, v.choice, v.k, start=False)  # the same reading, as every text words it
+    if lat is None or measured is None:
         what = "timed once the model in training is ready" if boards.training() else "timing…"
         col.metric(
             f"Latency, batch {results.LATENCY_BATCH:,}",
@@ -100,12 +91,14 @@ def _latency(col, v: View, r) -> None:
     col.metric(
         f"Latency, batch {results.LATENCY_BATCH:,}",
         ms_text(lat.engine_ms),
-        speedup_text(lat),
+        speedup_text(measured, short=True),
         delta_color="off",
         delta_arrow="off",
-        help=f"dense: {ms_text(lat.dense_ms)}. The engine obd.runtime.engines picks (auto), timed in {lat.repeats} "
+        help=f"Measured {speedup_text(measured)}. Dense: {ms_text(lat.dense_ms)} per call of "
+        f"{results.LATENCY_BATCH:,} images. The engine obd.runtime.engines picks (auto), timed in {lat.repeats} "
         "interleaved pairs with dense after a warm-up: the median of the per-pair ratios; FLOPs = the "
-        "ideal speed-up (multiply-adds). " + (lat.note or "A clean reading: nothing else ran."),
+        "ideal speed-up (multiply-adds). The Speed tab times each engine against sparsity. "
+        + (lat.note or "A clean reading: nothing else ran."),
     )
 
 

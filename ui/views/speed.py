@@ -5,19 +5,34 @@ from __future__ import annotations
 import streamlit as st
 
 from obd.figures import plots
+from obd.runtime.speedups import speedup_text
 from ui.services import boards, results
 from ui.services.state import View
 
 POLL_S = 1.0
+BATCHES = (1, results.LATENCY_BATCH, 10_000)  # rows per call the table can be timed at
 
 
 def render(v: View) -> None:
-    batch = int(st.segmented_control("Batch size", [1, 100, 10_000], default=10_000, key="speed_batch", required=True))
+    batch = int(
+        st.segmented_control(
+            "Batch size",
+            BATCHES,
+            default=results.LATENCY_BATCH,  # the headline's batch: both then read the same sizes of call
+            key="speed_batch",
+            required=True,
+        )
+    )
     st.caption(
         "Measured on this machine: the dense engine, the sparse kernel (weight pruning) and the physically "
-        "shrunk network (unit pruning), against the ideal (FLOP-proportional) latency. Measured once per "
-        "model and batch size in the background, then kept on disk."
+        "shrunk network (unit pruning), each magnitude-pruned, against the ideal (FLOP-proportional) latency. "
+        "Measured once per model and batch size in the background, then kept on disk."
     )
+    if (measured := results.speed(v.key, v.choice, v.k, start=False)) is not None:
+        st.markdown(
+            f"The headline's reading of this state ({v.choice.method} {v.choice.mode} pruning at {v.k} %, the "
+            f"engine auto picks): {speedup_text(measured)}."
+        )
     records, job = results.speed_job(v.key, batch, v.choice.prune_output)
     if records is None:
 
