@@ -26,6 +26,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S, TARGET_MB = 2.0, 300.0
+NAMES = (  # every file `hostile_files` builds, the issue's first
+    "dense_7m",
+    "huge_input",
+    "lying_build",
+    "too_many_parameters",
+    "conv",
+    "deep_json",
+    "external_link",
+    "virtual_dataset",
+    "zip_bomb",
+)
 # The app's side, in a child: import what the server holds, then time the check of one upload.
 APP_CHILD = """
 import json, resource, sys, time
@@ -123,7 +134,7 @@ def hostile_files(folder: Path, template: Path, bomb: bool = True) -> dict[str, 
         bomb: also the zip bomb (300 MB to compress: a second or two).
 
     Returns:
-        name -> Hostile, the dense_7m file (the issue's) first.
+        name -> Hostile, in the order of NAMES (without the zip bomb when `bomb` is False).
     """
     files = {
         "dense_7m": Hostile(

@@ -174,12 +174,16 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def check_config(path: Path, config: dict) -> None:
+def check_config(path: Path, config: dict) -> int:
     """Check a model's config.json: no code, allowed model and layer classes only, and sizes under the caps.
 
     Args:
         path: the file it came from (named in messages).
         config: the parsed config.json.
+
+    Returns:
+        The parameters Keras would build for it: exact for Dense and BatchNormalization layers, an upper bound
+        for a Normalization layer (whose statistics may be constants).
 
     Raises:
         ModelFileError: for the first problem found.
@@ -198,10 +202,10 @@ def check_config(path: Path, config: dict) -> None:
         kind = layer.get("class_name")
         if kind not in LAYERS:
             raise refuse(path, f"layer {_layer_name(layer)!r} is a {str(kind)[:40]}, which obd does not read; {_SCOPE}")
-    _check_sizes(path, config, layers)
+    return _check_sizes(path, config, layers)
 
 
-def _check_sizes(path: Path, config: dict, layers: list[dict]) -> None:
+def _check_sizes(path: Path, config: dict, layers: list[dict]) -> int:
     """Every declared shape, each layer's output and units, and the model's parameters, against the caps.
 
     Shapes are followed through the layers as Keras would build them (a Sequential's layers in order, a
@@ -240,6 +244,7 @@ def _check_sizes(path: Path, config: dict, layers: list[dict]) -> None:
                 f"its layers would hold {total:,} parameters (counted up to layer {name!r}), over obd's limit "
                 f"of {MAX_PARAMETERS:,}; obd's largest preset, 784-1000x4-10, has 3,794,000",
             )
+    return total
 
 
 def _layer_output(
