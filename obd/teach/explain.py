@@ -468,6 +468,8 @@ class Facts:
             else f"{100 * self.baseline_accuracy:.2f} %",
             "versus_magnitude": versus_magnitude(self),
             "blank_pixels": blank_pixels(self),
+            "loss_first": loss_first(self),
+            "cost": cost(self),
         }
 
 
@@ -561,6 +563,29 @@ def versus_magnitude(f: Facts) -> str:
             "off-diagonal terms) decide the loss, and at this sparsity the plain |w| ranking keeps the better set"
         )
     return f"{base}, {-diff:.1f} points more than {f.method}" + why
+
+
+def loss_first(f: Facts) -> str:
+    """Whether the loss moved before the accuracy did at this state, in a sentence with both numbers."""
+    drop = 100 * (f.dense_accuracy - f.accuracy)
+    ratio = f"{f.loss / f.dense_loss:.1f}×" if f.dense_loss > 0 else "∞"
+    if f.loss > LOSS_FIRST * f.dense_loss and drop < LOSS_FIRST_POINTS:
+        return (
+            f"the test loss went from {f.dense_loss:.3f} to {f.loss:.3f}, {ratio} the dense value, while the "
+            f"accuracy fell only {drop:.1f} points: the loss sees the damage first"
+        )
+    return (
+        f"the test loss went from {f.dense_loss:.3f} to {f.loss:.3f} ({ratio}) and the accuracy fell {drop:.1f} "
+        "points: here the two moved together, and neither saw the damage first"
+    )
+
+
+def cost(f: Facts) -> str:
+    """What the removal cost, in words that hold for its numbers: little (within noise, or under a point) or not."""
+    drop = 100 * (f.dense_accuracy - f.accuracy)
+    if drop < 1.0:
+        return f"the {f.mode}s removed mattered little: {drop:.1f} points"
+    return f"the {f.mode}s removed did matter: {drop:.1f} points"
 
 
 def blank_pixels(f: Facts) -> str:

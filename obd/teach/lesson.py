@@ -72,8 +72,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Weight pruning to 90 %",
         "{removed} of {of} weights are gone, the smallest |w| of each layer, and accuracy is {accuracy} "
-        "(dense: {dense_accuracy}, {drop} points down). Most weights are small and matter little: on the "
-        "curves, follow how far to the right weight pruning stays flat before it falls.",
+        "(dense: {dense_accuracy}): {cost}. On the curves, follow how far to the right weight pruning stays "
+        "flat before it falls.",
         mode="weight",
         sparsity=90,
         view="curves",
@@ -90,9 +90,9 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "The loss rises before the accuracy falls",
-        "At 80 % of weights removed accuracy is {accuracy} ({drop} points down), yet the test loss went from "
-        "{dense_loss} to {loss}, {loss_ratio} the dense value. Accuracy only asks whether the right digit "
-        "scores highest; the loss also asks how confidently. Switch the curves to the loss to see it climb first.",
+        "At 80 % of weights removed accuracy is {accuracy}, and {loss_first}. Accuracy only asks whether the "
+        "right digit scores highest; the loss also asks how confidently. Switch the curves to the loss "
+        "(“Plot” above the chart) to compare the two.",
         mode="weight",
         sparsity=80,
         view="curves",

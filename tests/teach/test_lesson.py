@@ -34,7 +34,7 @@ def test_each_step_sets_the_state_its_title_names():
     speed = next(s for s in lesson.STEPS if "speed" in s.title)
     assert speed.view == "speed" and speed.mode == "unit"  # unit pruning is the one that runs faster
     loss = next(s for s in lesson.STEPS if "loss" in s.title)
-    assert loss.mode == "weight" and "{loss}" in loss.text and "{dense_loss}" in loss.text
+    assert loss.mode == "weight" and "{loss_first}" in loss.text
     assert "Fine-tune" in lesson.STEPS[-1].text
 
 
@@ -75,6 +75,18 @@ def test_the_obd_step_says_what_magnitude_keeps_and_why_obd_loses(rendered):
     assert "off-diagonal" in text
     better = dataclasses.replace(f, baseline_accuracy=f.accuracy - 0.05)
     assert "5.0 points less than obd: ranking by the estimated loss pays off" in step.render(better.fields())
+
+
+def test_the_loss_and_cost_sentences_hold_for_the_states_numbers(rendered):
+    for step, f, text in rendered:
+        drop = 100 * (f.dense_accuracy - f.accuracy)
+        if "{loss_first}" in step.text:
+            assert f"from {f.dense_loss:.3f} to {f.loss:.3f}" in text
+            first = f.loss > explain.LOSS_FIRST * f.dense_loss and drop < explain.LOSS_FIRST_POINTS
+            assert ("the loss sees the damage first" in text) == first
+            assert ("neither saw the damage first" in text) != first
+        if "{cost}" in step.text:
+            assert ("mattered little" in text) == (drop < 1.0) and f"{drop:.1f} points" in text
 
 
 def test_the_fine_tuning_step_names_the_marker_the_chart_draws(rendered):
