@@ -1,5 +1,6 @@
-"""Shared fixtures: real MNIST (via OBD_MNIST_PATH, the Keras cache, or one download), small real models, and
-for the browser tests a real dashboard server (benchmarks/live_app.py) with Debian's chromium.
+"""Shared fixtures: real MNIST (via OBD_MNIST_PATH, the Keras cache, or one download), small real models, the
+hostile model files and broken MNIST files of tests/bad_inputs.py, and for the browser tests a real dashboard
+server (benchmarks/live_app.py) with Debian's chromium.
 
 Every test runs with OBD_CACHE_DIR pointing at a temporary folder, so the user's cache is never touched.
 """
@@ -7,11 +8,13 @@ Every test runs with OBD_CACHE_DIR pointing at a temporary folder, so the user's
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
+from bad_inputs import BadFile, MarkerDense, make_bad_files, make_mnist_variants
 from benchmarks.live_app import CHROMIUM, Server, serve
 from obd.core.config import preset_spec
 from obd.core.data import load_mnist
@@ -84,3 +87,32 @@ def server(tiny, tmp_path_factory) -> Server:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def markers(tmp_path_factory) -> dict[str, Path]:
+    """Files that code from a hostile model would create: none may ever exist."""
+    d = tmp_path_factory.mktemp("markers")
+    MarkerDense.marker = d / "custom-layer-ran"
+    yield {"lambda": d / "lambda-ran", "custom": MarkerDense.marker}
+    MarkerDense.marker = None
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory, markers) -> dict[str, BadFile]:
+    """Every kind of bad model file (`bad_inputs.BAD_FILE_NAMES`), built once."""
+    return make_bad_files(tmp_path_factory.mktemp("bad-models"), markers)
+
+
+@pytest.fixture(scope="session")
+def bad_mnist(tmp_path_factory, mnist) -> dict[str, tuple[Path, str]]:
+    """Every kind of broken MNIST file (`bad_inputs.MNIST_BAD`): (path, what the error must say)."""
+    return make_mnist_variants(tmp_path_factory.mktemp("bad-mnist"), Path(mnist.source).read_bytes())
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    """An OBD_CACHE_DIR that does not exist yet: a test asserts it still does not (nothing was written)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OBD_CACHE_DIR", str(cache))
+    return cache

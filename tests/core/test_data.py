@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from bad_inputs import MNIST_BAD, compressed_npz
 from obd.core.data import ENV_VAR, DataError, _read_npz, float_cache, load_mnist, read_npz
 
 
@@ -164,3 +165,34 @@ def test_a_damaged_cache_is_rebuilt_and_a_replaced_file_gets_a_new_one(tmp_path)
     replaced = read_npz(p)
     assert np.allclose(replaced.x_test, 1.0 - want.x_test, atol=1e-6)  # (255 - v) / 255 vs 1 - v / 255: rounding
     assert not folder.exists() and float_cache(*_identity(p)).is_dir()  # the old copy is gone
+
+
+@pytest.mark.parametrize("name", MNIST_BAD)
+def test_broken_mnist_files_are_named_through_the_env_var(name, bad_mnist, monkeypatch):
+    path, message = bad_mnist[name]
+    monkeypatch.setenv("OBD_MNIST_PATH", str(path))
+    with pytest.raises(DataError) as e:
+        load_mnist()
+    text = str(e.value)
+    assert text.startswith(f"{path.resolve()}: ") and message in text, text
+    assert "OBD_MNIST_PATH" in text and "allow_pickle" not in text, "says how to fix it, never to unpickle"
+
+
+def test_damage_anywhere_in_a_compressed_npz_is_a_data_error(tmp_path):
+    """Every 8th byte of a savez_compressed file overwritten, one file each: numpy's reader fails with zlib,
+    CRC, tokenize or header errors depending on where; each must come out as the same DataError."""
+    good = compressed_npz(tmp_path / "good.npz").read_bytes()
+    refused = 0
+    for offset in range(0, len(good), 8):
+        damaged = bytearray(good)
+        damaged[offset : offset + 8] = bytes(b ^ 0xFF for b in damaged[offset : offset + 8])
+        path = tmp_path / f"damaged-{offset}.npz"
+        path.write_bytes(bytes(damaged))
+        try:
+            data = load_mnist(path)
+        except DataError as e:
+            assert str(e).startswith(f"{path.resolve()}: "), e
+            refused += 1
+        else:  # a byte nothing reads (a zip field numpy ignores): the data must still be intact
+            assert data.x_train.shape == (50, 784) and data.y_test.shape == (5,)
+    assert refused > len(good) // 8 // 2, "most damage is caught (the rest hit fields nothing reads)"

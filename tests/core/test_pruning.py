@@ -5,8 +5,19 @@ import math
 import numpy as np
 import pytest
 
+from bad_inputs import BAD_NAMES, BAD_SPARSITIES, BUDGET_ERROR, MODE_ERROR, SPARSITY_ERROR
 from obd.core.network import from_keras
-from obd.core.pruning import prune, prune_model, rank, report, unit_mask, weight_mask
+from obd.core.pruning import (
+    check_budget,
+    check_mode,
+    check_sparsity,
+    prune,
+    prune_model,
+    rank,
+    report,
+    unit_mask,
+    weight_mask,
+)
 from obd.runtime.evaluate import evaluate
 
 SHAPES = [(1, 1), (3, 7), (7, 3), (784, 1000), (1000, 10), (10, 1000), (5, 200)]
@@ -160,3 +171,49 @@ def test_network_arrays_are_read_only(small_net):
 def test_fingerprint_names_the_exact_weights(small_net):
     assert small_net.fingerprint() == small_net.fingerprint()
     assert prune(small_net, 0.1, "weight").net.fingerprint() != small_net.fingerprint()
+
+
+@pytest.mark.parametrize("bad", BAD_SPARSITIES, ids=repr)
+def test_check_sparsity_refuses_every_bad_value(bad):
+    with pytest.raises(ValueError, match=SPARSITY_ERROR):
+        check_sparsity(bad)
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES + ["filter"], ids=repr)
+def test_check_mode_refuses_every_bad_value(bad):
+    with pytest.raises(ValueError, match=MODE_ERROR):
+        check_mode(bad)
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES + ["world"], ids=repr)
+def test_check_budget_refuses_every_bad_value(bad):
+    with pytest.raises(ValueError, match=BUDGET_ERROR):
+        check_budget(bad)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "prune sparsity",
+        "prune mode",
+        "prune_model sparsity",
+        "prune_model mode",
+        "rank mode",
+        "rank budget",
+        "ranking sparsity",
+    ],
+)
+def test_each_pruning_entry_point_calls_the_validators(entry, small_net, small_model):
+    """One bad value per entry point and validator (the validators' tests above try every bad value)."""
+    calls = {
+        "prune sparsity": (lambda: prune(small_net, 1.5), SPARSITY_ERROR),
+        "prune mode": (lambda: prune(small_net, 0.5, "Weight"), MODE_ERROR),
+        "prune_model sparsity": (lambda: prune_model(small_model, 1.5), SPARSITY_ERROR),
+        "prune_model mode": (lambda: prune_model(small_model, 0.5, "Weight"), MODE_ERROR),
+        "rank mode": (lambda: rank(small_net, "Weight"), MODE_ERROR),
+        "rank budget": (lambda: rank(small_net, "weight", budget="world"), BUDGET_ERROR),
+        "ranking sparsity": (lambda: rank(small_net).masks(1.5), SPARSITY_ERROR),
+    }
+    call, message = calls[entry]
+    with pytest.raises(ValueError, match=message):
+        call()

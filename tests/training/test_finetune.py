@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
+from bad_inputs import BAD_EPOCHS, FINETUNE_EPOCHS_ERROR, METHOD_ERROR, SPARSITY_ERROR
 from obd.core.config import TrainConfig
 from obd.core.pruning import prune, prune_count
 from obd.runtime.evaluate import evaluate
-from obd.training.finetune import finetune, gradual, schedule
+from obd.training.finetune import check_epochs, finetune, gradual, schedule
 from obd.work.sweep import sweep
 
 QUICK = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3, train_limit=5000)  # 0.5 epoch = 40 steps
@@ -104,3 +105,23 @@ def test_sweep_checks_gradual_settings_before_working(small_net, mnist):
             progress=seen.append,
         )
     assert seen == [], "nothing ran before the error"
+
+
+@pytest.mark.parametrize("bad", BAD_EPOCHS, ids=repr)
+def test_check_epochs_refuses_every_bad_value(bad):
+    with pytest.raises(ValueError, match=FINETUNE_EPOCHS_ERROR):
+        check_epochs(bad)
+
+
+@pytest.mark.parametrize("entry", ["finetune epochs", "gradual sparsity", "gradual method", "gradual epochs"])
+def test_each_fine_tuning_entry_point_calls_the_validators(entry, small_net, mnist):
+    """One bad value per entry point and validator (the validators' own tests try every bad value)."""
+    calls = {
+        "finetune epochs": (lambda: finetune(prune(small_net, 0.5), mnist, -1), FINETUNE_EPOCHS_ERROR),
+        "gradual sparsity": (lambda: gradual(small_net, 1.5, mnist), SPARSITY_ERROR),
+        "gradual method": (lambda: gradual(small_net, 0.5, mnist, method="magic"), METHOD_ERROR),
+        "gradual epochs": (lambda: gradual(small_net, 0.5, mnist, epochs=-1), FINETUNE_EPOCHS_ERROR),
+    }
+    call, message = calls[entry]
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -9,7 +9,7 @@ import pytest
 from obd.core.pruning import prune
 from obd.methods.registry import cached_plan, calibration
 from obd.runtime.evaluate import evaluate
-from obd.work.jobs import SCHEDULER_ENV, JobBoard, executor, scheduler_address
+from obd.work.jobs import SCHEDULER_ENV, JobBoard, check_scheduler, executor, scheduler_address
 
 SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
 
@@ -187,6 +187,26 @@ def test_executor_and_board_arguments_are_checked(monkeypatch):
         JobBoard(workers=0)
     with pytest.raises(ValueError, match="idle_s"):
         JobBoard(idle_s=0)
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.5:8786", "", "tcp://", None, 8786, ["tcp://h:1"], b"tcp://h:1"], ids=repr)
+def test_check_scheduler_refuses_every_bad_address(bad):
+    with pytest.raises(ValueError, match="a Dask scheduler address looks like tcp://10.0.0.5:8786; got"):
+        check_scheduler(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, None, "2", [1]], ids=repr)
+def test_bad_worker_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="workers must be a whole number of at least 1, got"):
+        JobBoard(workers=bad)
+    with pytest.raises(ValueError, match="workers must be a whole number of at least 1, got"):
+        executor(workers=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), True, None, "60"], ids=repr)
+def test_bad_idle_times_are_refused(bad):
+    with pytest.raises(ValueError, match="idle_s must be a number of seconds greater than 0"):
+        JobBoard(idle_s=bad)
 
 
 def test_cached_plan_builds_each_plan_once_across_threads(small_net, mnist):

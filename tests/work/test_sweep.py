@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from bad_inputs import BUDGET_ERROR, FINETUNE_EPOCHS_ERROR, METHOD_ERROR, MODE_ERROR, SPARSITY_ERROR
 from obd.core.pruning import prune
 from obd.methods.registry import calibration, plan
 from obd.runtime.evaluate import evaluate
@@ -36,6 +37,25 @@ def test_sweep_validates_before_working(small_net, mnist):
         sweep(small_net, [0.5, 1.5], x=mnist.x_test[:10], y=mnist.y_test[:10])
     with pytest.raises(ValueError, match="mode must be one of"):
         sweep(small_net, [0.5], ["filter"], x=mnist.x_test[:10], y=mnist.y_test[:10])
+
+
+@pytest.mark.parametrize("check", ["sparsity", "mode", "method", "budget", "finetune epochs"])
+def test_a_sweep_calls_each_validator_before_working(check, small_net, mnist):
+    """One bad value per validator (their own tests try every bad value), given where a sweep takes it."""
+    x, y = mnist.x_test[:10], mnist.y_test[:10]
+    calls = {
+        "sparsity": (lambda: sweep(small_net, [0.5, 1.5], x=x, y=y), SPARSITY_ERROR),
+        "mode": (lambda: sweep(small_net, [0.5], ["weight", "Weight"], x=x, y=y), MODE_ERROR),
+        "method": (lambda: sweep(small_net, [0.5], ["weight"], x=x, y=y, methods=["magic"]), METHOD_ERROR),
+        "budget": (lambda: sweep(small_net, [0.5], ["weight"], x=x, y=y, budget="world"), BUDGET_ERROR),
+        "finetune epochs": (
+            lambda: sweep(small_net, [0.5], ["weight"], x=x, y=y, finetune_epochs=-1, train_data=mnist),
+            FINETUNE_EPOCHS_ERROR,
+        ),
+    }
+    call, message = calls[check]
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_csv_columns(small_net, mnist):
