@@ -57,13 +57,21 @@ def small_net(small_model) -> Network:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium, for Playwright; skips, saying what is missing, without it or the playwright package.
-    CI (.ci/run) installs both; `playwright install` is never needed."""
+    """Debian's chromium, for Playwright. Without it or the playwright package a browser test skips, saying what
+    is missing; under CI=true it fails instead, since CI (.ci/run) installs both and a skipped browser test would
+    pass unseen. `playwright install` is never needed."""
+    missing = None
     if not CHROMIUM.is_file():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    pytest.importorskip(
-        "playwright", reason="the playwright package is not installed (pip install -r requirements.txt)"
-    )
+        missing = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            missing = "the playwright package is not installed (pip install -r requirements.txt)"
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI runs every browser test: {missing}", pytrace=False)
+        pytest.skip(missing)
     return str(CHROMIUM)
 
 
