@@ -132,12 +132,12 @@ def test_sparsegpt_is_offered_for_weights_only(tiny, mnist):
 @pytest.mark.parametrize(
     "params, warning",
     [
-        ({"sparsity": "abc"}, "sparsity='abc' in the address is not a percent from 0 to 99"),
-        ({"sparsity": "150"}, "sparsity='150'"),
-        ({"sparsity": "nan"}, "sparsity='nan'"),
-        ({"mode": "evil"}, "mode='evil' in the address is not one of weight, unit"),
-        ({"method": "<script>"}, "method='<script>'"),
-        ({"budget": "all"}, "budget='all' in the address is not one of layer, global"),
+        ({"sparsity": "abc"}, "sparsity=`'abc'` in the address is not a percent from 0 to 99"),
+        ({"sparsity": "150"}, "sparsity=`'150'`"),
+        ({"sparsity": "nan"}, "sparsity=`'nan'`"),
+        ({"mode": "evil"}, "mode=`'evil'` in the address is not one of weight, unit"),
+        ({"method": "<script>"}, "method=`'<script>'`"),
+        ({"budget": "all"}, "budget=`'all'` in the address is not one of layer, global"),
     ],
 )
 def test_hostile_urls_fall_back_with_a_message(params, warning):
@@ -153,7 +153,7 @@ def test_a_bad_preset_in_the_url_is_refused(monkeypatch):
     at.query_params.update({"preset": "../../etc/passwd", "sparsity": "1"})
     at.run()
     assert not at.exception
-    assert any("preset='../../etc/passwd' in the address is not one of" in w.value for w in at.warning)
+    assert any("preset=`'../../etc/passwd'` in the address is not one of" in w.value for w in at.warning)
     assert "preset tiny" in at.caption[0].value
 
 
@@ -339,7 +339,7 @@ def test_the_lesson_sets_the_state_each_step_claims_and_quotes_the_shown_numbers
 
 def test_a_bad_lesson_step_in_the_address_is_named():
     at = open_app(lesson="42")
-    assert any("lesson must be a step number from 1 to" in w.value for w in at.warning)
+    assert any("lesson=`'42'` in the address is not a step number from 1 to" in w.value for w in at.warning)
     assert not at.exception and at.metric
 
 

@@ -63,6 +63,27 @@ class View:
     tabs: tuple[str, ...] = ()  # the app's views, in their tabs' order
 
 
+def plain(value: object, limit: int = 40) -> str:
+    """A value from the address, safe to quote in any message the page shows. Use it for EVERY URL parameter's
+    value (`st.query_params`, ?mode=, ?sparsity=, ?lesson=, and any parameter added later) that a message repeats.
+
+    A shared link is written by anyone, and Streamlit renders st.warning/st.error/st.info text as Markdown: a raw
+    `[Sign in again](http://e.com/login)` would be a link on the page, `![x](http://e.com/x.png)` an image from
+    elsewhere. The value is cut to `limit` characters, repr'd (quotes; control characters as escapes) and set in a
+    code span, which Markdown shows verbatim: no link, image, emphasis or HTML element can come out of it.
+
+    Args:
+        value: the value as the address gave it (any object; str() of it is shown).
+        limit: the most characters of it shown; a longer value ends in "…".
+
+    Returns:
+        Markdown text: the value's repr in a code span, e.g. `'abc'`.
+    """
+    text = str(value)
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "`" + repr(text).replace("`", "'") + "`"  # a backtick would end the code span
+
+
 def url_percent(value: str | None, default: int) -> int | None:
     """A percent from the address, or None when it is not a number from 0 to 99."""
     try:
@@ -81,7 +102,8 @@ def init_state_from_url() -> list[str]:
     """Seed the controls from ?mode=&method=&budget=&sparsity=&preset=&prune_output=&present= once per session.
 
     Returns:
-        Problems to show (a value that is not valid falls back to its default, with a message).
+        Problems to show (a value that is not valid falls back to its default, with a message quoting it through
+        `plain`).
     """
     if "url_read" in st.session_state:
         return []
@@ -89,14 +111,15 @@ def init_state_from_url() -> list[str]:
     q, problems, defaults = st.query_params, [], {**DEFAULTS, "preset": default_preset()}
     if os.environ.get(PRESET_ENV, DEFAULT_PRESET) not in PRESETS:
         problems.append(
-            f"{PRESET_ENV}={os.environ[PRESET_ENV]!r} is not one of {', '.join(PRESETS)}; opening {DEFAULT_PRESET}."
+            f"{PRESET_ENV}={plain(os.environ[PRESET_ENV])} is not one of {', '.join(PRESETS)}; "
+            f"opening {DEFAULT_PRESET}."
         )
     checks = {"mode": MODES, "method": METHODS, "budget": BUDGETS, "preset": tuple(PRESETS)}
     for name, valid in checks.items():
         value = q.get(name, defaults[name])
         if value not in valid:
             problems.append(
-                f"{name}={value!r} in the address is not one of {', '.join(valid)}; using {defaults[name]}."
+                f"{name}={plain(value)} in the address is not one of {', '.join(valid)}; using {defaults[name]}."
             )
             value = defaults[name]
         st.session_state[name] = value
@@ -109,7 +132,7 @@ def init_state_from_url() -> list[str]:
     k = url_percent(q.get("sparsity"), defaults["sparsity"])
     if k is None:
         problems.append(
-            f"sparsity={q.get('sparsity')!r} in the address is not a percent from 0 to 99; "
+            f"sparsity={plain(q.get('sparsity'))} in the address is not a percent from 0 to 99; "
             f"using {defaults['sparsity']}."
         )
         k = defaults["sparsity"]
@@ -117,7 +140,7 @@ def init_state_from_url() -> list[str]:
     for flag in FLAGS:
         value = q.get(flag, "0")
         if value not in ("0", "1"):
-            problems.append(f"{flag}={value!r} in the address is not 0 or 1; using 0.")
+            problems.append(f"{flag}={plain(value)} in the address is not 0 or 1; using 0.")
         st.session_state[flag] = value == "1"
     return problems
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from obd.teach import lesson
 from ui.services import results
-from ui.services.state import INSIDE_KEY, INSIDE_PARTS, View
+from ui.services.state import INSIDE_KEY, INSIDE_PARTS, View, plain
 
 
 def tab_label(view: str, tabs: tuple[str, ...]) -> str:
@@ -25,9 +25,10 @@ def start_from_url(tabs: tuple[str, ...]) -> str | None:
         return None
     try:
         go(lesson.step_number(value), tabs)
-    except ValueError as e:
+    except ValueError:
         del st.query_params["lesson"]
-        return f"{e}; the lesson is not shown."
+        steps = len(lesson.STEPS)
+        return f"lesson={plain(value)} in the address is not a step number from 1 to {steps}; the lesson is not shown."
     return None
 
 
