@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from obd.core.data import Mnist
 
 ACTIVATIONS = ("relu", "linear")  # hidden layers are ReLU; the output layer gives logits
 OUTPUTS = ("logits", "softmax")  # what a model's output gives: obd prunes logits, a softmax is kept for export
@@ -277,20 +281,21 @@ def _weights(layer) -> tuple[np.ndarray, ...]:
     return () if layer is None else tuple(np.asarray(w) for w in layer.get_weights())
 
 
-def fit_pixels(net: Network, x: np.ndarray, y: np.ndarray) -> Network:
+def fit_pixels(net: Network, data: Mnist) -> Network:
     """Choose the pixel scale of a model without its own Rescaling/Normalization: the one, [0, 1] or raw 0-255, on
-    which its dense accuracy is higher (ties: [0, 1]).
+    which its dense accuracy is higher (ties: [0, 1]), on the last PIXEL_CHECK_IMAGES training images (the test set
+    only reports).
 
     Args:
         net: a network from `from_keras` or `read_keras_file`.
-        x: (n, inputs) training images in [0, 1] (a validation slice: never the test set, which only reports).
-        y: (n,) their labels.
+        data: MNIST.
 
     Returns:
         `net` as it is when its own layer says its pixels; else `net.with_pixels(...)` of the better scale.
     """
     if net.input_norm is not None and net.input_norm.layer is not None:
         return net
+    x, y = data.x_train[-PIXEL_CHECK_IMAGES:], data.y_train[-PIXEL_CHECK_IMAGES:]  # (n, 784), (n,)
     nets = [net.with_pixels(p) for p in (1.0, 255.0)]
     correct = [int((n.logits(x).argmax(axis=1) == y).sum()) for n in nets]
     return nets[int(correct[1] > correct[0])]

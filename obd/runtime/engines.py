@@ -7,7 +7,7 @@ for unit pruning (obd.runtime.shrunk) and sparse for weight pruning (obd.runtime
 
 from __future__ import annotations
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 from obd.runtime.dense import DenseEngine, Engine
 from obd.runtime.kernels import LANES
 from obd.runtime.shrunk import ShrunkEngine, count_nonzero, narrow_net, pad_narrow, shrink, sparse_input
@@ -48,11 +48,11 @@ def sparse_max_density(n_weights: int, batch_size: int) -> float:
     return threshold
 
 
-def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> Engine:
+def build_engine(net: Network | object, kind: str = "auto", batch_size: int = 10_000) -> Engine:
     """An engine computing `net`'s logits.
 
     Args:
-        net: the (pruned) network.
+        net: the (pruned) network, or a Keras model (`as_network`).
         kind: "dense", "shrunk", "sparse", or "auto" (`choose_kind`).
         batch_size: the batch size it will run at (only "auto" uses it).
 
@@ -64,6 +64,7 @@ def build_engine(net: Network, kind: str = "auto", batch_size: int = 10_000) -> 
     """
     if kind not in KINDS:
         raise ValueError(f"engine kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    net = as_network(net)
     if kind == "auto":
         kind = choose_kind(net, batch_size)
     if kind == "sparse":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,15 @@ def score_logits(logits: np.ndarray, y: np.ndarray) -> Evaluation:
     return Evaluation(float((pred == y).mean()), loss, pred)
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray, batch_size: int = 10_000, engine: str = "dense") -> Evaluation:
+def evaluate(
+    net: Network | object, x: np.ndarray, y: np.ndarray, batch_size: int = 10_000, engine: str = "dense"
+) -> Evaluation:
     """Evaluate a network.
 
     Args:
-        net: the (pruned or dense) network.
-        x: (n, 784) float32 inputs.
+        net: the (pruned or dense) network, or a Keras model (`as_network`).
+        x: (n, 784) or (n, 28, 28) images with pixels in [0, 1], as `load_mnist` gives them (a model built for raw
+            pixels is scaled for them: `Network.pixels`).
         y: (n,) integer labels.
         batch_size: rows per matmul; the default runs MNIST's test set in one batch.
         engine: "dense" (plain numpy), or an `obd.runtime.engines` kind ("auto" runs the shrunk or sparse network when
@@ -49,6 +52,7 @@ def evaluate(net: Network, x: np.ndarray, y: np.ndarray, batch_size: int = 10_00
     Raises:
         ValueError: for an unknown engine.
     """
+    net, x = as_network(net), np.asarray(x, dtype=np.float32).reshape(len(x), -1)  # (n, inputs)
     if engine == "dense":
         return score_logits(net.logits(x, batch_size), y)
     from obd.runtime.engines import build_engine  # numba: loaded only when asked

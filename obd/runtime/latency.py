@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 from obd.runtime.dense import DenseEngine, Engine
 from obd.runtime.engines import KINDS, build_engine, sparse_max_density
 from obd.runtime.shrunk import (
@@ -348,7 +348,7 @@ READINGS = Readings()  # the process's readings: the app's sessions and `bench` 
 
 
 def latency(
-    net: Network, x: np.ndarray, config: TimingConfig = TimingConfig(), readings: Readings = READINGS
+    net: Network | object, x: np.ndarray, config: TimingConfig = TimingConfig(), readings: Readings = READINGS
 ) -> Latency:
     """The latency of `net` on the batch `x` through the engine "auto" picks, against dense.
 
@@ -359,12 +359,13 @@ def latency(
     identically), monotone in nonzero weights (see `Readings`); see `measure` for how one is taken.
 
     Args:
-        net: the (pruned) network.
-        x: (n, inputs) the batch to time.
+        net: the (pruned) network, or a Keras model (`as_network`).
+        x: (n, inputs) or (n, 28, 28) the batch to time.
         config: how a new reading is taken.
         readings: where readings are kept.
 
     Returns:
         A Latency; `engine` is "dense" when nothing faster applies or measured faster.
     """
-    return readings.auto(net, x, config)
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)  # (n, inputs)
+    return readings.auto(as_network(net), x, config)

@@ -16,7 +16,7 @@ import numpy as np
 
 from obd.core.config import TrainConfig
 from obd.core.data import Mnist
-from obd.core.network import Network, as_network, from_keras, to_keras
+from obd.core.network import Network, as_network, to_keras
 from obd.core.pruning import Pruned, apply_masks, check_budget, check_sparsity, prune, rank
 from obd.methods.obs import ALGORITHMS
 from obd.methods.registry import Calibration, check_method_mode, method_scores
@@ -49,9 +49,36 @@ def check_epochs(epochs: object) -> float:
     return float(epochs)
 
 
+def as_pruned(model: Pruned | Network | object) -> Pruned:
+    """A Pruned as it is; a Network or Keras model as weight-pruned where its weights are 0 (a masked export)."""
+    if isinstance(model, Pruned):
+        return model
+    net = as_network(model)
+    masks = tuple(k != 0 for k in net.kernels())
+    return Pruned(net, masks, "weight", 1 - sum(int(m.sum()) for m in masks) / net.n_weights)
+
+
+def user_data(data: Mnist | tuple[np.ndarray, np.ndarray], net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Training images and labels as the user's model takes them: (x, y) as given, or MNIST's training set on the
+    model's own pixel scale and input shape.
+
+    Raises:
+        ValueError: for an (x, y) of different lengths, empty, or not a pair.
+    """
+    if isinstance(data, Mnist):
+        x = data.x_train if net.pixels == 1 else data.x_train * np.float32(net.pixels)  # (n, 784)
+        return x.reshape((len(x), *(net.input_shape or (-1,)))), data.y_train
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise ValueError("data must be obd's Mnist or a pair (x, y) of the model's inputs and integer labels")
+    x, y = np.asarray(data[0]), np.asarray(data[1]).reshape(-1)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x holds {len(x)} inputs and y {len(y)} labels; they must be as many, and not 0")
+    return x, y
+
+
 def finetune(
-    pruned: Pruned,
-    data: Mnist,
+    pruned: Pruned | Network | object,
+    data: Mnist | tuple[np.ndarray, np.ndarray],
     epochs: float = 1.0,
     progress: ProgressFn | None = None,
     config: TrainConfig = FINETUNE,
@@ -60,31 +87,40 @@ def finetune(
     """Retrain a pruned network with its masks held fixed.
 
     Args:
-        pruned: from `pruning.prune` or `methods.plan(...).prune(k)` (not changed).
-        data: MNIST (trains on the training set).
+        pruned: from `pruning.prune` or `methods.plan(...).prune(k)`; or a Network or Keras model, whose zero
+            weights stay 0 (not changed).
+        data: MNIST (trains on the training set), or the user's own (x, y): inputs as the model takes them (its
+            input shape and pixel scale) and integer labels.
         epochs: passes over the training set, fractions allowed.
         progress: called after every batch with a FinetuneProgress.
         config: learning rate, batch size, seed (its epochs are replaced by `epochs`).
         stage: (stage, stages) reported to `progress` (used by `gradual`).
 
     Returns:
-        A new Pruned with the trained weights, the same masks, mode and sparsity; masked weights are exactly 0.
+        A new Pruned with the trained weights, the same masks, mode and sparsity; masked weights are exactly 0. Its
+        network keeps the model's interface (input shape, pixels, output).
 
     Raises:
-        ValueError: for epochs outside (0, 100].
+        ValueError: for epochs outside (0, 100], or bad data.
     """
     config = replace(config, epochs=check_epochs(epochs))
-    model = to_keras(pruned.net)
+    start = as_pruned(pruned)
+    xy = user_data(data, start.net)
+    model = to_keras(start.net, output="logits")  # trained on the logits, whatever the model outputs
 
     def report(p) -> None:
         if progress is not None:  # always: report is passed only with a progress
-            progress(FinetuneProgress(stage[0], stage[1], pruned.sparsity, p.step, p.steps, p.loss, p.accuracy))
+            progress(FinetuneProgress(stage[0], stage[1], start.sparsity, p.step, p.steps, p.loss, p.accuracy))
 
-    from obd.training.model import train  # imports TensorFlow: only when training
+    import keras  # TensorFlow: only when training
 
-    train(model, data, config, report if progress is not None else None, list(pruned.masks), pruned.mode)
-    net = apply_masks(from_keras(model), list(pruned.masks), pruned.mode)  # exact zeros, whatever float32 did
-    return Pruned(net, pruned.masks, pruned.mode, pruned.sparsity)
+    from obd.training.model import train
+
+    train(model, xy, config, report if progress is not None else None, list(start.masks), start.mode)
+    weights = [l.get_weights() for l in model.layers if isinstance(l, keras.layers.Dense)]
+    trained = start.net.with_weights([w[0] for w in weights], [w[1] if len(w) > 1 else None for w in weights])
+    net = apply_masks(trained, list(start.masks), start.mode)  # exact zeros, whatever float32 did
+    return Pruned(net, start.masks, start.mode, start.sparsity)
 
 
 def check_gradual(method: object, mode: object) -> None:
@@ -108,7 +144,7 @@ def schedule(sparsity: float, steps: int) -> list[float]:
 def gradual(
     model,
     sparsity: float,
-    data: Mnist,
+    data: Mnist | tuple[np.ndarray, np.ndarray],
     epochs: float = 2.0,
     steps: int = 4,
     mode: str = "weight",
@@ -129,7 +165,7 @@ def gradual(
     Args:
         model: a Network or Keras model (not changed).
         sparsity: the target, in [0, 1].
-        data: MNIST.
+        data: MNIST, or the user's own (x, y) as `finetune` takes them.
         epochs: total fine-tuning epochs over all stages (fractions allowed).
         steps: number of pruning stages.
         mode, budget, prune_output, calib, seed: as in `methods.plan`.

@@ -209,7 +209,7 @@ class _KeepMasks(keras.callbacks.Callback):
 
 def train(
     model,
-    data: Mnist,
+    data: Mnist | tuple[np.ndarray, np.ndarray],
     config: TrainConfig = TrainConfig(),
     progress: ProgressFn | None = None,
     masks: list[np.ndarray] | None = None,
@@ -221,7 +221,7 @@ def train(
 
     Args:
         model: a Keras model from `build_model` (or any Dense MLP with logits output).
-        data: MNIST.
+        data: MNIST (its training set), or (x, y): inputs as the model takes them and integer labels.
         config: epochs (fractions allowed), batch size, learning rate, optimizer, momentum, schedule, seed,
             optional training slice.
         progress: called with a TrainProgress after the first call into TensorFlow (`steps_per_call` batches),
@@ -244,7 +244,8 @@ def train(
     if not (isinstance(progress_seconds, (int, float)) and progress_seconds >= 0):
         raise ValueError(f"progress_seconds must be a number >= 0, got {progress_seconds!r}")
     keras.utils.set_random_seed(config.seed)
-    n = len(data.x_train) if config.train_limit is None else min(config.train_limit, len(data.x_train))
+    x, y = (data.x_train, data.y_train) if isinstance(data, Mnist) else data
+    n = len(x) if config.train_limit is None else min(config.train_limit, len(x))
     steps_per_epoch = -(-n // config.batch_size)
     steps = max(1, round(config.epochs * steps_per_epoch))
     epochs = -(-steps // steps_per_epoch)
@@ -271,8 +272,8 @@ def train(
     if masks is not None:
         callbacks.append(_KeepMasks(model, masks, mode))
     history = model.fit(
-        data.x_train[:n],
-        data.y_train[:n],
+        x[:n],
+        y[:n],
         batch_size=config.batch_size,
         epochs=epochs,
         shuffle=True,
