@@ -17,10 +17,17 @@ the strokes' opacity. So any of these conventions works.
 
 An empty canvas, or a mark too small to be a digit (a dot, a short tick), gives a `Digit` whose `x` is None
 and whose `hint` says what to do: never an exception, since a student's half-drawn canvas is not an error.
+
+The canvas sends its image as a PNG data URL, which anyone can send to the server in its place: `decode_canvas`
+checks its length and the PNG header's pixel dimensions before Pillow decodes a byte of it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +39,10 @@ BOX = 20  # MNIST's digits are fitted into a box of this side
 CENTRE = 14.0  # where a digit's centre of mass lands in the 28x28 field (row, column)
 INK = 0.1  # brightness in [0, 1] above which a canvas pixel counts as ink when finding the bounding box
 MIN_EXTENT = 0.12  # a mark whose longer side is below this fraction of the canvas's shorter side is no digit
+PNG_URL = "data:image/png;base64,"  # what the canvas sends (canvas.toDataURL("image/png"))
+MAX_URL_CHARS = 2**21  # a drawing's data URL: the 280x280 canvas sends tens of KB
+MAX_SIDE = 2048  # pixels per side of a drawing decoded: 16 MB of RGBA at most
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EMPTY_HINT = "Draw a digit (0-9) on the canvas."
 SMALL_HINT = "That mark is too small to read as a digit: draw the digit larger, across most of the canvas."
 
@@ -63,6 +74,40 @@ class Digit:
     @property
     def ok(self) -> bool:
         return self.x is not None
+
+
+def decode_canvas(url: object) -> np.ndarray:
+    """The canvas's image from the PNG data URL it sends, checked before it is decoded.
+
+    Args:
+        url: "data:image/png;base64,..." as the canvas sends it.
+
+    Returns:
+        (H, W, 4) uint8 RGBA, H and W at most MAX_SIDE.
+
+    Raises:
+        ValueError: for anything else (another form, over MAX_URL_CHARS, not base64, not a PNG, larger than
+            MAX_SIDE pixels a side, or damaged); the message says what, and that clearing the canvas helps.
+    """
+    again = "clear the canvas and draw again"
+    if not isinstance(url, str) or not url.startswith(PNG_URL):
+        raise ValueError(f"the drawing did not arrive as a PNG image; {again}")
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"the drawing's data is {len(url):,} characters, over the {MAX_URL_CHARS:,} read; {again}")
+    try:
+        raw = base64.b64decode(url[len(PNG_URL) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the drawing's data is not valid base64; {again}") from None
+    if len(raw) < 24 or raw[:8] != _PNG_SIGNATURE or raw[12:16] != b"IHDR":
+        raise ValueError(f"the drawing's data is not a PNG image; {again}")
+    width, height = struct.unpack(">II", raw[16:24])  # the IHDR chunk's first fields
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise ValueError(f"the drawing is {width:,}x{height:,} pixels; at most {MAX_SIDE}x{MAX_SIDE} are read; {again}")
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
+            return np.asarray(image.convert("RGBA"))  # (height, width, 4)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # truncated or damaged data
+        raise ValueError(f"the drawing's PNG image is damaged ({str(e)[:80]}); {again}") from None
 
 
 def ink(image: np.ndarray) -> np.ndarray:

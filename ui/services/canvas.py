@@ -11,14 +11,10 @@ The drawing lives in the browser: it stays while the page reruns (a slider move)
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import streamlit as st
-from PIL import Image
 
-from obd.teach.drawing import CanvasSettings
+from obd.teach.drawing import CanvasSettings, decode_canvas
 
 HTML = '<div class="obd-pad"></div>'
 CSS = """
@@ -95,8 +91,9 @@ _component = st.components.v2.component("obd_drawing_pad", html=HTML, css=CSS, j
 
 
 def drawing_pad(settings: CanvasSettings, key: str) -> np.ndarray | None:
-    """A canvas to draw on; returns its image as (size, size, 4) uint8 RGBA, or None before the first stroke and
-    after Clear."""
+    """A canvas to draw on; returns its image as (size, size, 4) uint8 RGBA, or None before the first stroke, after
+    Clear, and for data this canvas does not send (a message says so; `obd.teach.drawing.decode_canvas` checks
+    the size before decoding)."""
     result = _component(
         data=dict(
             size=settings.size,
@@ -113,5 +110,8 @@ def drawing_pad(settings: CanvasSettings, key: str) -> np.ndarray | None:
     url = result.get("image")
     if not url:
         return None
-    encoded = url.split(";base64,", 1)[1]
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGBA"))
+    try:
+        return decode_canvas(url)
+    except ValueError as e:  # not what this canvas sends: said, never raised
+        st.warning(f"The drawing could not be read: {e}.")
+        return None
