@@ -5,7 +5,9 @@ squares so that its pre-activations on a calibration sample change as little as 
 Every layer sees the inputs of the already-pruned network ("sequential" calibration), and its target is the
 dense network's pre-activation, so each layer also corrects the error of the layers before it.
 With X (n, inputs) those inputs, H = X^T X + damping * mean(diag) * I (dead pixels and dead units make X^T X
-singular; the damping also regularises the refit).
+singular; the damping also regularises the refit). The damping is chosen, not set: per layer (weight mode: per
+layer and sparsity), the candidate whose refit best reproduces the dense pre-activations on validation images,
+training images outside the calibration sample (`obd.methods.hessian.choose`, `row_damping`).
 
 - Weight mode, per layer: W* = H^-1 X^T Y is the best dense refit to the target Y; entry (q, j) is scored by
   the OBS cost of dropping it alone, w*_qj^2 / [H^-1]_qq; the lowest are dropped and each column's kept
@@ -41,7 +43,19 @@ from obd.core.pruning import (
     rank,
 )
 from obd.methods.allocation import Profile, allocate, loss_profiles
-from obd.methods.hessian import LayerObs, cholesky, forward, gram, inverse, layer_obs
+from obd.methods.hessian import (
+    DAMPINGS,
+    LayerObs,
+    Validation,
+    cholesky,
+    choose,
+    forward,
+    gram,
+    inverse,
+    layer_obs,
+    row_damping,
+    shifted,
+)
 from obd.methods.saliency import preactivation_curvature
 from obd.methods.sparsegpt import sparsegpt, sparsegpt_weights
 
@@ -50,22 +64,32 @@ ALGORITHMS = ("obs", "sparsegpt")
 
 @dataclass(frozen=True)
 class ReconstructConfig:
-    """Reconstruction settings: the damping lambda in H + lambda * mean(diag H) * I (obs: per mode; sparsegpt),
-    and SparseGPT's block size."""
+    """Reconstruction settings: the damping lambda in H + lambda * mean(diag H) * I (obs: per mode; sparsegpt)
+    and SparseGPT's block size. A damping left None is chosen per layer on validation images among `dampings`;
+    a number is used as it is, everywhere."""
 
-    # obs's dampings were picked on the default net's test accuracy: an open point until they are re-chosen on a
-    # validation split of the training images (docs/methods.md)
-    weight_damping: float = 0.1
-    unit_damping: float = 0.01
-    # the SparseGPT paper's defaults (percdamp 0.01, blocksize 128): the method as published
-    sparsegpt_damping: float = 0.01
-    sparsegpt_block: int = 128
+    weight_damping: float | None = None
+    unit_damping: float | None = None
+    sparsegpt_damping: float | None = None
+    sparsegpt_block: int = 128  # the SparseGPT paper's block size
+    dampings: tuple[float, ...] = DAMPINGS
 
-    def damping(self, mode: str, algorithm: str = "obs") -> float:
-        """The damping of `algorithm` ("obs" or "sparsegpt") in `mode`."""
-        if algorithm == "sparsegpt":
-            return self.sparsegpt_damping
-        return self.weight_damping if mode == "weight" else self.unit_damping
+    def __post_init__(self) -> None:
+        given = [self.weight_damping, self.unit_damping, self.sparsegpt_damping]
+        for d in [d for d in given if d is not None] + list(self.dampings):
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d < np.inf:
+                raise ValueError(f"a damping must be a positive number (or None to choose it), got {d!r}")
+        if not self.dampings:
+            raise ValueError("dampings must hold at least one candidate")
+
+    def candidates(self, mode: str, algorithm: str = "obs") -> tuple[float, ...]:
+        """The dampings `algorithm` ("obs" or "sparsegpt") tries in `mode`: the one given, or the grid."""
+        given = (
+            self.sparsegpt_damping
+            if algorithm == "sparsegpt"
+            else (self.weight_damping if mode == "weight" else self.unit_damping)
+        )
+        return self.dampings if given is None else (float(given),)
 
 
 def greedy_unit_order(
@@ -76,7 +100,7 @@ def greedy_unit_order(
     Args:
         a: (n, units) the layer's activations on the calibration sample.
         w_next: (units, outputs) the next layer's kernel.
-        damping: see ReconstructConfig.
+        damping: see ReconstructConfig (`row_damping` chooses it).
         weight: (outputs,) what an error in each of the next layer's pre-activations costs (the loss-aware
             budget passes the loss's curvature along them, `saliency.preactivation_curvature`), so that a
             unit feeding units the loss is sensitive to is removed later; None weighs them all alike. The OBS
@@ -109,7 +133,8 @@ def greedy_unit_order(
 class ObsPlan:
     """Everything OBS needs that does not depend on the sparsity, computed once per (network, mode, budget).
 
-    acts: the dense network's calibration activations [x, h1, ..., logits].
+    acts: the dense network's calibration activations [x, h1, ..., logits]; val_acts: the same on the validation
+    images (None with explicit dampings and no validation images).
     ranking: unit mode: the greedy removal orders (masks(k) gives the pruned units); weight mode: used for
     the per-layer counts only (global budget), the entries themselves are chosen during reconstruction.
     """
@@ -123,10 +148,13 @@ class ObsPlan:
     algorithm: str = "obs"  # "obs" (mask by OBS score, least-squares refit) or "sparsegpt" (weight mode)
     profiles: tuple[Profile, ...] | None = None  # loss-aware budget: each pruned layer's loss profile
     unit_costs: tuple[np.ndarray, ...] | None = None  # loss-aware obs, weight mode: see `layer_obs`'s weight
+    val_acts: tuple[np.ndarray, ...] | None = None
+    unit_dampings: tuple[float, ...] | None = None  # unit mode: per layer, the damping of its rows' refits
 
     @property
-    def damping(self) -> float:
-        return self.config.damping(self.mode, self.algorithm)
+    def dampings(self) -> tuple[float, ...]:
+        """The candidate dampings of this plan's algorithm and mode."""
+        return self.config.candidates(self.mode, self.algorithm)
 
     def prune(self, sparsity: float) -> Pruned:
         """Prune to `sparsity` and reconstruct; returns Pruned whose net holds the refit weights."""
@@ -134,14 +162,19 @@ class ObsPlan:
         removed = self.removed(k)
         if self.mode == "unit":
             masks = count_masks(self.ranking, removed)
-            kernels = _refit_units(self.net, self.acts, masks, self.damping)
+            assert self.unit_dampings is not None, "unit plans choose their dampings"
+            kernels = _refit_units(self.net, self.acts, masks, self.unit_dampings)
             net = apply_masks(self.net.with_weights(kernels, [l.bias for l in self.net.layers]), masks, "unit")
             return Pruned(net, tuple(masks), "unit", k)
         counts = removed
         if self.algorithm == "sparsegpt":
-            net, masks = sparsegpt_weights(self.net, self.acts[0], counts, self.damping, self.config.sparsegpt_block)
+            net, masks = sparsegpt_weights(
+                self.net, self.acts, self.val_acts, counts, self.dampings, self.config.sparsegpt_block
+            )
         else:
-            net, masks = _reconstruct_weights(self.net, self.acts, counts, self.damping, self.unit_costs)
+            net, masks = _reconstruct_weights(
+                self.net, self.acts, self.val_acts, counts, self.dampings, self.unit_costs
+            )
         return Pruned(net, tuple(masks), "weight", k)
 
     def removed(self, sparsity: float) -> list[int]:
@@ -189,6 +222,8 @@ def plan_obs(
     config: ReconstructConfig = ReconstructConfig(),
     algorithm: str = "obs",
     y: np.ndarray | None = None,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> ObsPlan:
     """Precompute OBS state for a network: calibration activations and, per mode, orders or global scores.
 
@@ -203,18 +238,21 @@ def plan_obs(
             merges the layers' greedy sequences by cost relative to the next layer's output energy
             |A W_next|^2, made non-decreasing (running maximum) along each sequence.
         prune_output: prune the logits layer too.
-        config: damping (and SparseGPT's block size).
+        config: dampings (chosen on x_val when left None) and SparseGPT's block size.
         algorithm: "obs" (mask by OBS score, then least-squares refit) or "sparsegpt" (weight mode only).
         y: (n,) labels of x; the "loss-aware" budget needs them: it measures each layer's calibration loss
             when that layer alone is pruned (and reconstructed) to each of `allocation.PROFILE_KEPT`, then
             splits round(k*N) between the layers by `allocation.allocate`.
+        x_val: (m, inputs) validation images: training images outside x, on which each damping is chosen;
+            needed unless the config gives the damping. y_val: (m,) their labels; the loss-aware budget's
+            profiles are measured on them (on x, y without them).
 
     Returns:
         An ObsPlan; `plan.prune(k)` reconstructs at any sparsity.
 
     Raises:
-        ValueError: for an unknown mode, budget or algorithm, "sparsegpt" with mode "unit", or the loss-aware
-            budget without labels.
+        ValueError: for an unknown mode, budget or algorithm, "sparsegpt" with mode "unit", the loss-aware
+            budget without labels, or a damping to choose without validation images.
     """
     check_mode(mode)
     check_budget(budget)
@@ -224,48 +262,85 @@ def plan_obs(
         raise ValueError("sparsegpt prunes single weights only (mode weight); for units use obs")
     if budget == "loss-aware" and y is None:
         raise ValueError("the loss-aware budget needs the calibration labels y")
+    dampings = config.candidates(mode, algorithm)
+    if len(dampings) > 1 and x_val is None:
+        raise ValueError(
+            "obs chooses its damping on validation images: pass x_val (obd.methods.registry.calibration() makes "
+            "them) or give the damping in ReconstructConfig"
+        )
     acts = tuple(net.activations(x))
+    val_acts = None if x_val is None else tuple(net.activations(x_val))
+    # the loss-aware profiles are measured on images the refits never saw, when there are any
+    px, py = (x, y) if x_val is None or y_val is None else (x_val, y_val)
     last = len(net.layers) - 1
     pruned = [i for i in range(len(net.layers)) if prune_output or i < last]
     if mode == "weight":  # only per-layer counts are needed; a global budget splits them by magnitude
         ranking = rank(net, mode, prune_output, budget="layer" if budget == "loss-aware" else budget)
         profiles = unit_costs = None
         if budget == "loss-aware":
-            assert y is not None, "checked above"
-            damping = config.damping(mode, algorithm)
-            solvers: dict[int, LayerObs] = {}
+            assert py is not None, "checked above"
             if algorithm == "obs":
                 unit_costs = tuple(preactivation_curvature(net, x))
-                solvers = {
-                    i: layer_obs(acts[i], acts[i] @ net.layers[i].kernel, damping, unit_costs[i]) for i in pruned
-                }
+            current: dict[int, tuple[np.ndarray, dict[float, LayerObs], Validation | None]] = {}
+
+            def setup(i: int) -> tuple[np.ndarray, dict[float, LayerObs], Validation | None]:
+                """Layer i's X^T X, OBS problems per candidate and validation problem; one layer at a time (the
+                profiles go layer by layer) so that a wide net's problems are not all held at once."""
+                if i not in current:
+                    current.clear()
+                    kernel = net.layers[i].kernel
+                    a = acts[i].astype(np.float64)
+                    xtx = a.T @ a  # (inputs, inputs)
+                    weight = None if unit_costs is None else unit_costs[i]
+                    problems = {d: layer_obs(a, a @ kernel, d, weight, xtx) for d in dampings} if unit_costs else {}
+                    val = None if val_acts is None else Validation(val_acts[i], val_acts[i] @ kernel)
+                    current[i] = (xtx, problems, val)
+                return current[i]
 
             def variant(i: int, kept: int) -> dict[int, Layer]:
                 layer = net.layers[i]
+                xtx, problems, val = setup(i)
+                count = layer.kernel.size - kept
                 if algorithm == "obs":  # the profile takes the OBS order only: half the refits
-                    kernel = replace(solvers[i], orders=solvers[i].orders[:1]).solve(layer.kernel.size - kept)[0]
+                    kernel = choose(
+                        dampings,
+                        lambda d: replace(problems[d], orders=problems[d].orders[:1]).solve(count),
+                        val,
+                        problems[dampings[0]].weight,
+                    )[0]
                 else:
-                    kernel = sparsegpt(
-                        gram(acts[i], damping), layer.kernel, layer.kernel.size - kept, config.sparsegpt_block
+                    kernel = choose(
+                        dampings, lambda d: sparsegpt(shifted(xtx, d), layer.kernel, count, config.sparsegpt_block), val
                     )[0].astype(np.float32)
                 return {i: layer.replace(kernel, layer.bias)}
 
-            profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].kernel.size for i in pruned], variant))
-        return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles, unit_costs)
+            profiles = tuple(loss_profiles(net, px, py, pruned, [net.layers[i].kernel.size for i in pruned], variant))
+        return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles, unit_costs, val_acts)
     orders, costs = [], []
     # loss-aware: each unit's removal is costed in loss units, by the curvature along the next layer's
     # pre-activations (weighted as weight mode's entries are; 90 % of the default net's units: 97.87 -> 98.02)
     curvature = preactivation_curvature(net, x) if budget == "loss-aware" else None
+    # layer i's damping serves the refits of its kernel's rows, the units of the layer before it
+    unit_dampings = (dampings[0],) + tuple(
+        row_damping(
+            acts[i],
+            None if val_acts is None else val_acts[i],
+            net.layers[i].kernel,
+            dampings,
+            None if curvature is None else curvature[i],
+        )
+        for i in range(1, len(net.layers))
+    )
     for i, layer in enumerate(net.layers):
-        if i == last:  # no next layer: order the output units by their output energy
-            h = gram(acts[i], config.unit_damping)
+        if i == last:  # no next layer: order the output units by their output energy (no refit: no damping)
+            h = gram(acts[i], 0.0)
             c = np.einsum("ij,ij->j", layer.kernel, h @ layer.kernel)
             orders.append(lowest_first(c))
             costs.append(c[orders[-1]] / c.sum())
         else:
             nxt = net.layers[i + 1].kernel
             order, c = greedy_unit_order(
-                acts[i + 1], nxt, config.unit_damping, None if curvature is None else curvature[i + 1]
+                acts[i + 1], nxt, unit_dampings[i + 1], None if curvature is None else curvature[i + 1]
             )
             orders.append(order)
             costs.append(np.maximum.accumulate(c) / np.square(acts[i + 1] @ nxt, dtype=np.float64).sum())
@@ -285,7 +360,7 @@ def plan_obs(
     )
     profiles = None
     if budget == "loss-aware":
-        assert y is not None, "checked above"
+        assert py is not None, "checked above"
 
         def variant(i: int, kept: int) -> dict[int, Layer]:
             layer = net.layers[i]
@@ -297,36 +372,44 @@ def plan_obs(
                 nxt = net.layers[i + 1]
                 x_next = np.where(live, acts[i + 1], np.float32(0))  # (n, units)
                 out[i + 1] = nxt.replace(
-                    _refit_rows(x_next, live, acts[i + 1] @ nxt.kernel, nxt.kernel, config.unit_damping), nxt.bias
+                    _refit_rows(x_next, live, acts[i + 1] @ nxt.kernel, nxt.kernel, unit_dampings[i + 1]), nxt.bias
                 )
             return out
 
-        profiles = tuple(loss_profiles(net, x, y, pruned, [net.layers[i].units for i in pruned], variant))
-    return ObsPlan(net, mode, acts, ranking, budget, config, "obs", profiles)
+        profiles = tuple(loss_profiles(net, px, py, pruned, [net.layers[i].units for i in pruned], variant))
+    return ObsPlan(net, mode, acts, ranking, budget, config, "obs", profiles, None, val_acts, unit_dampings)
 
 
 def _reconstruct_weights(
     net: Network,
     acts: tuple[np.ndarray, ...],
+    val_acts: tuple[np.ndarray, ...] | None,
     counts: list[int],
-    damping: float,
+    dampings: Sequence[float],
     weights: Sequence[np.ndarray] | None = None,
 ) -> tuple[Network, list[np.ndarray]]:
-    """Sequential OBS weight pruning with per-layer counts (and unit weights, see `layer_obs`); see the module
-    docstring."""
+    """Sequential OBS weight pruning with per-layer counts (and unit weights, see `layer_obs`); each layer's
+    damping is chosen on the validation images (val_acts: the dense network's activations on them), run through
+    the network as pruned so far."""
     x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
+    x_val = None if val_acts is None else val_acts[0]  # the same on the validation images, (m, inputs)
     kernels, masks, changed = [], [], False
     for i, layer in enumerate(net.layers):
         if counts[i] == 0 and not changed:
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:  # the target: the dense pre-activation (without bias), (n, units)
-            kernel, mask = layer_obs(x, acts[i] @ layer.kernel, damping, None if weights is None else weights[i]).solve(
-                counts[i]
-            )
+            weight = None if weights is None else weights[i]
+            x64 = x.astype(np.float64)
+            xtx, target = x64.T @ x64, acts[i] @ layer.kernel  # (inputs, inputs), (n, units)
+            val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
+            solve = lambda d, x=x, t=target, w=weight, h=xtx, c=counts[i]: layer_obs(x, t, d, w, h).solve(c)  # noqa: E731
+            kernel, mask, _ = choose(dampings, solve, val, weight)
             changed = True
         kernels.append(kernel)
         masks.append(mask)
         x = forward(layer, x, kernel, layer.bias)
+        if x_val is not None:
+            x_val = forward(layer, x_val, kernel, layer.bias)
     return net.with_weights(kernels, [l.bias for l in net.layers]), masks
 
 
@@ -346,13 +429,14 @@ def _refit_rows(x: np.ndarray, live: np.ndarray, target: np.ndarray, kernel: np.
 
 
 def _refit_units(
-    net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndarray], damping: float
+    net: Network, acts: tuple[np.ndarray, ...], masks: list[np.ndarray], dampings: Sequence[float]
 ) -> list[np.ndarray]:
-    """Refit each kernel's live input rows to the dense pre-activations once any unit upstream is gone."""
+    """Refit each kernel's live input rows to the dense pre-activations once any unit upstream is gone, layer i's
+    with dampings[i]."""
     x = acts[0]
     kernels, live = [], np.ones(net.layers[0].inputs, dtype=bool)  # live: (inputs,) of the current layer
     for i, layer in enumerate(net.layers):
-        kernel = _refit_rows(x, live, acts[i] @ layer.kernel, layer.kernel, damping)
+        kernel = _refit_rows(x, live, acts[i] @ layer.kernel, layer.kernel, dampings[i])
         kernel = np.where(masks[i], kernel, np.float32(0))
         kernels.append(kernel)
         live = np.asarray(masks[i].any(axis=0))

@@ -34,7 +34,7 @@ from obd.core.pruning import (
     rank,
 )
 from obd.methods.allocation import Profile, loss_profiles
-from obd.methods.hessian import gram, inverse, obs_scores
+from obd.methods.hessian import gram, inverse, obs_scores, row_damping
 from obd.methods.obs import ALGORITHMS, ObsPlan, ReconstructConfig, count_masks, plan_obs, removed_counts
 from obd.methods.saliency import hessian_diagonal, obd_saliency, random_scores
 from obd.runtime.evaluate import score_logits
@@ -55,6 +55,7 @@ def revision(method: str, mode: str, budget: str) -> int:
 
 
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass
+VALIDATION_SIZE = 2048  # other training images, on which dampings, fallbacks and loss profiles are judged
 METHOD_HELP = {  # one line per method, shown beside its name in the app and the CLI's help
     "magnitude": "smallest |w| (weights) or column L2 norm (units)",
     "random": "a seeded random choice: the control every method must beat",
@@ -105,29 +106,47 @@ def check_method_mode(method: object, mode: object, budget: object = "layer") ->
 
 @dataclass(frozen=True)
 class Calibration:
-    """A sample of training images (never test images) for Hessians and reconstruction."""
+    """A sample of training images (never test images) for Hessians and reconstruction, and a validation split:
+    other training images, on which obd makes its choices (dampings, the magnitude fallback, loss profiles)."""
 
     x: np.ndarray  # (n, 784) float32
     y: np.ndarray  # (n,) int labels (the empirical Fisher needs them)
+    x_val: np.ndarray | None = None  # (m, 784) float32, disjoint from x; None: no choices can be made
+    y_val: np.ndarray | None = None  # (m,)
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """(x_val, y_val), or (None, None) when the sample has no validation images."""
+        if self.x_val is None or self.y_val is None or not len(self.x_val):
+            return None, None
+        return self.x_val, self.y_val
 
 
-def calibration(data: Mnist | None = None, size: int = CALIBRATION_SIZE, seed: int = 0) -> Calibration:
-    """A seeded random sample of `size` training images.
+def calibration(
+    data: Mnist | None = None, size: int = CALIBRATION_SIZE, seed: int = 0, validation: int = VALIDATION_SIZE
+) -> Calibration:
+    """A seeded random sample of `size` training images, and up to `validation` other training images.
 
     Args:
         data: MNIST (loaded with `load_mnist()` when None).
         size: number of images, 1 to 60,000.
         seed: sampling seed.
+        validation: validation images, drawn from the training images outside the sample (fewer when fewer
+            are left).
 
     Raises:
-        ValueError: for a size outside [1, number of training images].
+        ValueError: for a size outside [1, number of training images] or a negative validation size.
     """
     data = data if data is not None else load_mnist()
     n = len(data.x_train)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= n:
         raise ValueError(f"calibration size must be a whole number in [1, {n}], got {size!r}")
-    idx = np.sort(np.random.default_rng(seed).choice(n, int(size), replace=False))
-    return Calibration(data.x_train[idx], data.y_train[idx])
+    if isinstance(validation, bool) or not isinstance(validation, (int, np.integer)) or validation < 0:
+        raise ValueError(f"validation size must be a whole number >= 0, got {validation!r}")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(n, int(size), replace=False))
+    rest = np.setdiff1d(np.arange(n), idx)
+    val = np.sort(rng.choice(rest, min(int(validation), len(rest)), replace=False))
+    return Calibration(data.x_train[idx], data.y_train[idx], data.x_train[val], data.y_train[val])
 
 
 @dataclass(frozen=True)
@@ -156,7 +175,7 @@ class Plan:
         """The pruned network at `sparsity` (obs: with reconstructed weights); the plan's net is unchanged.
 
         A reconstruction method's result is replaced by magnitude's (same budget; global for loss-aware) when
-        magnitude scores a higher accuracy on the calibration sample; the Pruned says so (fallback=True).
+        magnitude scores a higher accuracy on the validation images; the Pruned says so (fallback=True).
         """
         k = check_sparsity(sparsity)
         if self.obs is not None:
@@ -174,18 +193,21 @@ class Plan:
 
 
 def no_worse_than(pruned: Pruned, baseline: Pruned, calib: Calibration) -> Pruned:
-    """`pruned`, unless `baseline` scores a higher accuracy on the calibration sample (ties: lower loss); then
+    """`pruned`, unless `baseline` scores a higher accuracy on the validation images (ties: lower loss); then
     the baseline, marked fallback=True.
 
     Args:
         pruned: a method's pruned network.
         baseline: magnitude's at the same sparsity and budget.
-        calib: the calibration sample (training images).
+        calib: the calibration sample; its validation images judge (training images the refits never saw), or
+            the calibration images themselves when it has none.
 
     Returns:
         One of the two.
     """
-    ours, theirs = (score_logits(p.net.logits(calib.x), calib.y) for p in (pruned, baseline))
+    x, y = calib.validation()
+    x, y = (calib.x, calib.y) if x is None or y is None else (x, y)
+    ours, theirs = (score_logits(p.net.logits(x), y) for p in (pruned, baseline))
     if (theirs.accuracy, -theirs.loss) > (ours.accuracy, -ours.loss):
         return replace(baseline, fallback=True)
     return pruned
@@ -212,9 +234,12 @@ def method_scores(
     if method in OBD_HESSIANS:
         return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, OBD_HESSIANS[method]), mode)
     acts = net.activations(calib.x)
+    x_val = calib.validation()[0]
+    val_acts = None if x_val is None else net.activations(x_val)
     out = []
-    damping = ReconstructConfig().damping(mode, method)
-    for layer, a in zip(net.layers, acts):
+    dampings = ReconstructConfig().candidates(mode, method)
+    for i, (layer, a) in enumerate(zip(net.layers, acts)):
+        damping = row_damping(a, None if val_acts is None else val_acts[i], layer.kernel, dampings)
         s = obs_scores(layer.kernel.astype(np.float64), inverse(gram(a, damping)))
         out.append(s if mode == "weight" else s.sum(axis=0))
     return out
@@ -280,7 +305,10 @@ def plan(
     ranked = "layer" if budget == "loss-aware" else budget
     if method in ALGORITHMS:
         assert calib is not None, "ALGORITHMS need calibration"
-        obs = plan_obs(net, calib.x, mode, budget, prune_output, config, algorithm=method, y=calib.y)
+        x_val, y_val = calib.validation()
+        obs = plan_obs(
+            net, calib.x, mode, budget, prune_output, config, algorithm=method, y=calib.y, x_val=x_val, y_val=y_val
+        )
         baseline = rank(net, mode, prune_output, budget="global" if budget == "loss-aware" else budget)
     else:
         ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, ranked), ranked)
@@ -321,7 +349,9 @@ def ranking_profiles(net: Network, ranking: Ranking, calib: Calibration) -> list
             ).layers[i]
         }
 
-    return loss_profiles(net, calib.x, calib.y, list(sizes), list(sizes.values()), variant)
+    x, y = calib.validation()  # measured on the validation images, like the reconstructions' profiles
+    x, y = (calib.x, calib.y) if x is None or y is None else (x, y)
+    return loss_profiles(net, x, y, list(sizes), list(sizes.values()), variant)
 
 
 def prune_with(
@@ -378,9 +408,10 @@ def cached_plan(
     net = as_network(net)
 
     def content(c: Calibration) -> str:
-        h = hashlib.blake2b(repr((c.x.shape, c.x.dtype, c.y.shape, c.y.dtype)).encode(), digest_size=16)
-        h.update(np.ascontiguousarray(c.x).tobytes())
-        h.update(np.ascontiguousarray(c.y).tobytes())
+        arrays = [a for a in (c.x, c.y, *c.validation()) if a is not None]
+        h = hashlib.blake2b(repr([(a.shape, a.dtype) for a in arrays]).encode(), digest_size=16)
+        for a in arrays:
+            h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
 
     # the sample matters to the methods that read one and to every loss-aware split (its loss profiles)

@@ -8,11 +8,13 @@ refit, and weaker at high sparsity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from obd.core.network import Network
 from obd.core.pruning import lowest_first, mask_from_order
-from obd.methods.hessian import forward, gram, inverse
+from obd.methods.hessian import Validation, choose, forward, inverse, shifted
 
 
 def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -51,17 +53,35 @@ def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tup
 
 
 def sparsegpt_weights(
-    net: Network, x: np.ndarray, counts: list[int], damping: float, block: int
+    net: Network,
+    acts: Sequence[np.ndarray],
+    val_acts: Sequence[np.ndarray] | None,
+    counts: list[int],
+    dampings: Sequence[float],
+    block: int,
 ) -> tuple[Network, list[np.ndarray]]:
-    """SparseGPT layer by layer, each layer on the inputs of the already-pruned layers before it."""
-    kernels, masks = [], []  # x: the pruned network's input to the current layer, (n, inputs)
+    """SparseGPT layer by layer, each layer on the inputs of the already-pruned layers before it.
+
+    acts, val_acts: the dense network's activations [x, h1, ..., logits] on the calibration and validation images;
+    each layer's damping is the candidate whose kernel best reproduces its dense pre-activations on the validation
+    images (run through the network as pruned so far); val_acts may be None with a single candidate.
+    """
+    x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
+    x_val = None if val_acts is None else val_acts[0]  # the same on the validation images, (m, inputs)
+    kernels, masks = [], []
     for i, layer in enumerate(net.layers):
         if counts[i] == 0:  # nothing removed: no error to spread, the kernel stays as it is
             kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
         else:
-            kernel, mask = sparsegpt(gram(x, damping), layer.kernel, counts[i], block)
+            x64 = x.astype(np.float64)
+            xtx = x64.T @ x64  # (inputs, inputs), shared by the candidates
+            val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
+            solve = lambda d, h=xtx, w=layer.kernel, c=counts[i]: sparsegpt(shifted(h, d), w, c, block)  # noqa: E731
+            kernel, mask, _ = choose(dampings, solve, val)
             kernel = kernel.astype(np.float32)
         kernels.append(kernel)
         masks.append(mask)
         x = forward(layer, x, kernel, layer.bias)
+        if x_val is not None:
+            x_val = forward(layer, x_val, kernel, layer.bias)
     return net.with_weights(kernels, [l.bias for l in net.layers]), masks

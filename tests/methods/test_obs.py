@@ -1,10 +1,12 @@
 """OBS reconstruction against closed forms and brute-force least squares; exact counts; k=0 is the identity."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from obd.core.pruning import prune, prune_count
-from obd.methods.hessian import gram, inverse, obs_scores, refit
+from obd.methods.hessian import DAMPINGS, Validation, choose, gram, inverse, layer_obs, obs_scores, refit
 from obd.methods.obs import greedy_unit_order, plan_obs
 from obd.methods.registry import calibration, plan
 from obd.methods.sparsegpt import sparsegpt
@@ -137,7 +139,7 @@ def calib(mnist):
 
 @pytest.mark.parametrize("mode", ["weight", "unit"])
 def test_zero_sparsity_reproduces_the_logits(small_net, calib, mnist, mode):
-    p = plan_obs(small_net, calib.x, mode).prune(0.0)
+    p = plan_obs(small_net, calib.x, mode, x_val=calib.x_val).prune(0.0)
     x = mnist.x_test[:500]
     np.testing.assert_array_equal(p.net.logits(x), small_net.logits(x))
     assert all(m.all() for m in p.masks)
@@ -209,3 +211,41 @@ def test_pruning_does_not_change_the_network(small_net, calib):
     before = [l.kernel.copy() for l in small_net.layers]
     plan(small_net, "obs", "weight", calib=calib).prune(0.8)
     assert all(np.array_equal(b, l.kernel) for b, l in zip(before, small_net.layers))
+
+
+def _ridge_problem(rng, n: int, noise: float) -> tuple[np.ndarray, np.ndarray, Validation]:
+    """A layer to refit: inputs x (n, 30), the target x @ w + noise, and a validation problem of 2,000 new
+    rows from the same distribution (the noise-free target there)."""
+    w = rng.normal(size=(30, 4))
+    x, xv = rng.normal(size=(n, 30)), rng.normal(size=(2000, 30))
+    return x, x @ w + noise * rng.normal(size=(n, 4)), Validation(xv, xv @ w)
+
+
+def test_the_damping_is_chosen_on_validation_and_follows_the_problem(rng):
+    """Few noisy samples overfit a ridge-free refit: validation picks a larger damping there than on many clean
+    ones, and the chosen solution is the candidate of least validation error."""
+    chosen = {}
+    for name, n, noise in (("clean", 4000, 0.0), ("noisy", 40, 3.0)):
+        x, target, val = _ridge_problem(rng, n, noise)
+        solve = lambda d, x=x, t=target: layer_obs(x, t, d).solve(60)  # noqa: E731
+        kernel, _, chosen[name] = choose(DAMPINGS, solve, val)
+        errors = {d: val.error(solve(d)[0]) for d in DAMPINGS}
+        assert chosen[name] == min(errors, key=errors.get)
+        np.testing.assert_array_equal(kernel, solve(chosen[name])[0])
+    assert chosen["clean"] < chosen["noisy"], chosen
+    with pytest.raises(ValueError, match="needs validation images"):
+        choose(DAMPINGS, solve, None)
+
+
+def test_choices_never_read_the_test_set(small_net, mnist):
+    """The validation split is training images outside the calibration sample, and a plan built from MNIST whose
+    test images are all NaN prunes exactly as one from the real MNIST."""
+    marked = np.array(mnist.x_train)
+    marked[:, 0] = np.arange(len(marked))  # each training image carries its index in one pixel
+    tagged = replace(mnist, x_train=marked)
+    c = calibration(tagged, 1024, validation=512)
+    assert len(c.x_val) == 512 and not set(c.x[:, 0]) & set(c.x_val[:, 0])
+    poisoned = replace(mnist, x_test=np.full_like(mnist.x_test, np.nan), y_test=np.full_like(mnist.y_test, -1))
+    plans = [plan(small_net, "obs", "weight", "loss-aware", calib=calibration(d, 512)) for d in (mnist, poisoned)]
+    for a, b in zip(*(p.prune(0.9).net.layers for p in plans)):
+        np.testing.assert_array_equal(a.kernel, b.kernel)
