@@ -28,6 +28,7 @@ from ui.services.state import (
     View,
     hold_controls,
     init_state_from_url,
+    plain_text,
     remember_controls,
     write_url,
 )
@@ -71,7 +72,7 @@ def _upload_key(upload) -> ModelKey | None:
     try:
         models.store_upload(raw, models.session_id())
     except ModelFileError as e:
-        st.sidebar.error(f"{upload.name}: {str(e).split(': ', 1)[-1]}")
+        st.sidebar.error(plain_text(f"{upload.name}: {str(e).split(': ', 1)[-1]}"))  # names from the file: as text
         return None
     st.session_state.upload_digest = digest
     return ModelKey("upload", digest)

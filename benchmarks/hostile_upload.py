@@ -63,7 +63,7 @@ class Hostile:
     refusal: str
 
 
-def _rewrite(template: Path, out: Path, config: Callable[[dict], object] | None = None, **members: bytes) -> Path:
+def rewrite(template: Path, out: Path, config: Callable[[dict], object] | None = None, **members: bytes) -> Path:
     """A copy of a real .keras archive with its config.json changed by `config` (which edits it in place, or
     returns bytes to write instead) and the members given by name replaced."""
     with zipfile.ZipFile(template) as src, zipfile.ZipFile(out, "w") as dst:
@@ -138,11 +138,11 @@ def hostile_files(folder: Path, template: Path, bomb: bool = True) -> dict[str, 
     """
     files = {
         "dense_7m": Hostile(
-            _rewrite(template, folder / "dense_7m.keras", lambda c: _layers(c)[1]["config"].update(units=7_000_000)),
+            rewrite(template, folder / "dense_7m.keras", lambda c: _layers(c)[1]["config"].update(units=7_000_000)),
             "asks for 7000000 units",
         ),
         "huge_input": Hostile(
-            _rewrite(
+            rewrite(
                 template,
                 folder / "huge_input.keras",
                 lambda c: _layers(c)[0]["config"].update(batch_shape=[None, 50_000_000]),
@@ -150,25 +150,25 @@ def hostile_files(folder: Path, template: Path, bomb: bool = True) -> dict[str, 
             "batch_shape of 50,000,000 values",
         ),
         "lying_build": Hostile(
-            _rewrite(
+            rewrite(
                 template,
                 folder / "lying_build.keras",
                 lambda c: _layers(c)[2]["build_config"].update(input_shape=[None, 7_000_000]),
             ),
             "input_shape of 7,000,000 values",
         ),
-        "too_many_parameters": Hostile(_rewrite(template, folder / "wide.keras", _wide_hidden), "parameters"),
-        "conv": Hostile(_rewrite(template, folder / "conv.keras", _conv), "convolutional, recurrent and attention"),
+        "too_many_parameters": Hostile(rewrite(template, folder / "wide.keras", _wide_hidden), "parameters"),
+        "conv": Hostile(rewrite(template, folder / "conv.keras", _conv), "convolutional, recurrent and attention"),
         "deep_json": Hostile(
-            _rewrite(template, folder / "deep_json.keras", lambda c: b"[" * 200_000 + b"]" * 200_000),
+            rewrite(template, folder / "deep_json.keras", lambda c: b"[" * 200_000 + b"]" * 200_000),
             "the archive is damaged",
         ),
         "external_link": Hostile(
-            _rewrite(template, folder / "external.keras", model_weights_h5=_weights_with(template, folder, "external")),
+            rewrite(template, folder / "external.keras", model_weights_h5=_weights_with(template, folder, "external")),
             "an external link to another file",
         ),
         "virtual_dataset": Hostile(
-            _rewrite(template, folder / "virtual.keras", model_weights_h5=_weights_with(template, folder, "virtual")),
+            rewrite(template, folder / "virtual.keras", model_weights_h5=_weights_with(template, folder, "virtual")),
             "a virtual dataset",
         ),
     }

@@ -3,6 +3,7 @@ reruns it (as its polling fragments do in a browser) until nothing is pending.""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -35,3 +36,9 @@ def open_app(settled: bool = True, **params) -> AppTest:
         at.query_params[name] = value
     at.run()
     return settle(at) if settled else at
+
+
+def shown(markdown: str) -> str:
+    """The text Markdown shows for `markdown`'s backslash escapes, without the zero-width spaces that stop
+    autolinks (ui.services.state.plain_text writes both)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200b", "")

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from apptest import settle
+from apptest import settle, shown
 from streamlit.testing.v1 import AppTest
 
 from obd.core.config import TrainConfig, preset_spec
@@ -77,7 +77,7 @@ def test_a_bad_upload_shows_the_message_and_keeps_the_uploaded_model(name, bad_f
     at.sidebar.file_uploader[0].set_value((upload_name, raw, "application/octet-stream"))
     at.run()
     assert not at.exception, at.exception
-    errors = [e.value for e in at.sidebar.error]
+    errors = [shown(e.value) for e in at.sidebar.error]  # the text the page shows
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"{upload_name}: ") and bad.wrong in errors[0] and bad.supported in errors[0], errors
     assert at.caption[0].value == before["caption"], "the uploaded model stays"

@@ -7,13 +7,15 @@ Real files (benchmarks/hostile_upload.py rewrites a real .keras as an attacker w
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
 import pytest
-from apptest import open_app, settle
+from apptest import open_app, settle, shown
 
-from benchmarks.hostile_upload import NAMES, hostile_files
+from benchmarks.hostile_upload import NAMES, hostile_files, rewrite
+from benchmarks.live_app import CHROMIUM_ARGS, IDLE
 from obd.core.config import ModelSpec, preset_spec
 from obd.training.model import build_model, save_model
 from ui.services.models import UploadStore, upload_digest
@@ -49,7 +51,7 @@ def test_a_hostile_upload_is_refused_and_the_uploaded_model_and_its_numbers_stay
     at.sidebar.file_uploader[0].set_value((f"student-{name}.keras", raw, "application/octet-stream"))
     at.run()
     assert not at.exception, at.exception
-    errors = [e.value for e in at.sidebar.error]
+    errors = [shown(e.value) for e in at.sidebar.error]
     assert len(errors) == 1 and errors[0].startswith(f"student-{name}.keras: ") and h.refusal in errors[0], errors
     assert "obd loads Keras 3 .keras files" in errors[0]
     assert _numbers(at) == before, "the uploaded model and its numbers stay"
@@ -68,6 +70,50 @@ def test_the_page_keeps_answering_after_the_dense_7m_upload(hostile, page):
     assert not at.exception, at.exception
     assert at.caption[0].value == caption.replace("at 60 %", "at 97 %") and "upload" in caption
     assert _numbers(at)[1] != metrics, "the new sparsity has its own numbers"
+
+
+LURE = "[Sign in](http://e.com/a) www.e.com <img src=x onerror=1>"  # a layer's name in a file
+
+
+@pytest.fixture(scope="module")
+def lure(tmp_path_factory, hostile) -> Path:
+    """A file whose refusal quotes a layer name that would be a link, an autolink and an HTML element."""
+
+    def rename(config: dict) -> None:
+        layer = config["config"]["layers"][1]
+        layer["class_name"], layer["config"]["name"] = "Conv2D", LURE
+
+    template = hostile["dense_7m"].path.parent / "template.keras"
+    return rewrite(template, tmp_path_factory.mktemp("lure") / "lure.keras", rename)
+
+
+def test_names_from_the_file_are_shown_as_text(lure, page):
+    at = page
+    at.sidebar.file_uploader[0].set_value(("a [b](http://e.com).keras", lure.read_bytes(), "x"))
+    at.run()
+    (error,) = [e.value for e in at.sidebar.error]
+    assert shown(error).startswith("a [b](http://e.com).keras: layer ") and LURE in shown(error)
+    assert not re.search(r"(?<!\\)[\[\]<>:]", error), "every bracket, angle and colon escaped"
+
+
+@pytest.mark.browser
+def test_no_link_or_element_from_an_uploaded_file_reaches_the_page(lure, server, chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url, timeout=60_000)
+            page.wait_for_selector(IDLE, timeout=240_000)
+            page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(lure))
+            alert = page.locator("[data-testid='stSidebar'] [data-testid='stAlert']").filter(has_text="Conv2D")
+            alert.wait_for(timeout=120_000)
+            assert LURE in alert.inner_text().replace("\u200b", ""), alert.inner_text()  # shown, as text
+            assert page.locator('a[href*="e.com"]').count() == 0
+            assert page.locator('img[src="x"]').count() == 0 and page.locator("img[onerror]").count() == 0
+        finally:
+            browser.close()
 
 
 def _upload(folder: Path, digest: str, size: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -82,6 +83,28 @@ def plain(value: object, limit: int = 40) -> str:
     text = str(value)
     text = text if len(text) <= limit else text[:limit] + "…"
     return "`" + repr(text).replace("`", "'") + "`"  # a backtick would end the code span
+
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character: each may be escaped
+_AUTOLINK = re.compile(r"(?i)(?<=www)(?=\.)|(?<=:)(?=//)|(?=@)")  # where a zero-width space stops an autolink
+
+
+def plain_text(text: str, limit: int = 600) -> str:
+    """A whole message holding text from outside obd (an uploaded file's name, its layers' names, a library's error
+    about it), escaped so that Streamlit's Markdown shows exactly these characters: every ASCII punctuation
+    character is backslash-escaped, so no link, image, emphasis, formula or HTML element can come out of it, and a
+    zero-width space goes into "www.", "://" and before "@", which GFM would otherwise turn into links by itself.
+
+    Args:
+        text: the message.
+        limit: the most characters shown; a longer message ends in "…".
+
+    Returns:
+        Markdown source that renders as `text`.
+    """
+    text = text if len(text) <= limit else text[:limit] + "…"
+    text = _AUTOLINK.sub("\u200b", text)  # GFM links www.x, http://x and a@b.c in the text escapes leave
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def url_percent(value: str | None, default: int) -> int | None:
