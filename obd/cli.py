@@ -246,10 +246,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         + (f"{'method':>11}{'ft epochs':>11}{'steps':>7}{'seconds':>9}" if detail else "")
     )
     for r in records:
+        method = r.method + ("*" if r.fallback else "")
         print(
             f"{r.mode:<8}{100 * r.sparsity:>9.0f}%{100 * r.accuracy:>9.2f}%{r.loss:>9.4f}{r.kept_weights:>14,}"
-            + (f"{r.method:>11}{r.finetune_epochs:>11g}{r.gradual_steps:>7}{r.seconds:>9.2f}" if detail else "")
+            + (f"{method:>11}{r.finetune_epochs:>11g}{r.gradual_steps:>7}{r.seconds:>9.2f}" if detail else "")
         )
+    if any(r.fallback for r in records):
+        print("* found nothing better than magnitude on the validation images here: the point is magnitude's network")
     if args.csv:
         Path(args.csv).write_text(to_csv(records))
         say(f"wrote {args.csv}")

@@ -1,8 +1,12 @@
 """Caching, once for every layer: the cache folder, an atomic file write, a bounded thread-safe LRU that builds
-each value at most once, process-wide named caches, and digests remembered while their object lives."""
+each value at most once, process-wide named caches, digests remembered while their object lives, and the digest
+of the code that makes a cached result."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import os
 import tempfile
 import threading
@@ -139,3 +143,33 @@ def memo_digest(obj: T, kind: str, compute: Callable[[T], str]) -> str:
             weakref.finalize(obj, _digests.pop, key, None)
             _digests[key] = value
     return value
+
+
+@functools.cache
+def source_digest(modules: tuple[str, ...]) -> str:
+    """A digest of the source of the named modules, so that a result cached under it is never read by other code.
+
+    Args:
+        modules: dotted module names, found without importing them; "package.*" stands for every module file
+            of the package.
+
+    Returns:
+        16 hex characters (blake2b over each module's name and its file's bytes, in a fixed order).
+
+    Raises:
+        ValueError: for a module that has no source file.
+    """
+    files: list[tuple[str, Path]] = []
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name.removesuffix(".*"))
+        if name.endswith(".*") and spec is not None and spec.submodule_search_locations:
+            folder = Path(next(iter(spec.submodule_search_locations)))
+            files += [(f"{name[:-2]}.{p.stem}", p) for p in sorted(folder.glob("*.py"))]
+        elif spec is not None and spec.origin and spec.origin.endswith(".py"):
+            files.append((name, Path(spec.origin)))
+        else:
+            raise ValueError(f"no source file for module {name!r}")
+    h = hashlib.blake2b(digest_size=8)
+    for name, path in files:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()

@@ -43,15 +43,29 @@ METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt")
 OBD_HESSIANS = {"obd": "gauss-newton", "obd-fisher": "fisher"}  # OBD's methods and their Hessian diagonals
 WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
 NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
-# Results cached on disk (curves, the app's points) are named by method, mode and budget; when a method's
-# results change, its revision here goes up so that files computed by the older code are not shown as its own.
-# obs unit loss-aware 2: units are ordered by curvature-weighted OBS costs.
-REVISIONS = {("obs", "unit", "loss-aware"): 2}
+# the modules whose code makes a method's results: results cached on disk are named by a digest of their source
+# (`method_modules`, `obd.core.cache.source_digest`), so that no file computed by other code is read as its own
+COMMON_MODULES = (
+    "obd.core.network",
+    "obd.core.pruning",
+    "obd.methods.registry",
+    "obd.methods.allocation",
+    "obd.runtime.evaluate",
+)
+RECONSTRUCTION_MODULES = ("obd.methods.obs", "obd.methods.hessian", "obd.methods.sparsegpt", "obd.methods.saliency")
+METHOD_MODULES = {
+    "magnitude": (),
+    "random": ("obd.methods.saliency",),
+    "obd": ("obd.methods.saliency",),
+    "obd-fisher": ("obd.methods.saliency",),
+    "obs": RECONSTRUCTION_MODULES,
+    "sparsegpt": RECONSTRUCTION_MODULES,
+}
 
 
-def revision(method: str, mode: str, budget: str) -> int:
-    """The revision of a (method, mode, budget)'s results: 1 unless REVISIONS says otherwise."""
-    return REVISIONS.get((method, mode, budget), 1)
+def method_modules(method: str) -> tuple[str, ...]:
+    """The modules whose source makes `method`'s results (raises ValueError for an unknown method)."""
+    return COMMON_MODULES + METHOD_MODULES[check_method(method)]
 
 
 CALIBRATION_SIZE = 4096  # training images; enough for a stable 1000x1000 X^T X, a few seconds per pass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from obd.core.cache import atomic_write, cache_dir, memo_digest
+from obd.core.cache import atomic_write, cache_dir, memo_digest, source_digest
 from obd.core.data import Mnist, load_mnist
 from obd.core.network import Network, as_network
 from obd.core.pruning import BUDGETS, Pruned, check_budget, check_mode, check_sparsity
@@ -27,7 +27,7 @@ from obd.methods.registry import (
     calibration,
     check_method,
     check_method_mode,
-    revision,
+    method_modules,
     supports,
 )
 from obd.runtime.evaluate import Evaluation, evaluate
@@ -51,6 +51,7 @@ class SweepRecord:
     finetune_epochs: float = 0.0  # epochs of fine-tuning with fixed masks; 0 = one-shot
     gradual_steps: int = 1  # pruning stages of a fine-tuned point (1: prune once, then fine-tune)
     setup_seconds: float = 0.0  # one-off time of the method's plan for this mode (Hessian, calibration, orders)
+    fallback: bool = False  # the method found nothing better than magnitude here: this is magnitude's network
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class SweepPoint:
             self.finetune_epochs,
             self.gradual_steps,
             p.seconds,
+            pruned.fallback,
         )
         return pruned, ev, record
 
@@ -441,10 +443,9 @@ def load_records(path: str | os.PathLike) -> list[SweepRecord] | None:
 def curve_path(net: Network, method: str, mode: str, budget: str = "layer", prune_output: bool = False) -> Path:
     """Where a curve (the DEFAULT_SPARSITIES sweep of one method, mode and budget) is kept on disk.
 
-    Named by the network's fingerprint, so a retrained model gets new curves, in cache_dir():
-    `curves/{fingerprint}-{method}-{mode}[-{budget} unless layer][-r{revision} above 1]-{int(prune_output)}.json`
-    (the names the app always used, so existing caches stay valid; `methods.revision` renames a method whose
-    results changed).
+    Named by the network's fingerprint, so a retrained model gets new curves, and by a digest of the code that
+    makes them (`code_digest`), so that a curve computed by other code is never read, in cache_dir():
+    `curves/{fingerprint}-{method}-{mode}[-{budget} unless layer]-{int(prune_output)}-{code digest}.json`.
 
     Raises:
         ValueError: for an unknown method, mode or budget.
@@ -452,11 +453,17 @@ def curve_path(net: Network, method: str, mode: str, budget: str = "layer", prun
     check_method(method)
     check_mode(mode)
     check_budget(budget)
-    suffix = "" if budget == "layer" else f"-{budget}"  # layer-budget curves keep their earlier names
-    if (r := revision(method, mode, budget)) > 1:  # results of an older revision stay where they were, unread
-        suffix += f"-r{r}"
+    suffix = "" if budget == "layer" else f"-{budget}"
     fingerprint = memo_digest(net, "fingerprint", Network.fingerprint)
-    return cache_dir() / "curves" / f"{fingerprint}-{method}-{mode}{suffix}-{int(prune_output)}.json"
+    name = f"{fingerprint}-{method}-{mode}{suffix}-{int(prune_output)}-{code_digest(method)}.json"
+    return cache_dir() / "curves" / name
+
+
+def code_digest(method: str) -> str:
+    """A digest of the source of everything that makes `method`'s records: its modules
+    (`obd.methods.registry.method_modules`: criteria, reconstruction, budgets, evaluation, with their settings)
+    and this module (the records and the sparsities). Raises ValueError for an unknown method."""
+    return source_digest(method_modules(method) + (__name__,))
 
 
 def curve_points(

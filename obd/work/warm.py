@@ -8,6 +8,8 @@ the dashboard reads: curves by `obd.work.sweep.curve_path`, speed tables by `spe
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import time
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from obd.core.cache import atomic_write, cache_dir, memo_digest
+from obd.core.cache import atomic_write, cache_dir, memo_digest, source_digest
 from obd.core.data import load_mnist
 from obd.core.network import Network, as_network
 from obd.core.pruning import BUDGETS, MODES, check_budget
@@ -40,9 +42,19 @@ class WarmPart:
 
 def speed_path(net: Network, batch: int, prune_output: bool = False) -> Path:
     """Where an engines speed table of `net` at one batch size is kept: `{cache_dir}/speed/{fingerprint}-b{batch}-
-    {int(prune_output)}.json` (delete the folder to re-measure, for example on other hardware)."""
+    {int(prune_output)}-{machine_digest()}.json`: a table timed on another CPU or by other engine code is never
+    read as this machine's."""
     fingerprint = memo_digest(net, "fingerprint", Network.fingerprint)
-    return cache_dir() / "speed" / f"{fingerprint}-b{batch}-{int(prune_output)}.json"
+    return cache_dir() / "speed" / f"{fingerprint}-b{batch}-{int(prune_output)}-{machine_digest()}.json"
+
+
+@functools.cache
+def machine_digest() -> str:
+    """A digest of this machine's CPU (`obd.runtime.bench.machine`: model, target, vectors, cores) and of the engine
+    code (every module of obd.runtime)."""
+    from obd.runtime.bench import machine  # llvmlite: asked once per process
+
+    return hashlib.blake2b((machine() + source_digest(("obd.runtime.*",))).encode(), digest_size=8).hexdigest()
 
 
 def speed_table(

@@ -3,6 +3,7 @@
 import csv
 import io
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -175,16 +176,15 @@ def test_a_sweep_names_a_bad_scheduler_before_working(small_net):
 
 def test_curves_are_cached_under_their_established_names(small_net, mnist):
     from obd.core.cache import cache_dir
-    from obd.work.sweep import curve_path, curve_points, load_curve, save_curve
+    from obd.work.sweep import code_digest, curve_path, curve_points, load_curve, save_curve
 
     path = curve_path(small_net, "obd", "unit", "global", True)
-    assert path == cache_dir() / "curves" / f"{small_net.fingerprint()}-obd-unit-global-1.json"
-    assert curve_path(small_net, "magnitude", "weight").name == f"{small_net.fingerprint()}-magnitude-weight-0.json"
-    # a method whose results changed (obd.methods.registry.REVISIONS) gets a new name, never read from the old
-    assert (
-        curve_path(small_net, "obs", "unit", "loss-aware").name
-        == f"{small_net.fingerprint()}-obs-unit-loss-aware-r2-0.json"
-    )
+    fp = small_net.fingerprint()
+    assert path == cache_dir() / "curves" / f"{fp}-obd-unit-global-1-{code_digest('obd')}.json"
+    magnitude = curve_path(small_net, "magnitude", "weight")
+    assert magnitude.name == f"{fp}-magnitude-weight-0-{code_digest('magnitude')}.json"
+    # each method's name carries the digest of its own code: obs's reconstruction modules are not magnitude's
+    assert code_digest("obs") != code_digest("magnitude") and code_digest("obs") == code_digest("sparsegpt")
     assert load_curve(small_net, "magnitude", "weight") is None
     points = curve_points(small_net, "magnitude", "weight")
     assert [p.sparsity for p in points] == list(DEFAULT_SPARSITIES) and all(p.x is None for p in points)
@@ -222,3 +222,42 @@ def test_a_pair_the_budget_does_not_support_is_left_out_like_sparsegpt_units():
     assert ("random", "weight") in sweep_pairs(["random"], ["weight"], budget="global")
     with pytest.raises(ValueError, match="none of the methods random prunes in mode weight with the loss-aware"):
         sweep_pairs(["random"], ["weight"], budget="loss-aware")
+
+
+def test_the_fallback_mark_round_trips_through_csv_and_json(small_net, mnist, tmp_path):
+    """A point's record says whether its method fell back to magnitude, as the plan's pruning did, and the mark
+    survives the CSV and the JSON cache."""
+    from obd.methods.registry import cached_plan
+    from obd.work.sweep import load_records, save_records
+
+    calib = calibration(mnist, 256)
+    ks = [0.5, 0.97]
+    records = sweep(small_net, ks, ["weight"], methods=["obs"], calib=calib, x=mnist.x_test[:300], y=mnist.y_test[:300])
+    p = cached_plan(small_net, "obs", "weight", "layer", False, calib)
+    assert [r.fallback for r in records] == [p.prune(k).fallback for k in ks]
+    marked = [replace(records[0], fallback=True), records[1]]
+    rows = list(csv.DictReader(io.StringIO(to_csv(marked))))
+    assert [row["fallback"] for row in rows] == ["True", str(records[1].fallback)]
+    assert load_records(save_records(marked, tmp_path / "r.json")) == marked
+
+
+def test_cache_names_change_with_the_code_and_the_machine(small_net, tmp_path, monkeypatch):
+    """A module's digest follows its source; speed tables are named by the CPU and the engine code."""
+    import obd.runtime.bench
+    from obd.core.cache import source_digest
+    from obd.work import warm
+
+    (tmp_path / "made_here.py").write_text("RESULT = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_digest(("made_here", "obd.core.pruning"))
+    source_digest.cache_clear()
+    (tmp_path / "made_here.py").write_text("RESULT = 2\n")
+    assert source_digest(("made_here", "obd.core.pruning")) != before
+    with pytest.raises(ValueError, match="no source file"):
+        source_digest(("no_such_module_here",))
+    here = warm.speed_path(small_net, 100)
+    warm.machine_digest.cache_clear()
+    monkeypatch.setattr(obd.runtime.bench, "machine", lambda: "Another CPU (x86-64, AVX2), 2 cores")
+    elsewhere = warm.speed_path(small_net, 100)
+    warm.machine_digest.cache_clear()
+    assert here != elsewhere and here.parent == elsewhere.parent

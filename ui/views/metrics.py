@@ -44,6 +44,8 @@ def render(v: View) -> dict | None:
         f"{100 * cur['accuracy']:.2f} %",
         f"{100 * (cur['accuracy'] - dense['accuracy']):+.2f} pts vs dense",
     )
+    if cur["record"].fallback:  # the point is magnitude's network: say so beside the accuracy it shows
+        col[0].caption(f"⚠️ {v.choice.method} found nothing better than magnitude here: this is magnitude's network")
     col[1].metric(
         "Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense", delta_color="inverse"
     )
