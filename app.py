@@ -295,7 +295,7 @@ def main() -> None:
         key = shown_model(chosen)
         net = models.network(key)
     except (ValueError, LookupError) as e:  # obd.training.model.ModelFileError is a ValueError
-        st.error(f"The model could not be loaded: {e}")
+        st.error(f"The model could not be loaded: {plain_text(str(e))}")  # an upload's message quotes its file
         st.stop()
     st.caption(
         f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from obd.teach.drawing import CanvasSettings, decode_canvas
+from ui.services.state import plain_text
 
 HTML = '<div class="obd-pad"></div>'
 CSS = """
@@ -113,5 +114,5 @@ def drawing_pad(settings: CanvasSettings, key: str) -> np.ndarray | None:
     try:
         return decode_canvas(url)
     except ValueError as e:  # not what this canvas sends: said, never raised
-        st.warning(f"The drawing could not be read: {e}.")
+        st.warning(f"The drawing could not be read: {plain_text(str(e))}.")  # it may quote Pillow's error
         return None
