@@ -618,9 +618,9 @@ def explanation(f: Facts) -> str:
     """A short paragraph explaining a pruned state from its own numbers (Markdown).
 
     Example (default net, magnitude unit pruning at 90 %): "3,600 of 4,000 hidden units removed: the matrices
-    shrink to 784×100, 100×100 (×3), 100×10, 34.7× fewer multiply-adds, measured 23.1× faster than dense (shrunk
+    shrink to 784×100, 100×100 (×3), 100×10, 34.7× fewer multiply-adds, measured S× faster than dense (shrunk
     engine, batch 100; 34.7× fewer multiply-adds).
-    Accuracy fell 49.0 points (98.54 % → 49.49 %) because ..."
+    Accuracy fell D points (A % → B %) because ..." (S, D, A, B: the state's own readings)
     """
     v = f.fields()
     thing = "hidden units" if f.mode == "unit" else "weights"

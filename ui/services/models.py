@@ -39,7 +39,7 @@ def stores() -> dict[str, LruCache]:
     # points: ~11 KB each (the predictions), 22 MB when full. Pruned nets are 19 MB each for the default net
     # (kernels and masks), needed only by the views drawn from a net and the latency of recent states: "pruned"
     # keeps the ones a reconstruction or a Hessian made (seconds to minutes to remake), "remade" the few of the
-    # methods whose net is a mask from a plan in memory (magnitude, random: 10 ms to remake, so not kept for long).
+    # methods whose net is a mask from a plan in memory (magnitude, random: milliseconds to remake, so kept briefly).
     return {
         "points": LruCache(2048),
         "pruned": LruCache(6),
