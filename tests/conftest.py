@@ -25,6 +25,19 @@ SMALL_SPEC = ModelSpec((128, 64), use_bias=True)  # small enough to train in sec
 SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, train_limit=10000, seed=0)  # 314 steps
 
 
+BROWSER_TIMEOUT_S = 900  # a browser test waits up to 240 s for each page run; the first one starts the server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests count as slow: each needs the dashboard's server and a chromium page, so `-m "not slow"`
+    leaves them out of the quick loop. Unless they say otherwise, they get BROWSER_TIMEOUT_S, not the default."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     old = os.environ.get("OBD_CACHE_DIR")

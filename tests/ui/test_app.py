@@ -115,6 +115,7 @@ def test_the_global_budget_gives_obds_global_numbers(tiny, mnist, mode):
     assert_metrics_match(at, tiny, mnist, "magnitude", mode, 80, "layer")
 
 
+@pytest.mark.slow  # computes the sparsegpt and obs curves
 def test_sparsegpt_is_offered_for_weights_only(tiny, mnist):
     at = open_app(mode="weight", sparsity="70", method="sparsegpt")
     assert_metrics_match(at, tiny, mnist, "sparsegpt", "weight", 70)
@@ -198,6 +199,8 @@ def test_an_unknown_preset_in_the_environment_is_named_and_ignored(monkeypatch):
     assert at.selectbox(key="preset").value == "tiny"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1000)  # fine-tunes every point of a curve: it waits up to 900 s for them
 def test_fine_tuning_the_whole_curve_gradually_draws_a_dotted_curve(tiny, mnist):
     at = open_app(mode="weight", sparsity="90")
     at.number_input(key="ft_epochs").set_value(0.1)
@@ -344,6 +347,8 @@ def test_a_bad_lesson_step_in_the_address_is_named():
     assert not at.exception and at.metric
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1000)  # trains mlpnet: it waits up to 900 s for the page to switch
 def test_a_first_visit_runs_on_tiny_while_the_chosen_model_trains_then_switches():
     """mlpnet (the small benchmark net: about a minute of training) is not in the test cache: the page opens at once
     on tiny, says so, follows the training, and shows mlpnet by itself when it is done."""
