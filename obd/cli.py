@@ -1,4 +1,4 @@
-"""Command line: `python -m obd train | sweep | warm` (and the subcommands other modules register).
+"""Command line: `python -m obd train | sweep | bench | warm | export`.
 
 Exit codes: 0 done; 2 a usage error (bad arguments or values), in argparse's one line `obd: error: ...`; 1 a bad
 model or data file (or one that cannot be written), in one plain line `obd: error: ...`; 1 an unexpected
@@ -125,10 +125,15 @@ def training_printer() -> Callable:
 
 
 def finetune_printer() -> Callable:
-    """A fine-tuning progress callback printing a line at every quarter of each pruning stage's training."""
+    """A fine-tuning progress callback printing a line at every quarter of each pruning stage's training, for every
+    fine-tuned point (a point whose training starts again from its first batch is a new one)."""
     shown: set[tuple[float, int, int]] = set()
+    last = [0]  # the batches done when the previous report came
 
     def show(p) -> None:
+        if p.step < last[0]:  # the next point's training
+            shown.clear()
+        last[0] = p.step
         quarter = (p.sparsity, p.stage, p.step * 4 // p.steps)
         if quarter not in shown:
             shown.add(quarter)
@@ -148,6 +153,19 @@ def load_or_default(model_path: str | None, preset: str):
         return load_model(model_path)
     say(f"using the cached default model (preset {preset}); the first run trains it")
     return default_model(preset, progress=training_printer())
+
+
+def network_or_default(model_path: str | None, preset: str):
+    """The Network of the .keras model at `model_path` on the pixels it takes (said on stderr; `fit_pixels` chooses
+    on training images for a model without its own Rescaling/Normalization), or the cached default model's."""
+    from obd.core.data import load_mnist
+    from obd.core.network import fit_pixels, from_keras
+
+    net = from_keras(load_or_default(model_path, preset))  # the file first: a bad one is refused before MNIST loads
+    if model_path:
+        net = fit_pixels(net, load_mnist())
+        say(f"{Path(model_path).name}: {'-'.join(map(str, net.sizes))}, fed {net.describe_input()}")
+    return net
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -214,7 +232,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep_pairs(args.methods, args.modes, args.finetune_epochs, args.gradual_steps, args.budget)  # before training
 
-    model = load_or_default(args.model, args.preset)  # before MNIST: a bad model file is refused, nothing written
+    net = network_or_default(args.model, args.preset)  # before MNIST: a bad model file is refused, nothing written
     data = load_mnist()
     calib = calibration(data, args.calib) if set(NEEDS_CALIBRATION) & set(args.methods) else None
 
@@ -224,7 +242,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         say(f"  [{step.done + 1}/{step.total}] {step.method} {step.mode} pruning at {100 * step.sparsity:g} %{tuned}")
 
     records = sweep(
-        model,
+        net,
         args.sparsities,
         args.modes,
         x=data.x_test,
@@ -263,10 +281,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from obd.core.data import load_mnist
-    from obd.core.network import from_keras
     from obd.runtime.bench import bench, machine, table
 
-    net = from_keras(load_or_default(args.model, args.preset))  # before MNIST, as in sweep
+    net = network_or_default(args.model, args.preset)  # before MNIST, as in sweep
     data = load_mnist()
     records = bench(
         net,
@@ -319,10 +336,9 @@ def _add_bench(sub) -> None:
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
-    from obd.core.network import from_keras
     from obd.work.warm import warm_curves, warm_speed
 
-    net = from_keras(load_or_default(args.model, args.preset))
+    net = network_or_default(args.model, args.preset)
     start = time.perf_counter()
     say(f"warming the cache for {'-'.join(map(str, net.sizes))} ({net.fingerprint()})")
     parts = warm_curves(net, args.methods, prune_output=args.prune_output, scheduler=args.scheduler, progress=say)
@@ -372,6 +388,67 @@ def _add_warm(sub) -> None:
     p.set_defaults(func=_cmd_warm)
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from obd.core.cache import atomic_write
+    from obd.core.data import load_mnist
+    from obd.methods.registry import NEEDS_CALIBRATION, calibration, prune_with
+    from obd.runtime.evaluate import evaluate
+    from obd.training.finetune import finetune
+    from obd.work import export
+
+    net = network_or_default(args.model, args.preset)
+    data = load_mnist()
+    calib = calibration(data) if args.method in NEEDS_CALIBRATION or args.budget == "loss-aware" else None
+    say(f"pruning {100 * args.sparsity:g} % of the {args.mode}s by {args.method} ({args.budget} budget)")
+    pruned = prune_with(net, args.sparsity, args.mode, args.method, args.budget, args.prune_output, calib)
+    if args.finetune_epochs > 0:
+        pruned = finetune(pruned, data, args.finetune_epochs, finetune_printer())
+    ev = evaluate(pruned.net, data.x_test, data.y_test)
+    kept = int(sum(m.sum() for m in pruned.masks))
+    print(f"pruned: test accuracy {100 * ev.accuracy:.2f} %, {kept:,} of {net.n_weights:,} weights kept")
+    out = Path(args.out).expanduser()
+    if out.suffix == ".tflite":
+        made = export.tflite_model(pruned)
+        run = export.tflite_runner(made, len(data.x_test))
+        hits = run(export.user_inputs(pruned.net, data.x_test)).argmax(axis=1) == data.y_test
+        print(f"TFLite: test accuracy {100 * hits.mean():.2f} % in TFLite's interpreter")
+    else:
+        made = (export.shrunk_model if args.shrink else export.masked_model)(pruned)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(made))
+    shape, scale = pruned.net.input_shape or (pruned.net.sizes[0],), "0-255" if pruned.net.pixels != 1 else "[0, 1]"
+    say(f"wrote {out} ({len(made) / 2**20:.2f} MB); it takes inputs of shape {shape}, pixels in {scale}")
+    return 0
+
+
+def export_file(text: str) -> str:
+    """argparse type: where `export --out` writes: a .keras or .tflite file in an existing folder."""
+    if Path(text).suffix not in (".keras", ".tflite"):
+        raise argparse.ArgumentTypeError(f"{text!r}: exports end in .keras (Keras) or .tflite (TensorFlow Lite)")
+    return report_file(text)
+
+
+def _add_export(sub) -> None:
+    """`export`: prune a model and save it for use outside obd (obd/work/export.py)."""
+    from obd.core.pruning import BUDGETS, MODES
+    from obd.methods.registry import METHODS
+
+    p = sub.add_parser("export", help="prune a model and save it as .keras (masked or shrunk) or .tflite")
+    add_model_args(p)
+    p.add_argument("--sparsity", type=percent, required=True, metavar="PCT", help="sparsity in percent")
+    p.add_argument("--mode", default="weight", choices=list(MODES), help="weight or unit pruning (default weight)")
+    p.add_argument("--method", default="magnitude", choices=list(METHODS), help="criterion (default magnitude)")
+    p.add_argument("--budget", default="layer", choices=list(BUDGETS), help="sparsity split (default layer)")
+    p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
+    p.add_argument(
+        "--finetune-epochs", type=non_negative_float, default=0.0, metavar="E", help="fine-tune E epochs first"
+    )
+    p.add_argument("--shrink", action="store_true", help=".keras: remove dead units (.tflite always does)")
+    p.add_argument(
+        "--out", required=True, type=export_file, metavar="PATH", help="a .keras or .tflite file (TensorFlow Lite)"
+    )
+    p.set_defaults(func=_cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m obd` argument parser with every subcommand."""
     from obd.core.pruning import BUDGETS
@@ -379,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     from obd.work.sweep import DEFAULT_SPARSITIES
 
     parser = _Parser(prog="python -m obd", description="obd: prune Keras MLPs on MNIST and measure the result")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,...}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,bench,warm,export}")
 
     p = sub.add_parser("train", help="train a model (cached by settings, or saved to --out)")
     p.add_argument("--preset", default="challenge", choices=list(PRESETS))
@@ -450,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sweep)
     _add_bench(sub)
     _add_warm(sub)
+    _add_export(sub)
     return parser
 
 

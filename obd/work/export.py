@@ -1,15 +1,24 @@
 """Downloads as bytes: the pruned model (.keras, pruned weights zeroed), the physically shrunk unit-pruned
-model (.keras, smaller) and the accuracy curves (CSV, the CLI's columns).
+model (.keras, smaller), a TensorFlow Lite model for phones and edge devices, and the accuracy curves (CSV, the
+CLI's columns).
 
-Both models are plain Keras Sequential models of Dense layers that end in logits: `keras.saving.load_model`
-reads them without obd installed, and their argmax is the prediction obd evaluates. Files go through a
-temporary folder because Keras saves only to paths.
+The Keras models are plain Keras Sequential models that take and give what the user's model did
+(`obd.core.network.to_keras`: its input shape, pixel scale, Rescaling/Normalization, layer names and softmax or
+logits): `keras.saving.load_model` reads them without obd installed. Files go through a temporary folder because
+Keras saves only to paths.
+
+TensorFlow Lite: a unit-pruned network is shrunk first (smaller matrices, fast anywhere); a weight-pruned one is
+converted with the converter's sparsity optimisation (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`), which stores its
+kernels as sparse tensors for TFLite's sparse kernels.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +69,70 @@ def shrunk_model(pruned: Pruned | Network) -> bytes:
     return _saved(lambda path: save_shrunk(net, path))
 
 
+def tflite_model(pruned: Pruned | Network) -> bytes:
+    """The pruned network as a TensorFlow Lite flatbuffer that takes and gives what the user's model did.
+
+    Args:
+        pruned: a Pruned (or any Network): unit pruning is shrunk; weight pruning (a Network with zeros too) is
+            converted with the sparsity optimisation.
+
+    Returns:
+        The .tflite file's bytes.
+    """
+    net = pruned.net if isinstance(pruned, Pruned) else pruned
+    small = shrink(net)
+    import tensorflow as tf  # TensorFlow: loaded when someone exports
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(to_keras(small))
+    if sum(int(np.count_nonzero(k)) for k in small.kernels()) < small.n_weights:  # zeros left after shrinking
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced function's signature
+        return converter.convert()
+
+
+def tflite_runner(model: bytes, batch: int, threads: int | None = None):
+    """A TFLite interpreter of `model` for batches of `batch` rows, as a function x -> outputs.
+
+    Args:
+        model: a .tflite file's bytes (`tflite_model`).
+        batch: rows per call.
+        threads: the interpreter's threads (default: TFLite's).
+
+    Returns:
+        run(x): x (batch, *input shape) float32, as the user's model takes it -> (batch, outputs) float32 (a copy).
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's notice that LiteRT replaces it
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(source["index"], [batch, *source["shape"][1:]])
+    interpreter.allocate_tensors()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(source["index"], np.ascontiguousarray(x, dtype=np.float32))
+        interpreter.invoke()
+        return interpreter.get_tensor(target["index"]).copy()
+
+    return run
+
+
+def user_inputs(net: Network, x: np.ndarray) -> np.ndarray:
+    """Images with pixels in [0, 1] as the user's model takes them: its pixel scale and input shape.
+
+    Args:
+        net: the network (its `pixels` and `input_shape`).
+        x: (n, 784) float32.
+
+    Returns:
+        (n, *input shape) float32.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    x = x if net.pixels == 1 else x * np.float32(net.pixels)
+    return x.reshape((len(x), *(net.input_shape or (-1,))))
+
+
 def curves_csv(records: Sequence[SweepRecord]) -> bytes:
     """Sweep records as UTF-8 CSV with the CLI's columns (`obd.work.sweep.to_csv`: mode, sparsity, accuracy, loss,
     kept_weights, then method, seconds, budget, fine-tuning)."""
@@ -67,10 +140,11 @@ def curves_csv(records: Sequence[SweepRecord]) -> bytes:
 
 
 def filename(kind: str, mode: str, method: str, sparsity: float) -> str:
-    """A descriptive download name, e.g. "obd-unit-obs-90pct-shrunk.keras" or "obd-curves.csv".
+    """A descriptive download name, e.g. "obd-unit-obs-90pct-shrunk.keras", "obd-weight-obd-90pct.tflite" or
+    "obd-curves.csv".
 
     Args:
-        kind: "masked", "shrunk" or "curves".
+        kind: "masked", "shrunk", "tflite" or "curves".
         mode, method: how it was pruned.
         sparsity: fraction in [0, 1].
 
@@ -79,8 +153,10 @@ def filename(kind: str, mode: str, method: str, sparsity: float) -> str:
     """
     if kind == "curves":
         return "obd-curves.csv"
+    if kind == "tflite":
+        return f"obd-{mode}-{method}-{100 * sparsity:g}pct.tflite"
     if kind not in ("masked", "shrunk"):
-        raise ValueError(f"kind must be masked, shrunk or curves; got {kind!r}")
+        raise ValueError(f"kind must be masked, shrunk, tflite or curves; got {kind!r}")
     return f"obd-{mode}-{method}-{100 * sparsity:g}pct-{kind}.keras"
 
 
