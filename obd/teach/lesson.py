@@ -2,7 +2,7 @@
 
 Each `Step` says which controls it sets (mode, method, budget, sparsity in percent, the view to open and, where
 the view has parts, which one) and what to read; its text holds {placeholders} that `Step.render` fills from
-the live numbers of the state it set (`obd.teach.explain.Facts.fields()`), so the lesson never quotes a number the
+the live numbers of the state it set (`obd.teach.facts.Facts.fields()`), so the lesson never quotes a number the
 page does not show.
 
 The app wires it (ui/views/lesson.py: Back/Next, the step number in the URL as `?lesson=N`):
@@ -10,7 +10,7 @@ The app wires it (ui/views/lesson.py: Back/Next, the step number in the URL as `
     n = lesson.step_number(st.query_params.get("lesson"))  # 1..len(STEPS); ValueError says what is valid
     s = lesson.STEPS[n - 1]
     st.session_state.update(mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity, view=...)
-    st.markdown(s.render(explain.facts(...).fields()))      # the numbers (and sentences) of the state just set
+    st.markdown(s.render(facts.facts(...).fields()))         # the numbers (and sentences) of the state just set
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Step:
     """One lesson step: the state it sets and the text shown beside it."""
 
     title: str
-    text: str  # Markdown; {name} placeholders are keys of obd.teach.explain.Facts.fields()
+    text: str  # Markdown; {name} placeholders are keys of obd.teach.facts.Facts.fields()
     mode: str = "weight"  # "weight" or "unit"
     method: str = "magnitude"  # one of obd.methods.registry.METHODS that supports the mode
     budget: str = "layer"  # one of obd.core.pruning.BUDGETS that the method supports

@@ -11,7 +11,7 @@ from obd.figures import plots
 from obd.methods.registry import calibration, check_method_mode, plan
 from obd.runtime.evaluate import evaluate
 from obd.runtime.speedups import Speedup
-from obd.teach import explain, lesson
+from obd.teach import facts, lesson
 from obd.work.sweep import SweepRecord
 
 
@@ -51,7 +51,7 @@ def rendered(small_net, mnist):
         magnitude = plan(small_net, "magnitude", step.mode, step.budget).prune(step.sparsity / 100)
         baseline = evaluate(magnitude.net, mnist.x_test, mnist.y_test)
         speed = Speedup(2.5, 2.4, 2.6, 3.0, "shrunk", 100)
-        f = explain.facts(small_net, pruned, dense_eval, ev, step.method, speed, baseline)
+        f = facts.facts(small_net, pruned, dense_eval, ev, step.method, speed, baseline)
         out.append((step, f, step.render(f.fields())))
     return out
 
@@ -70,7 +70,7 @@ def test_the_obd_step_says_what_magnitude_keeps_and_why_obd_loses(rendered):
     magnitude = f"{100 * f.baseline_accuracy:.2f} %"
     assert f"magnitude pruning of the same weights at 90 % keeps {magnitude}" in text
     # on this net OBD loses at 90 % (as on the default net): the step says so, by how much, and why
-    assert f.baseline_accuracy - f.accuracy > explain.NOISE_POINTS / 100
+    assert f.baseline_accuracy - f.accuracy > facts.NOISE_POINTS / 100
     assert f"{100 * (f.baseline_accuracy - f.accuracy):.1f} points more than obd" in text
     assert "off-diagonal" in text
     better = dataclasses.replace(f, baseline_accuracy=f.accuracy - 0.05)
@@ -82,7 +82,7 @@ def test_the_loss_and_cost_sentences_hold_for_the_states_numbers(rendered):
         drop = 100 * (f.dense_accuracy - f.accuracy)
         if "{loss_first}" in step.text:
             assert f"from {f.dense_loss:.3f} to {f.loss:.3f}" in text
-            first = f.loss > explain.LOSS_FIRST * f.dense_loss and drop < explain.LOSS_FIRST_POINTS
+            first = f.loss > facts.LOSS_FIRST * f.dense_loss and drop < facts.LOSS_FIRST_POINTS
             assert ("the loss sees the damage first" in text) == first
             assert ("neither saw the damage first" in text) != first
         if "{cost}" in step.text:

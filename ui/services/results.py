@@ -17,7 +17,7 @@ from obd.core.pruning import LayerReport, Pruned, PruneReport, report
 from obd.runtime import latency as timing
 from obd.runtime.evaluate import Evaluation
 from obd.runtime.speedups import Speedup
-from obd.teach import explain
+from obd.teach import facts
 from obd.work.jobs import Job
 from obd.work.sweep import DEFAULT_SPARSITIES, SweepPoint, SweepRecord, curve_path, load_records, save_records
 from obd.work.warm import load_speed, save_speed, speed_table
@@ -164,7 +164,7 @@ def baseline_choice(c: Choice) -> Choice:
     return Choice("magnitude", c.mode, c.budget, c.prune_output)
 
 
-def state_facts(key: ModelKey, c: Choice, k: int, start: bool = True) -> explain.Facts:
+def state_facts(key: ModelKey, c: Choice, k: int, start: bool = True) -> facts.Facts:
     """The numbers the explanation and the lesson quote for a state whose point and pruned net exist: its
     latency (`speed`; its timing started unless `start` is False) and magnitude's point at the same sparsity,
     once they exist."""
@@ -172,11 +172,11 @@ def state_facts(key: ModelKey, c: Choice, k: int, start: bool = True) -> explain
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _facts(key: ModelKey, c: Choice, k: int, measured: Speedup | None, with_baseline: bool) -> explain.Facts:
+def _facts(key: ModelKey, c: Choice, k: int, measured: Speedup | None, with_baseline: bool) -> facts.Facts:
     # kept per state: finding the shrunk shapes takes a quarter second for the default net
     ev = lambda p: Evaluation(p["accuracy"], p["loss"], p["predictions"])  # noqa: E731
     baseline = ev(point(key, baseline_choice(c), k)) if with_baseline else None
-    return explain.facts(
+    return facts.facts(
         network(key),
         pruned(key, c, k),
         ev(point(key, c.dense(), 0)),

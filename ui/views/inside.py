@@ -8,7 +8,7 @@ import streamlit as st
 
 from obd.core.cache import LruCache
 from obd.methods.saliency import hessian_diagonal
-from obd.teach import explain
+from obd.teach import explain, facts
 from obd.teach import plots as teach_plots
 from ui.services import boards, models, results
 from ui.services.state import INSIDE_KEY, INSIDE_PARTS, Choice, ModelKey, View
@@ -108,7 +108,7 @@ def render(v: View) -> None:
     if results.pruned(v.key, v.choice, v.k) is None:
         results.wait_for_pruned(v)
         return
-    st.markdown(explain.explanation(results.state_facts(v.key, v.choice, v.k)))
+    st.markdown(facts.explanation(results.state_facts(v.key, v.choice, v.k)))
     criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
     # Lazy parts, as the page's own tabs: only the open one is built. Drawing all five figures at once took the
     # browser longer than the 0.5 s a view may take (issue 13; benchmarks/teach_views.py times each part).
