@@ -3,7 +3,8 @@
 Each file is a real `.keras` archive (a small MLP saved by obd) with its config or weights rewritten as an
 attacker would: a Dense layer of 7,000,000 units (Keras built it before obd looked, filling the machine's memory),
 an input of 50 million values, a build shape that lies, a model over the parameter cap, a convolutional layer,
-a config nested too deep for any parser, a zip bomb, and weights whose HDF5 file links to other files. Each is
+a config nested too deep for any parser, a zip bomb, weights whose HDF5 file links to other files, and one whose
+compressed dataset declares 10 GB. Each is
 refused in a fresh process, timed from the process's start to its exit, its peak RSS read with getrusage:
 - cli: `python -m obd sweep --model FILE` (what a user runs);
 - app: the upload check the dashboard runs (`ui.services.models.store_upload`) in a process that imported what
@@ -35,6 +36,7 @@ NAMES = (  # every file `hostile_files` builds, the issue's first
     "deep_json",
     "external_link",
     "virtual_dataset",
+    "h5_bomb",
     "zip_bomb",
 )
 # The app's side, in a child: import what the server holds, then time the check of one upload.
@@ -102,7 +104,7 @@ def _conv(config: dict) -> None:
 
 def _weights_with(template: Path, folder: Path, link: str) -> bytes:
     """The template's weights file with its first kernel replaced by an external link or a virtual dataset
-    pointing at another HDF5 file on the server."""
+    pointing at another HDF5 file on the server, or by a compressed dataset declaring 10 GB ("bomb")."""
     import h5py
     import numpy as np
 
@@ -117,6 +119,8 @@ def _weights_with(template: Path, folder: Path, link: str) -> bytes:
         del group["0"]
         if link == "external":
             group["0"] = h5py.ExternalLink(str(other), "/secret")
+        elif link == "bomb":  # 10 GB of float32 declared, none written: a few KB in the file, 10 GB when read
+            group.create_dataset("0", shape=(50_000, 50_000), dtype=np.float32, chunks=True, compression="gzip")
         else:
             source = h5py.VirtualSource(str(other), "secret", shape=(784, 8))
             layout = h5py.VirtualLayout(shape=(784, 8), dtype=np.float32)
@@ -172,6 +176,10 @@ def hostile_files(folder: Path, template: Path, bomb: bool = True) -> dict[str, 
             "a virtual dataset",
         ),
     }
+    files["h5_bomb"] = Hostile(
+        rewrite(template, folder / "h5_bomb.keras", model_weights_h5=_weights_with(template, folder, "bomb")),
+        "its weights file's arrays hold over 256.0 MB once read",
+    )
     if bomb:
         out = folder / "zip_bomb.keras"
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z, zipfile.ZipFile(template) as src:

@@ -11,7 +11,8 @@ config is read here with `json` alone and checked against what obd can prune:
   the number of layers and the parameters the layers would hold, each under a cap (`MAX_*`) set far above
   obd's largest preset and far below what 2 cores and a few GB can hold;
 - its weights file (HDF5, read with h5py): no external or soft links, no virtual datasets and no external
-  storage, which would make HDF5 open other files on the server.
+  storage, which would make HDF5 open other files on the server, and arrays that read into at most
+  MAX_MODEL_BYTES (a compressed dataset can declare far more than the file holds).
 
 Every refusal is one `ModelFileError` naming the file, what was wrong and what obd supports.
 """
@@ -422,8 +423,8 @@ def check_weights(path: Path, weights: IO[bytes] | Path) -> None:
         weights: the HDF5 file, a path or a seekable binary file.
 
     Raises:
-        ModelFileError: for a link, a virtual or externally stored dataset, too many objects, or a file h5py
-            cannot read.
+        ModelFileError: for a link, a virtual or externally stored dataset, arrays over MAX_MODEL_BYTES once read,
+            too many objects, or a file h5py cannot read.
     """
     import h5py  # light (no TensorFlow), but only needed here
 
@@ -438,7 +439,7 @@ def check_weights(path: Path, weights: IO[bytes] | Path) -> None:
 
 def _walk(path: Path, root: Any, h5py: Any) -> None:
     """Every link below `root`, looked at before it is followed; each object visited once."""
-    stack, seen = [root], set()
+    stack, seen, values = [root], set(), 0  # values: bytes the datasets hold once read
     while stack:
         group = stack.pop()
         for name in group:
@@ -457,6 +458,14 @@ def _walk(path: Path, root: Any, h5py: Any) -> None:
                 )
             if isinstance(obj, h5py.Group):
                 stack.append(obj)
-            elif isinstance(obj, h5py.Dataset) and (obj.is_virtual or obj.external):
-                kind = "a virtual dataset" if obj.is_virtual else "a dataset stored in another file"
-                raise refuse(path, f"its weights file holds {kind} ({where}); Keras writes plain datasets only")
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual or obj.external:
+                    kind = "a virtual dataset" if obj.is_virtual else "a dataset stored in another file"
+                    raise refuse(path, f"its weights file holds {kind} ({where}); Keras writes plain datasets only")
+                values += obj.size * obj.dtype.itemsize  # what reading it takes, however well it compresses
+                if values > MAX_MODEL_BYTES:
+                    raise refuse(
+                        path,
+                        f"its weights file's arrays hold over {_megabytes(MAX_MODEL_BYTES)} once read (at {where}); "
+                        f"obd's limit is {_megabytes(MAX_MODEL_BYTES)}",
+                    )
