@@ -195,7 +195,7 @@ class Network:
         """
         norm = self.input_norm
         if norm is None or norm.layer is None:
-            new = None if pixels == 1 else InputNorm(np.float64(pixels), np.float64(0.0), None)
+            new = None if pixels == 1 else InputNorm(np.asarray(pixels, dtype=np.float64), np.zeros(()), None)
         else:
             new = InputNorm(norm.scale.astype(np.float64) / self.pixels * pixels, norm.offset, norm.layer, norm.name)
         return replace(self, input_norm=new, pixels=float(pixels))
