@@ -1,5 +1,9 @@
 """Accuracy-vs-sparsity curves of the methods this session chose, filled in point by point by background jobs,
-and fine-tuning of one point or the whole curve (a background job too; its points stay in this session)."""
+and fine-tuning of one point or the whole curve (a background job too; its points stay in this session).
+
+The chart's choices (which methods, accuracy or loss, the x axis) are the session's: their widgets keep their
+values while another tab is open (`persist_state="session"`), and the CSV below the chart (and in Downloads)
+holds exactly the curves it draws."""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from obd.core.pruning import MODES
 from obd.figures import plots
 from obd.methods.registry import METHODS, supports
 from obd.training.finetune import check_gradual
-from obd.work.sweep import DEFAULT_SPARSITIES, sweep
+from obd.work import export
+from obd.work.sweep import DEFAULT_SPARSITIES, SweepRecord, sweep
 from ui.services import boards, models, results
 from ui.services.state import Choice, ModelKey, View
 
 POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
+KEEP = "session"  # the chart's choices outlive their widgets: a visit to another tab keeps them
 
 
 def shown_methods(c: Choice) -> list[str]:
@@ -38,12 +44,40 @@ def _on_curve_click() -> None:
         st.session_state.curve_jump = True  # the chart's fragment reruns alone: it hands over to the whole page
 
 
-def render(v: View) -> None:
-    c = v.choice
-    wanted = [
+def wanted_curves(c: Choice) -> list[Choice]:
+    """The curves the chart draws for a choice: each shown method in each mode it supports under the budget."""
+    return [
         Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md, c.budget)
     ]
-    _chart(v, wanted)
+
+
+def chart_records(v: View, found: dict) -> tuple[list[SweepRecord], list]:
+    """What the chart draws: the wanted curves' records so far, in the chosen order, then this session's
+    fine-tuned points of the budget; and the jobs still computing curves.
+
+    Args:
+        v: the view.
+        found: `results.curve(...)` of each of `wanted_curves(v.choice)`.
+    """
+    records, jobs = [], []
+    for w in wanted_curves(v.choice):
+        rs, job = found[w]
+        records += rs
+        if job is not None:
+            jobs.append(job)
+    records += [r for r in finetuned_points(v.key, v.choice.prune_output).values() if r.budget == v.choice.budget]
+    return records, jobs
+
+
+def shown_records(v: View) -> tuple[list[SweepRecord], bool]:
+    """The chart's records as `chart_records` has them, and whether curves are still being computed."""
+    found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in wanted_curves(v.choice)}
+    records, jobs = chart_records(v, found)
+    return records, bool(jobs)
+
+
+def render(v: View) -> None:
+    _chart(v, wanted_curves(v.choice))
     _more_ui(v)
     finetune_ui(v)
 
@@ -65,13 +99,7 @@ def _chart(v: View, wanted: list[Choice]) -> None:
         if st.session_state.pop("curve_jump", False):
             st.rerun()  # a click moved the controls, which live outside this fragment
         found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in asked}
-        records, jobs = [], []
-        for w in wanted:  # drawn in the chosen order
-            rs, job = found[w]
-            records += rs
-            if job is not None:
-                jobs.append(job)
-        records += [r for r in finetuned_points(v.key, v.choice.prune_output).values() if r.budget == v.choice.budget]
+        records, jobs = chart_records(v, found)
         for job in jobs:
             if job.error:
                 st.error(f"{job.label} failed: {job.error}")
@@ -80,6 +108,16 @@ def _chart(v: View, wanted: list[Choice]) -> None:
         metric, axis = _chart_options(v.present)
         fig = _figure(records, (v.choice.method, v.choice.mode, v.k / 100), metric, axis, v.present)
         st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
+        if not jobs and not v.present:  # (presenter mode: the screen is the chart's)
+            st.download_button(
+                "These curves (.csv)",
+                export.curves_csv(records),
+                export.filename("curves", v.choice.mode, v.choice.method, v.k / 100),
+                "text/csv",
+                key="curves_csv",
+                on_click="ignore",
+                help="every curve the chart draws, fine-tuned points included (as `python -m obd sweep --csv`)",
+            )
         if not jobs and running:
             st.rerun()  # the last curve just finished: the rest of the page (the method list) may change too
 
@@ -112,14 +150,14 @@ def _figure(records: list, current: tuple, metric: str, axis: str, present: bool
 
 
 def _chart_options(present: bool) -> tuple[str, str]:
-    """What to plot against what: chosen above the chart, or (presenter mode, where the screen is short) taken
-    from the session as last chosen."""
-    if present:
-        return st.session_state.get("curve_metric", "accuracy"), st.session_state.get("curve_axis", "compression")
-    cols = st.columns([2, 2, 3])
+    """What to plot against what, chosen above the chart (kept for the session). Presenter mode, where the screen
+    is short, shows the accuracy/loss choice only (a lesson step asks for it); the axis stays as last chosen."""
+    cols = st.columns([2, 2, 3] if not present else [1, 3])
     metric = cols[0].segmented_control(
-        "Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric", required=True
+        "Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric", required=True, persist_state=KEEP
     )
+    if present:
+        return metric, st.session_state.get("curve_axis", "compression")
     axis = cols[1].segmented_control(
         "x axis",
         ["compression", "sparsity"],
@@ -127,6 +165,7 @@ def _chart_options(present: bool) -> tuple[str, str]:
         key="curve_axis",
         required=True,
         help="compression = 1 / (1 − sparsity) on a log scale spreads 90–99 %, where the methods differ",
+        persist_state=KEEP,
     )
     return metric, axis
 
@@ -149,6 +188,7 @@ def _more_ui(v: View) -> None:
         "Curves of other methods (magnitude's are always drawn)",
         others,
         key="extra_methods",
+        persist_state=KEEP,
         help="computed in the background the first time (obs and sparsegpt reconstruct every point: "
         "about a minute each on the default net), then kept on disk for everyone",
     )

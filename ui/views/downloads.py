@@ -1,16 +1,15 @@
 """Downloads of the current state: the pruned model (.keras, pruned weights zeroed), the physically shrunk model
-(.keras, dead units removed: loads in plain Keras and predicts the same), and the curves as CSV with the CLI's
-columns. Files are made only when their button is pressed (obd.work.export)."""
+(.keras, dead units removed: loads in plain Keras and predicts the same), and the curves the Curves tab draws as
+CSV with the CLI's columns. Files are made only when their button is pressed (obd.work.export)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from obd.core.pruning import MODES
-from obd.methods.registry import supports
 from obd.work import export
 from ui.services import results
-from ui.services.state import Choice, View
+from ui.services.state import View
+from ui.views import curves
 
 
 def render(v: View) -> None:
@@ -48,12 +47,7 @@ def render(v: View) -> None:
         help="dead units physically removed: smaller matrices, the same predictions"
         + ("" if c.mode == "unit" else " (weight pruning rarely kills a unit, so it is about as large)"),
     )
-    records, waiting = [], False  # the method's curves in both modes it supports
-    for mode in MODES:
-        if supports(c.method, mode, c.budget):
-            rs, job = results.curve(v.key, Choice(c.method, mode, c.budget, c.prune_output), k)
-            records += rs
-            waiting |= job is not None
+    records, waiting = curves.shown_records(v)  # what the Curves chart draws, every compared method included
     if waiting:
         cols[2].info("The curves are still being computed (see Curves).")
     else:
@@ -64,6 +58,7 @@ def render(v: View) -> None:
             "text/csv",
             key="downloads_curves",
             on_click="ignore",
-            help="mode, sparsity, accuracy, loss, kept_weights (as `python -m obd sweep --csv`)",
+            help="the curves the Curves tab draws (every method shown there, fine-tuned points included): mode, "
+            "sparsity, accuracy, loss, kept_weights, method, … (as `python -m obd sweep --csv`)",
         )
     st.caption("Each figure downloads as PNG from the camera icon in its toolbar.")

@@ -147,6 +147,7 @@ def first_layer(v: View) -> None:
             explain.PICKS,
             horizontal=True,
             key="inside_pick",
+            persist_state="session",  # the session's choice: kept while another tab or part is open
             format_func=lambda p: {"strongest": "the strongest", "spread": "strongest to weakest"}[p],
         )
         fields, pixels = _first_layer_figures(v.key, v.choice, v.k, pick)
@@ -187,6 +188,7 @@ def obd_vs_magnitude(v: View) -> None:
             "Layer",
             layers,
             key="inside_layer",
+            persist_state="session",
             format_func=lambda i: f"{i}: {net.layers[i].name} ({net.layers[i].inputs}×{net.layers[i].units})",
         )
         comp, figure = comparison(v.key, v.choice, v.k, layer, c)

@@ -21,6 +21,7 @@ def render(v: View) -> None:
             default=results.LATENCY_BATCH,  # the headline's batch: both then read the same sizes of call
             key="speed_batch",
             required=True,
+            persist_state="session",  # the session's choice: kept while another tab is open
         )
     )
     st.caption(
