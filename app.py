@@ -300,6 +300,7 @@ def main() -> None:
     st.caption(
         f"Model: {key.label()} · {' → '.join(map(str, net.sizes))} · {c.method} {c.mode} pruning "
         f"at {k} % ({c.budget} budget)"
+        + (f" · fed {net.describe_input()}" if key.kind == "upload" else "")  # which pixels an upload takes
     )
     v = View(key, c, k, present, painted)
     lesson_box = st.container()  # above the numbers it quotes, filled once they exist
