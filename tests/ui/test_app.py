@@ -13,7 +13,7 @@ from apptest import APP, TIMEOUT, open_app, settle, shown
 from streamlit.testing.v1 import AppTest
 
 from obd.core.config import preset_spec
-from obd.core.network import from_keras
+from obd.core.network import fit_pixels, from_keras
 from obd.core.pruning import report
 from obd.methods.registry import plan
 from obd.runtime.evaluate import evaluate
@@ -179,7 +179,7 @@ def test_a_good_upload_is_used(mnist, tmp_path):
     at.sidebar.file_uploader[0].set_value(("mine.keras", path.read_bytes(), "application/octet-stream"))
     settle(at.run())
     assert not at.exception and "upload" in at.caption[0].value
-    acc = evaluate(from_keras(model), mnist.x_test, mnist.y_test).accuracy
+    acc = evaluate(fit_pixels(from_keras(model), mnist), mnist.x_test, mnist.y_test).accuracy  # the app's pixels
     assert metric(at, "Test accuracy").value == f"{100 * acc:.2f} %"
     assert np.isfinite(acc)
 
