@@ -43,8 +43,10 @@ def bench(
 
     Returns:
         Records {"engine", "mode", "sparsity", "batch", "ms", "speedup", "speedup_low", "speedup_high", "noisy",
-        "ideal_speedup"}; speedup is the engine's `Latency.speedup` (1.0 for dense), speedup_low/high its
-        interquartile range, ideal_speedup `ideal_speedup(net, pruned)`.
+        "note", "ideal_speedup"}; speedup is the engine's `Latency.speedup` (1.0 for dense, and for the engine of a
+        net where nothing is pruned: it runs the dense net's work, so no speed-up is claimed), speedup_low/high its
+        interquartile range, noisy and note say a reading was held or taken while other work ran (`Latency`),
+        ideal_speedup `ideal_speedup(net, pruned)`.
 
     Raises:
         ValueError: for an unknown mode, a sparsity outside [0, 1], a batch < 1 or too few rows in x.
@@ -63,8 +65,11 @@ def bench(
             pruned = prune(net, k, ranking=ranking).net
             ideal = ideal_speedup(net, pruned)
             for batch in batches:
-                lat = readings.reading(pruned, x[: int(batch)], MODE_ENGINES[mode][1], config)
-                common = {"mode": mode, "sparsity": k, "batch": int(batch), "ideal_speedup": ideal}
+                # nothing pruned: the engine would run the dense net's work, so it reads as the dense net
+                kind = MODE_ENGINES[mode][1] if ideal > 1 else "dense"
+                lat = readings.reading(pruned, x[: int(batch)], kind, config)
+                note = lat.note or ("" if ideal > 1 else "nothing pruned: the dense net's work, read as dense")
+                common = {"mode": mode, "sparsity": k, "batch": int(batch), "ideal_speedup": ideal, "note": note}
                 records += [
                     {
                         "engine": "dense",
@@ -76,7 +81,7 @@ def bench(
                         "noisy": lat.noisy,
                     },
                     {
-                        "engine": lat.engine,
+                        "engine": MODE_ENGINES[mode][1],  # nothing pruned: it is the dense net, read as such
                         **common,
                         "ms": lat.engine_ms,
                         "speedup": lat.speedup,
@@ -105,13 +110,19 @@ def machine() -> str:
 
 
 def table(records: Sequence[dict]) -> str:
-    """`bench` records as a text table, one row per engine: ms, speed-up vs dense, ideal, fraction of ideal."""
+    """`bench` records as a text table, one row per engine: ms, speed-up vs dense, ideal, fraction of ideal; a held
+    or noisy reading (`Latency.noisy`) is marked * and explained below the table."""
     head = f"{'mode':<7}{'sparsity':>9}{'batch':>7}  {'engine':<7}{'ms':>10}{'speedup':>9}{'ideal':>8}{'of ideal':>9}"
     lines = [head]
     for r in records:
         reached = 100 * r["speedup"] / r["ideal_speedup"]
         lines.append(
             f"{r['mode']:<7}{100 * r['sparsity']:>8g}%{r['batch']:>7}  {r['engine']:<7}{r['ms']:>10.3f}"
-            f"{r['speedup']:>8.2f}x{r['ideal_speedup']:>7.1f}x{reached:>8.0f}%"
+            f"{r['speedup']:>8.2f}x{r['ideal_speedup']:>7.1f}x{reached:>8.0f}%{' *' if r['noisy'] else ''}"
+        )
+    if any(r["noisy"] for r in records):
+        lines.append(
+            "* held or noisy: other work used the machine while it was timed, or it read out of line with the nets "
+            "around it and was held to them; not a clean measurement"
         )
     return "\n".join(lines)

@@ -319,6 +319,7 @@ def test_bench_records_have_the_documented_keys_and_types(records, small_net, mn
             "speedup_low",
             "speedup_high",
             "noisy",
+            "note",
             "ideal_speedup",
         }
         assert r["speedup_low"] <= r["speedup"] <= r["speedup_high"] and isinstance(r["noisy"], bool)
@@ -329,9 +330,20 @@ def test_bench_records_have_the_documented_keys_and_types(records, small_net, mn
         assert r["ideal_speedup"] >= 1.0
         if r["engine"] == "dense":
             assert r["speedup"] == 1.0
-    assert "of ideal" in table(records).splitlines()[0] and len(table(records).splitlines()) == 17
+    noisy = any(r["noisy"] for r in records)
+    assert "of ideal" in table(records).splitlines()[0] and len(table(records).splitlines()) == 17 + noisy
     with pytest.raises(ValueError, match="batch sizes must be between 1"):
         bench(small_net, mnist.x_test[:10], batches=[100])
+
+
+def test_bench_claims_no_speed_up_where_nothing_is_pruned_and_marks_held_readings(records):
+    for r in records:
+        if r["sparsity"] == 0:  # the shrunk or sparse engine of an unpruned net runs the dense net's work
+            assert r["speedup"] == 1.0 and r["ideal_speedup"] == 1.0
+            assert r["engine"] == "dense" or "nothing pruned" in r["note"]
+    held = [dict(r, noisy=i == 1) for i, r in enumerate(records)]  # one held reading, the rest clean
+    lines = table(held).splitlines()
+    assert lines[2].endswith(" *") and not lines[1].endswith("*") and lines[-1].startswith("* held or noisy")
 
 
 def test_speed_figure_and_reading_come_from_the_records(records):
