@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -552,6 +553,8 @@ def import_tensorflow_quietly() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see the module docstring: 0 done, 1 a bad file or a bug, 2 bad usage)."""
     args = build_parser().parse_args(argv)
+    # obd's own warnings (a pruning that empties a layer) as one line each, not Python's file:line form
+    warnings.showwarning = lambda message, category, *_: say(f"obd: warning: {message}")
     try:
         if getattr(args, "model", None):
             check_keras_file(args.model)  # without TensorFlow: refused before anything is built

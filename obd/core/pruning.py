@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,7 +272,7 @@ def prune(
         ranking: a precomputed `rank(net, mode, prune_output)`, to make repeated calls fast; its mode wins.
 
     Returns:
-        Pruned(net, masks, mode, sparsity).
+        Pruned(net, masks, mode, sparsity). An EmptiedLayerWarning says when a layer kept nothing.
 
     Raises:
         ValueError: for an invalid sparsity or mode.
@@ -279,7 +280,26 @@ def prune(
     k = check_sparsity(sparsity)
     ranking = ranking or rank(net, check_mode(mode), prune_output)
     masks = ranking.masks(k)
-    return Pruned(apply_masks(net, masks, ranking.mode), tuple(masks), ranking.mode, k)
+    pruned = Pruned(apply_masks(net, masks, ranking.mode), tuple(masks), ranking.mode, k)
+    if emptied := emptied_layers(pruned):
+        warnings.warn(
+            f"{ranking.mode} pruning at {100 * k:g} % left layer{'s' * (len(emptied) > 1)} "
+            f"{', '.join(map(repr, emptied))} without a single weight: the network predicts one class whatever the "
+            "image (a global budget can empty a small layer long before the others; the layer budget keeps some of "
+            "every layer below 100 %)",
+            EmptiedLayerWarning,
+            stacklevel=2,
+        )
+    return pruned
+
+
+class EmptiedLayerWarning(UserWarning):
+    """A pruning left a layer without a single weight, so the network's output no longer depends on its input."""
+
+
+def emptied_layers(pruned: Pruned) -> list[str]:
+    """The names (or 1-based positions) of the layers a pruning left without a single kept weight."""
+    return [l.name or str(i + 1) for i, (l, m) in enumerate(zip(pruned.net.layers, pruned.masks)) if not m.any()]
 
 
 def prune_model(model, sparsity: float, mode: str = "weight", prune_output: bool = False):
