@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 
 MODES = ("weight", "unit")
 # sparsity per pruned layer; one threshold across all pruned layers; or the split across layers that minimises
@@ -188,7 +188,7 @@ class Ranking:
 
 
 def rank(
-    net: Network,
+    net: Network | object,
     mode: str = "weight",
     prune_output: bool = False,
     scores: list[np.ndarray] | None = None,
@@ -197,7 +197,7 @@ def rank(
     """Order every pruned layer's entries (or units) from least to most important.
 
     Args:
-        net: the network.
+        net: the network, or a Keras model (`as_network`).
         mode: "weight" (entries) or "unit" (columns).
         prune_output: also prune the last (logits) layer.
         scores: per-layer importance, kernel-shaped (weight mode) or (units,) (unit mode); higher = keep.
@@ -212,6 +212,7 @@ def rank(
     Raises:
         ValueError: for an unknown mode or budget, or scores of the wrong shape.
     """
+    net = as_network(net)
     check_mode(mode)
     if check_budget(budget) == "loss-aware":
         raise ValueError(
@@ -256,7 +257,7 @@ def apply_masks(net: Network, masks: list[np.ndarray], mode: str) -> Network:
 
 
 def prune(
-    net: Network,
+    net: Network | object,
     sparsity: float,
     mode: str = "weight",
     prune_output: bool = False,
@@ -265,7 +266,7 @@ def prune(
     """Prune a Network.
 
     Args:
-        net: the network (not changed).
+        net: the network, or a Keras model (`as_network`); not changed.
         sparsity: fraction in [0, 1] of each pruned layer's weights (weight mode) or units (unit mode).
         mode: "weight" or "unit".
         prune_output: prune the logits layer too (off by default).
@@ -277,7 +278,7 @@ def prune(
     Raises:
         ValueError: for an invalid sparsity or mode.
     """
-    k = check_sparsity(sparsity)
+    k, net = check_sparsity(sparsity), as_network(net)
     ranking = ranking or rank(net, check_mode(mode), prune_output)
     masks = ranking.masks(k)
     pruned = Pruned(apply_masks(net, masks, ranking.mode), tuple(masks), ranking.mode, k)

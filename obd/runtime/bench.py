@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 from obd.core.pruning import check_mode, check_sparsity, prune, rank
 from obd.runtime.latency import READINGS, Readings, TimingConfig
 from obd.runtime.shrunk import ideal_speedup
@@ -18,7 +18,7 @@ MODE_ENGINES = {"weight": ("dense", "sparse"), "unit": ("dense", "shrunk")}  # w
 
 
 def bench(
-    net: Network,
+    net: Network | object,
     x: np.ndarray,
     modes: Sequence[str] = ("weight", "unit"),
     sparsities: Sequence[float] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99),
@@ -31,7 +31,7 @@ def bench(
     """Time every engine of each mode against dense on the same pruned network, as `latency` does.
 
     Args:
-        net: the unpruned network.
+        net: the unpruned network, or a Keras model (`as_network`).
         x: input rows (at least max(batches) of them; MNIST test images for honest first-layer sparsity).
         modes: pruning modes; weight pruning runs dense and sparse, unit pruning dense and shrunk.
         sparsities: fractions in [0, 1].
@@ -51,6 +51,7 @@ def bench(
     Raises:
         ValueError: for an unknown mode, a sparsity outside [0, 1], a batch < 1 or too few rows in x.
     """
+    net, x = as_network(net), np.asarray(x, dtype=np.float32).reshape(len(x), -1)  # (n, inputs)
     modes = [check_mode(m) for m in modes]
     sparsities = [check_sparsity(k) for k in sparsities]
     if any(int(b) < 1 or int(b) > len(x) for b in batches):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obd.core.network import Network
+from obd.core.network import Network, as_network
 from obd.core.pruning import live_units
 from obd.runtime.dense import DenseEngine
 from obd.runtime.kernels import NARROW_CHUNK, SPARSE_INPUT_CHUNK, narrow_kernel, sparse_input_kernel
@@ -29,7 +29,7 @@ SPARSE_INPUT_MAX_DENSITY = 0.22  # the row tiles skip zero inputs when at most t
 DENSITY_SAMPLE_ROWS = 64  # rows of a batch read to estimate its density of nonzero inputs
 
 
-def shrink(net: Network) -> Network:
+def shrink(net: Network | object) -> Network:
     """Remove units that cannot change the logits: a smaller dense network with the same logits.
 
     A hidden unit goes when its kernel column (over live inputs) is all zero and its bias is 0 or None (it
@@ -38,11 +38,12 @@ def shrink(net: Network) -> Network:
     output classes are never removed.
 
     Args:
-        net: a (pruned) network; not changed.
+        net: a (pruned) network, or a Keras model (`as_network`); not changed.
 
     Returns:
         A Network with the same layer names and activations and fewer (or as many) units per hidden layer.
     """
+    net = as_network(net)
     alive = live_units(net, keep_one=True)
     layers, rows = [], np.ones(net.layers[0].inputs, dtype=bool)
     for layer, cols in zip(net.layers, alive):
