@@ -114,8 +114,8 @@ def test_downloads_offers_both_models_and_the_curves(tiny):
     at = settle(at)
     assert not at.exception, at.exception
     deadline = time.monotonic() + 300
-    while len(labels := [b.proto.label for b in at.get("download_button")]) < 3:  # until both curves exist
+    while len(labels := [b.proto.label for b in at.get("download_button")]) < 4:  # until both curves exist
         assert time.monotonic() < deadline and not at.exception, "the curves did not finish"
         time.sleep(0.5)
         at.run()
-    assert labels == ["Pruned model (.keras)", "Shrunk model (.keras)", "Curves (.csv)"]
+    assert labels == ["Pruned model (.keras)", "Shrunk model (.keras)", "TensorFlow Lite (.tflite)", "Curves (.csv)"]

@@ -1,6 +1,7 @@
 """Downloads of the current state: the pruned model (.keras, pruned weights zeroed), the physically shrunk model
-(.keras, dead units removed: loads in plain Keras and predicts the same), and the curves the Curves tab draws as
-CSV with the CLI's columns. Files are made only when their button is pressed (obd.work.export)."""
+(.keras, dead units removed: loads in plain Keras and predicts the same), a TensorFlow Lite model, and the curves
+the Curves tab draws as CSV with the CLI's columns. Files are made only when their button is pressed
+(obd.work.export)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def render(v: View) -> None:
         return
     r = cur["report"]
     st.markdown(
-        f"**{c.method}, {c.mode} pruning at {k} %**: test accuracy {100 * cur['accuracy']:.2f} %. Both "
-        "models are plain Keras (load with `keras.saving.load_model`, no obd needed), end in logits "
-        "(argmax = the digit) and reproduce that accuracy."
+        f"**{c.method}, {c.mode} pruning at {k} %**: test accuracy {100 * cur['accuracy']:.2f} %. The "
+        "models are plain Keras (load with `keras.saving.load_model`, no obd needed) or TensorFlow Lite, take "
+        "what the model took (its input shape and pixels) and give what it gave (logits or a softmax; argmax = "
+        "the digit), and reproduce that accuracy."
     )
-    cols = st.columns(3)
+    cols = st.columns(4)
     name = lambda kind: export.filename(kind, c.mode, c.method, k / 100)  # noqa: E731
     cols[0].download_button(
         "Pruned model (.keras)",
@@ -47,11 +49,21 @@ def render(v: View) -> None:
         help="dead units physically removed: smaller matrices, the same predictions"
         + ("" if c.mode == "unit" else " (weight pruning rarely kills a unit, so it is about as large)"),
     )
+    cols[2].download_button(
+        "TensorFlow Lite (.tflite)",
+        lambda: export.tflite_model(pruned),
+        name("tflite"),
+        "application/octet-stream",
+        key="downloads_tflite",
+        on_click="ignore",
+        help="for phones and edge devices: unit pruning shrunk, weight pruning stored sparse "
+        "(TFLite's sparsity optimisation); as `python -m obd export --out m.tflite`",
+    )
     records, waiting = curves.shown_records(v)  # what the Curves chart draws, every compared method included
     if waiting:
-        cols[2].info("The curves are still being computed (see Curves).")
+        cols[3].info("The curves are still being computed (see Curves).")
     else:
-        cols[2].download_button(
+        cols[3].download_button(
             "Curves (.csv)",
             export.curves_csv(records),
             name("curves"),
