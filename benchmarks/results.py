@@ -110,7 +110,7 @@ def cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if value is None:
+    if value is None or value == [] or value == ():
         return "–"
     if isinstance(value, list | tuple):
         return " / ".join(cell(v) for v in value)
