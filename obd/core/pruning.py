@@ -286,8 +286,7 @@ def prune(
         warnings.warn(
             f"{ranking.mode} pruning at {100 * k:g} % left layer{'s' * (len(emptied) > 1)} "
             f"{', '.join(map(repr, emptied))} without a single weight: the network predicts one class whatever the "
-            "image (a global budget can empty a small layer long before the others; the layer budget keeps some of "
-            "every layer below 100 %)",
+            "image (a small layer empties first; under a global budget, long before the others)",
             EmptiedLayerWarning,
             stacklevel=2,
         )
