@@ -43,6 +43,7 @@ _API = {  # public name -> the module that defines it
     "Network": "obd.core.network",
     "from_keras": "obd.core.network",
     "to_keras": "obd.core.network",
+    "fit_pixels": "obd.core.network",
     "ModelFileError": "obd.core.files",
     "save_network": "obd.core.files",
     "load_network": "obd.core.files",
@@ -55,6 +56,7 @@ _API = {  # public name -> the module that defines it
     "prune_model": "obd.core.pruning",
     "report": "obd.core.pruning",
     "Pruned": "obd.core.pruning",
+    "EmptiedLayerWarning": "obd.core.pruning",
     "evaluate": "obd.runtime.evaluate",
     "build_engine": "obd.runtime.engines",
     "shrink": "obd.runtime.shrunk",
@@ -98,8 +100,19 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time `__getattr_
     from obd.core.config import PRESETS, ModelSpec, TrainConfig
     from obd.core.data import DataError, Mnist, load_mnist
     from obd.core.files import ModelFileError, load_network, save_network
-    from obd.core.network import Network, from_keras, to_keras
-    from obd.core.pruning import BUDGETS, MODES, Pruned, prune, prune_model, rank, report, unit_mask, weight_mask
+    from obd.core.network import Network, fit_pixels, from_keras, to_keras
+    from obd.core.pruning import (
+        BUDGETS,
+        MODES,
+        EmptiedLayerWarning,
+        Pruned,
+        prune,
+        prune_model,
+        rank,
+        report,
+        unit_mask,
+        weight_mask,
+    )
     from obd.methods.registry import METHODS, calibration, plan, prune_with, saliency_map, supports
     from obd.runtime.bench import bench
     from obd.runtime.engines import build_engine
