@@ -43,7 +43,7 @@ _API = {  # public name -> the module that defines it
     "Network": "obd.core.network",
     "from_keras": "obd.core.network",
     "to_keras": "obd.core.network",
-    "fit_pixels": "obd.core.network",
+    "fit_pixels": "obd.runtime.evaluate",
     "ModelFileError": "obd.core.files",
     "save_network": "obd.core.files",
     "load_network": "obd.core.files",
@@ -100,7 +100,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time `__getattr_
     from obd.core.config import PRESETS, ModelSpec, TrainConfig
     from obd.core.data import DataError, Mnist, load_mnist
     from obd.core.files import ModelFileError, load_network, save_network
-    from obd.core.network import Network, fit_pixels, from_keras, to_keras
+    from obd.core.network import Network, from_keras, to_keras
     from obd.core.pruning import (
         BUDGETS,
         MODES,
@@ -116,7 +116,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time `__getattr_
     from obd.methods.registry import METHODS, calibration, plan, prune_with, saliency_map, supports
     from obd.runtime.bench import bench
     from obd.runtime.engines import build_engine
-    from obd.runtime.evaluate import evaluate
+    from obd.runtime.evaluate import evaluate, fit_pixels
     from obd.runtime.latency import latency
     from obd.runtime.shrunk import shrink
     from obd.training.finetune import finetune, gradual

@@ -160,7 +160,8 @@ def network_or_default(model_path: str | None, preset: str):
     """The Network of the .keras model at `model_path` on the pixels it takes (said on stderr; `fit_pixels` chooses
     on training images for a model without its own Rescaling/Normalization), or the cached default model's."""
     from obd.core.data import load_mnist
-    from obd.core.network import fit_pixels, from_keras
+    from obd.core.network import from_keras
+    from obd.runtime.evaluate import fit_pixels
 
     net = from_keras(load_or_default(model_path, preset))  # the file first: a bad one is refused before MNIST loads
     if model_path:

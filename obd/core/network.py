@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from obd.core.data import Mnist
-
 ACTIVATIONS = ("relu", "linear")  # hidden layers are ReLU; the output layer gives logits
 OUTPUTS = ("logits", "softmax")  # what a model's output gives: obd prunes logits, a softmax is kept for export
-PIXEL_CHECK_IMAGES = 5000  # the training images on which `fit_pixels` compares the two pixel scales
+PIXEL_CHECK_IMAGES = 5000  # the training images on which `obd.runtime.evaluate.fit_pixels` compares pixel scales
 
 
 def _frozen(a: np.ndarray | None) -> np.ndarray | None:
@@ -206,7 +202,7 @@ class Network:
         norm = self.input_norm
         if norm is not None and norm.layer is not None:
             return f"{scale}, as its first layer ({norm.layer} {norm.name!r}) expects"
-        return f"{scale} (its dense accuracy on {PIXEL_CHECK_IMAGES:,} training images is higher on them)"
+        return f"{scale} (its dense loss on {PIXEL_CHECK_IMAGES:,} training images is lower on them)"
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """Raw images as the first Dense layer sees them: (n, ...) -> (n, inputs) float32, the input transform
@@ -257,7 +253,7 @@ def from_keras(model) -> Network:
     Returns:
         A Network holding copies of the weights; the model is not changed. A model with a Rescaling/Normalization
         layer takes the pixels that layer was built for (`pixels`); one without takes pixels in [0, 1] until
-        `fit_pixels` chooses.
+        `obd.runtime.evaluate.fit_pixels` chooses.
 
     Raises:
         ValueError: naming the first layer obd does not read, and what it reads.
@@ -279,26 +275,6 @@ def from_keras(model) -> Network:
 def _weights(layer) -> tuple[np.ndarray, ...]:
     """A Keras layer's variables as numpy arrays, in Keras' order (none for an InputLayer a Sequential omits)."""
     return () if layer is None else tuple(np.asarray(w) for w in layer.get_weights())
-
-
-def fit_pixels(net: Network, data: Mnist) -> Network:
-    """Choose the pixel scale of a model without its own Rescaling/Normalization: the one, [0, 1] or raw 0-255, on
-    which its dense accuracy is higher (ties: [0, 1]), on the last PIXEL_CHECK_IMAGES training images (the test set
-    only reports).
-
-    Args:
-        net: a network from `from_keras` or `read_keras_file`.
-        data: MNIST.
-
-    Returns:
-        `net` as it is when its own layer says its pixels; else `net.with_pixels(...)` of the better scale.
-    """
-    if net.input_norm is not None and net.input_norm.layer is not None:
-        return net
-    x, y = data.x_train[-PIXEL_CHECK_IMAGES:], data.y_train[-PIXEL_CHECK_IMAGES:]  # (n, 784), (n,)
-    nets = [net.with_pixels(p) for p in (1.0, 255.0)]
-    correct = [int((n.logits(x).argmax(axis=1) == y).sum()) for n in nets]
-    return nets[int(correct[1] > correct[0])]
 
 
 def as_network(model) -> Network:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obd.core.network import Network, as_network
+from obd.core.data import Mnist
+from obd.core.network import PIXEL_CHECK_IMAGES, Network, as_network
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,26 @@ def evaluate(
     from obd.runtime.engines import build_engine  # numba: loaded only when asked
 
     return score_logits(build_engine(net, engine, min(batch_size, len(x))).logits(x), y)
+
+
+def fit_pixels(net: Network, data: Mnist) -> Network:
+    """Choose the pixel scale of a model without its own Rescaling/Normalization: [0, 1] or raw 0-255, whichever
+    gives the lower dense loss on the last PIXEL_CHECK_IMAGES training images (the test set only reports).
+
+    The loss decides, not the accuracy: a ReLU network is nearly scale-invariant, so both scales can give about
+    the same accuracy, while the wrong one gives either near-uniform (too small) or wildly overconfident (too large)
+    logits.
+
+    Args:
+        net: a network from `from_keras` or `read_keras_file`.
+        data: MNIST.
+
+    Returns:
+        `net` as it is when its own layer says its pixels; else `net.with_pixels(...)` of the better scale.
+    """
+    if net.input_norm is not None and net.input_norm.layer is not None:
+        return net
+    x, y = data.x_train[-PIXEL_CHECK_IMAGES:], data.y_train[-PIXEL_CHECK_IMAGES:]  # (n, 784), (n,)
+    nets = [net.with_pixels(p) for p in (1.0, 255.0)]
+    losses = [score_logits(n.logits(x), y).loss for n in nets]
+    return nets[int(losses[1] < losses[0])]

@@ -11,8 +11,8 @@ import pytest
 from user_models import KINDS, keras_accuracy, user_model
 
 from obd.core.files import ModelFileError, read_keras_file
-from obd.core.network import fit_pixels, from_keras, to_keras
-from obd.runtime.evaluate import evaluate
+from obd.core.network import from_keras, to_keras
+from obd.runtime.evaluate import evaluate, fit_pixels
 
 CASES = [(kind, False) for kind in KINDS] + [("flatten", True), ("batchnorm", True), ("rescaling", True)]
 

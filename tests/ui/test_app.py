@@ -13,10 +13,10 @@ from apptest import APP, TIMEOUT, open_app, settle, shown
 from streamlit.testing.v1 import AppTest
 
 from obd.core.config import preset_spec
-from obd.core.network import fit_pixels, from_keras
+from obd.core.network import from_keras
 from obd.core.pruning import report
 from obd.methods.registry import plan
-from obd.runtime.evaluate import evaluate
+from obd.runtime.evaluate import evaluate, fit_pixels
 from obd.training.model import build_model, save_model
 from ui.views.metrics import count_text
 

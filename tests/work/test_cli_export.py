@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from user_models import user_model
 
-from obd.core.network import fit_pixels, from_keras
+from obd.core.network import from_keras
 from obd.core.pruning import prune
-from obd.runtime.evaluate import evaluate
+from obd.runtime.evaluate import evaluate, fit_pixels
 from obd.work.export import tflite_model, tflite_runner, user_inputs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from user_models import user_model
 
-from obd.core.network import fit_pixels, from_keras
+from obd.core.network import from_keras
 from obd.core.pruning import prune
-from obd.runtime.evaluate import evaluate
+from obd.runtime.evaluate import evaluate, fit_pixels
 from obd.training.finetune import finetune
 from obd.work.export import masked_model, shrunk_model
 

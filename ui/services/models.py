@@ -197,7 +197,8 @@ def _load_network(key: ModelKey) -> Network:
         if net is None:
             raise LookupError(f"the {key.name} model is not trained yet")
     else:
-        from obd.core.network import fit_pixels, from_keras
+        from obd.core.network import from_keras
+        from obd.runtime.evaluate import fit_pixels
         from obd.training.model import load_model  # TensorFlow: only for reading an upload
 
         net = fit_pixels(from_keras(load_model(upload_path(key.name))), data())  # on the pixels it takes
