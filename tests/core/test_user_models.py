@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from user_models import KINDS, keras_accuracy, user_model
 
-from obd.core.files import ModelFileError, read_keras_file
+from obd.core.files import ModelFileError, load_network, read_keras_file, save_network
 from obd.core.network import from_keras, to_keras
 from obd.runtime.evaluate import evaluate, fit_pixels
 
@@ -105,3 +105,18 @@ def test_a_refused_keras_file_names_the_layer(tmp_path):
     model.save(tmp_path / "sig.keras")
     with pytest.raises(ModelFileError, match="'squash'.*sigmoid"):
         read_keras_file(tmp_path / "sig.keras")
+
+
+@pytest.mark.parametrize("kind", ["raw", "rescaling", "activations"])
+def test_a_network_file_keeps_the_users_interface(kind, tmp_path, mnist):
+    net = _net(user_model(kind), mnist)
+    back = load_network(save_network(net, tmp_path / "net.npz"))
+    assert back.fingerprint() == net.fingerprint()
+    assert (back.pixels, back.input_shape, back.output, back.input_norm is None) == (
+        net.pixels,
+        net.input_shape,
+        net.output,
+        net.input_norm is None,
+    )
+    if net.input_norm is not None:
+        assert (back.input_norm.layer, back.input_norm.name) == (net.input_norm.layer, net.input_norm.name)

@@ -14,25 +14,12 @@ from obd.figures import plots
 from obd.methods.registry import METHODS, supports
 from obd.training.finetune import check_gradual
 from obd.work import export
-from obd.work.sweep import DEFAULT_SPARSITIES, SweepRecord, sweep
-from ui.services import boards, models, results
-from ui.services.state import Choice, ModelKey, View
+from obd.work.sweep import DEFAULT_SPARSITIES, sweep
+from ui.services import boards, chart_data, models, results
+from ui.services.state import Choice, View
 
 POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
 KEEP = "session"  # the chart's choices outlive their widgets: a visit to another tab keeps them
-
-
-def shown_methods(c: Choice) -> list[str]:
-    """This session's curves: magnitude (the baseline), the selected method and the ones it added. A new session
-    starts with the first two: what another session computed is shared data, not a choice made for this one."""
-    extra = st.session_state.setdefault("extra_methods", [])
-    return list(dict.fromkeys(("magnitude", c.method, *extra)))
-
-
-def finetuned_points(key: ModelKey, prune_output: bool) -> dict:
-    """This session's fine-tuned points of a model, (method, mode, budget, sparsity_pct, epochs, steps) ->
-    SweepRecord: one user's retraining is not another's curve, and the points go when the session does."""
-    return st.session_state.setdefault("finetuned", {}).setdefault((key, prune_output), {})
 
 
 def _on_curve_click() -> None:
@@ -44,40 +31,8 @@ def _on_curve_click() -> None:
         st.session_state.curve_jump = True  # the chart's fragment reruns alone: it hands over to the whole page
 
 
-def wanted_curves(c: Choice) -> list[Choice]:
-    """The curves the chart draws for a choice: each shown method in each mode it supports under the budget."""
-    return [
-        Choice(m, md, c.budget, c.prune_output) for m in shown_methods(c) for md in MODES if supports(m, md, c.budget)
-    ]
-
-
-def chart_records(v: View, found: dict) -> tuple[list[SweepRecord], list]:
-    """What the chart draws: the wanted curves' records so far, in the chosen order, then this session's
-    fine-tuned points of the budget; and the jobs still computing curves.
-
-    Args:
-        v: the view.
-        found: `results.curve(...)` of each of `wanted_curves(v.choice)`.
-    """
-    records, jobs = [], []
-    for w in wanted_curves(v.choice):
-        rs, job = found[w]
-        records += rs
-        if job is not None:
-            jobs.append(job)
-    records += [r for r in finetuned_points(v.key, v.choice.prune_output).values() if r.budget == v.choice.budget]
-    return records, jobs
-
-
-def shown_records(v: View) -> tuple[list[SweepRecord], bool]:
-    """The chart's records as `chart_records` has them, and whether curves are still being computed."""
-    found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in wanted_curves(v.choice)}
-    records, jobs = chart_records(v, found)
-    return records, bool(jobs)
-
-
 def render(v: View) -> None:
-    _chart(v, wanted_curves(v.choice))
+    _chart(v, chart_data.wanted_curves(v.choice))
     _more_ui(v)
     finetune_ui(v)
 
@@ -99,7 +54,7 @@ def _chart(v: View, wanted: list[Choice]) -> None:
         if st.session_state.pop("curve_jump", False):
             st.rerun()  # a click moved the controls, which live outside this fragment
         found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in asked}
-        records, jobs = chart_records(v, found)
+        records, jobs = chart_data.chart_records(v, found)
         for job in jobs:
             if job.error:
                 st.error(f"{job.label} failed: {job.error}")
@@ -294,7 +249,7 @@ def _finetune_progress(v: View, jk: tuple) -> None:
         if job is None:
             return
         boards.board().touch(jk)  # someone still waits: a job nobody touches pauses after a minute
-        mine = finetuned_points(v.key, v.choice.prune_output)
+        mine = chart_data.finetuned_points(v.key, v.choice.prune_output)
         for tuned in job.results().values():
             c = jk[2]
             mine[

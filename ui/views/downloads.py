@@ -8,9 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from obd.work import export
-from ui.services import results
+from ui.services import chart_data, results
 from ui.services.state import View
-from ui.views import curves
 
 
 def render(v: View) -> None:
@@ -59,7 +58,7 @@ def render(v: View) -> None:
         help="for phones and edge devices: unit pruning shrunk, weight pruning stored sparse "
         "(TFLite's sparsity optimisation); as `python -m obd export --out m.tflite`",
     )
-    records, waiting = curves.shown_records(v)  # what the Curves chart draws, every compared method included
+    records, waiting = chart_data.shown_records(v)  # what the Curves chart draws, every compared method included
     if waiting:
         cols[3].info("The curves are still being computed (see Curves).")
     else:
