@@ -8,6 +8,8 @@ Methods:
 - "obs": one-shot Optimal Brain Surgeon reconstruction layer by layer (obd.methods.obs): mask by OBS score,
   then a least-squares refit of the kept weights; the pruned network holds refit weights.
 - "sparsegpt": SparseGPT's sequential OBS (obd.methods.sparsegpt), weight mode only.
+- "chita": CHITA++'s network-level empirical-Fisher pruning in stages (obd.methods.chita), weight mode only, for
+  networks small enough to hold the per-example gradients.
 A `Plan` holds everything that does not depend on the sparsity (Hessian diagonal, calibration activations,
 greedy orders, rankings), so re-pruning at a new sparsity is fast: magnitude/random/obd cost one mask and
 copy (well under a second); obs re-runs the least-squares refits (seconds).
@@ -16,6 +18,7 @@ copy (well under a second); obs re-runs the least-squares refits (seconds).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,15 +37,16 @@ from obd.core.pruning import (
     rank,
 )
 from obd.methods.allocation import Profile, loss_profiles
+from obd.methods.chita import ChitaPlan, plan_chita
 from obd.methods.hessian import gram, inverse, obs_scores, row_damping
 from obd.methods.obs import ALGORITHMS, ObsPlan, ReconstructConfig, count_masks, plan_obs, removed_counts
 from obd.methods.saliency import hessian_diagonal, obd_saliency, random_scores
 from obd.runtime.evaluate import score_logits
 
-METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt")
+METHODS = ("magnitude", "random", "obd", "obd-fisher", "obs", "sparsegpt", "chita")
 OBD_HESSIANS = {"obd": "gauss-newton", "obd-fisher": "fisher"}  # OBD's methods and their Hessian diagonals
-WEIGHT_ONLY = ("sparsegpt",)  # methods that prune single weights only
-NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt")  # methods that read a sample of training images
+WEIGHT_ONLY = ("sparsegpt", "chita")  # methods that prune single weights only
+NEEDS_CALIBRATION = ("obd", "obd-fisher", "obs", "sparsegpt", "chita")  # methods that read training images
 # the modules whose code makes a method's results: results cached on disk are named by a digest of their source
 # (`method_modules`, `obd.core.cache.source_digest`), so that no file computed by other code is read as its own
 COMMON_MODULES = (
@@ -60,6 +64,7 @@ METHOD_MODULES = {
     "obd-fisher": ("obd.methods.saliency",),
     "obs": RECONSTRUCTION_MODULES,
     "sparsegpt": RECONSTRUCTION_MODULES,
+    "chita": ("obd.methods.chita", "obd.methods.saliency", "obd.methods.obs"),
 }
 
 
@@ -77,6 +82,7 @@ METHOD_HELP = {  # one line per method, shown beside its name in the app and the
     "obd-fisher": "OBD with the empirical Fisher diagonal (mean squared gradient) in place of the Hessian's",
     "obs": "Optimal Brain Surgeon, layerwise: drop by w²/(2·[H⁻¹]_qq) and refit the remaining weights",
     "sparsegpt": "SparseGPT: OBS input by input, each error spread over the inputs not yet pruned (weights only)",
+    "chita": "CHITA++: all layers at once on the empirical Fisher, pruned in stages (weights only, small nets)",
 }
 BUDGET_HELP = {
     "layer": "the same share of every pruned layer",
@@ -84,7 +90,7 @@ BUDGET_HELP = {
     "loss-aware": "the split between layers that least raises the calibration loss, from each layer's "
     "measured loss-vs-sparsity profile (exact dynamic program, as in OBC/SPDY)",
 }
-FALLBACK_METHODS = ALGORITHMS  # reconstructions that fall back to magnitude where magnitude scores higher
+FALLBACK_METHODS = ALGORITHMS + ("chita",)  # methods that fall back to magnitude where magnitude scores higher
 
 
 def check_method(method: object) -> str:
@@ -184,6 +190,7 @@ class Plan:
     profiles: tuple[Profile, ...] | None = None
     baseline: Ranking | None = None
     calib: Calibration | None = None
+    chita: ChitaPlan | None = None
 
     def prune(self, sparsity: float) -> Pruned:
         """The pruned network at `sparsity` (obs: with reconstructed weights); the plan's net is unchanged.
@@ -194,6 +201,8 @@ class Plan:
         k = check_sparsity(sparsity)
         if self.obs is not None:
             pruned = self.obs.prune(k)
+        elif self.chita is not None:
+            pruned = self.chita.prune(k)
         else:
             assert self.ranking is not None, "a plan ranks when it does not reconstruct"
             if self.profiles is not None:
@@ -245,8 +254,8 @@ def method_scores(
     if method == "random":
         return random_scores(net, mode, seed)
     calib = calib if calib is not None else calibration()
-    if method in OBD_HESSIANS:
-        return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, OBD_HESSIANS[method]), mode)
+    if method in OBD_HESSIANS or method == "chita":  # chita's quadratic has the empirical Fisher's diagonal
+        return obd_saliency(net, hessian_diagonal(net, calib.x, calib.y, OBD_HESSIANS.get(method, "fisher")), mode)
     acts = net.activations(calib.x)
     x_val = calib.validation()[0]
     val_acts = None if x_val is None else net.activations(x_val)
@@ -312,7 +321,7 @@ def plan(
     check_method_mode(method, mode, budget)
     net = as_network(model)
     start = time.perf_counter()
-    ranking = obs = profiles = baseline = None
+    ranking = obs = profiles = baseline = chita = None
     if budget == "loss-aware" or method in NEEDS_CALIBRATION:
         calib = calib if calib is not None else calibration()
     # scores and ranking budgets: a loss-aware split starts from each layer's own order
@@ -323,6 +332,13 @@ def plan(
         obs = plan_obs(
             net, calib.x, mode, budget, prune_output, config, algorithm=method, y=calib.y, x_val=x_val, y_val=y_val
         )
+        baseline = rank(net, mode, prune_output, budget="global" if budget == "loss-aware" else budget)
+    elif method == "chita":
+        assert calib is not None, "chita needs calibration"
+        x_val, y_val = calib.validation()
+        layers = pruned_layers(net, prune_output)
+        counts = chita_counts(net, budget, prune_output, calib)
+        chita = plan_chita(net, calib.x, calib.y, x_val, y_val, layers, counts)
         baseline = rank(net, mode, prune_output, budget="global" if budget == "loss-aware" else budget)
     else:
         ranking = rank(net, mode, prune_output, method_scores(net, method, mode, calib, seed, ranked), ranked)
@@ -341,7 +357,32 @@ def plan(
         profiles,
         baseline,
         calib if baseline is not None else None,
+        chita,
     )
+
+
+def pruned_layers(net: Network, prune_output: bool) -> list[int]:
+    """The indices of the layers a plan prunes: all but the logits layer unless prune_output."""
+    return [i for i in range(len(net.layers)) if prune_output or i < len(net.layers) - 1]
+
+
+def chita_counts(
+    net: Network, budget: str, prune_output: bool, calib: Calibration
+) -> Callable[[float], list[int] | None]:
+    """How chita splits a sparsity between its layers: sparsity -> kept count per pruned layer (layer budget: the
+    same share of each; loss-aware: `allocation.allocate` over magnitude's loss profiles, measured on the
+    validation images), or None under the global budget (one count over all, by the solver's own magnitudes)."""
+    if budget == "global":
+        return lambda sparsity: None
+    ranking = rank(net, "weight", prune_output, budget="layer")
+    profiles = tuple(ranking_profiles(net, ranking, calib)) if budget == "loss-aware" else None
+    layers = pruned_layers(net, prune_output)
+
+    def counts(sparsity: float) -> list[int] | None:
+        removed = removed_counts(ranking, sparsity, profiles)  # (layers,), 0 for the unpruned
+        return [net.layers[i].kernel.size - removed[i] for i in layers]
+
+    return counts
 
 
 def ranking_profiles(net: Network, ranking: Ranking, calib: Calibration) -> list[Profile]:

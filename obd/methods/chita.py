@@ -1,0 +1,320 @@
+"""CHITA++-style network-level pruning (Benbaki et al., ICML 2023): all pruned layers at once, one-shot.
+
+Around the current weights w0 the loss is modelled by the empirical Fisher: with G (n, p) the per-example
+gradients of the cross-entropy on n training images (scaled by 1/sqrt(n); computed here in numpy, never a p x p
+matrix), the pruned weights minimise
+
+    q(w) = 1/2 |G (w - w0)|^2 + lam |w - w0|^2    subject to a kept count (per layer, or one for all),
+
+by iterative hard thresholding (IHT) on an active set with a doubling line search on the step, then an exact
+backsolve on the final support S: w_S = (G_S^T G_S + 2 lam I)^-1 (G_S^T G w0 + 2 lam w0_S), by Woodbury when
+n < |S|. CHITA++'s multi-stage schedule re-linearises: the kept share goes down in stages (densities RATIO^j,
+then the target), G is recomputed at each stage's pruned weights and the next stage starts from them. Stages
+are cached in the plan, so the sparsities of a sweep share their path and the result at one sparsity does not
+depend on which were asked before.
+
+Nothing is tuned by hand on a test set: at every stage the ridge lam (relative to the mean diagonal of G^T G)
+is the candidate of LAMBDAS whose pruned network has the least cross-entropy on validation images, training
+images outside the gradient sample.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from obd.core.network import Network
+from obd.core.pruning import Pruned, check_sparsity
+from obd.runtime.evaluate import log_softmax, score_logits
+
+GRADIENTS = 1000  # per-example gradients in G (the CBS and CHITA MLPNet setting)
+MIN_GRADIENTS = 200  # fewer make the Fisher too coarse to be worth the cost: such a net is refused
+MAX_ENTRIES = 2**25  # entries of G (float32, 128 MB): n shrinks below GRADIENTS for larger nets
+LAMBDAS = (1e-3, 1e-2, 1e-1)  # candidate ridges, times the mean diagonal of G^T G
+RATIO = 0.5  # each stage keeps at least this share of the weights before it (the schedule's densities RATIO^j)
+ACTIVE = 1.5  # the active set holds this many times the kept count (CHITA's default)
+ITERATIONS = 20  # IHT iterations per active set: they choose the support; the backsolve then fits it exactly
+TOLERANCE = 1e-5  # IHT stops when the objective's relative decrease is below this
+
+
+def gradients(net: Network, layers: Sequence[int], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-example gradients of the cross-entropy with respect to the kernels of `layers`, scaled by 1/sqrt(n).
+
+    Args:
+        net: the network at the weights to linearise around.
+        layers: indices of the layers whose kernels are the variables, in order.
+        x: (n, inputs) raw images; y: (n,) labels.
+
+    Returns:
+        (n, p) float32, p the kernels' total size; row i is example i's gradient, each kernel flattened in
+        row-major order, layer after layer.
+    """
+    acts = net.activations(x)  # [x, h1, ..., logits], (n, width) each
+    n = len(x)
+    delta = np.exp(log_softmax(acts[-1])).astype(np.float32)  # (n, classes): d loss / d logits
+    delta[np.arange(n), np.asarray(y)] -= 1.0
+    blocks: dict[int, np.ndarray] = {}
+    for i in range(len(net.layers) - 1, min(layers) - 1, -1):
+        if i in layers:  # d loss_n / d kernel = a_n delta_n^T, (n, inputs * units)
+            blocks[i] = np.einsum("ni,no->nio", acts[i], delta).reshape(n, -1)
+        if i > 0:
+            delta = (delta @ net.layers[i].kernel.T) * (acts[i] > 0)  # (n, inputs of layer i)
+    return np.concatenate([blocks[i] for i in layers], axis=1) / np.float32(np.sqrt(n))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Hard thresholding onto kept counts: `blocks` (p,) assigns each weight to a block, `counts` (blocks,) how
+    many of each block's weights are kept (the largest in magnitude)."""
+
+    blocks: np.ndarray
+    counts: np.ndarray
+
+    def support(self, v: np.ndarray) -> np.ndarray:
+        """(p,) bool: the kept entries of v (p,), exactly counts[b] in block b (ties by position)."""
+        keep = np.zeros(len(v), dtype=bool)
+        for b, count in enumerate(self.counts):
+            idx = np.flatnonzero(self.blocks == b)
+            if count >= len(idx):
+                keep[idx] = True
+            elif count > 0:
+                keep[idx[np.argsort(-np.abs(v[idx]), kind="stable")[:count]]] = True
+        return keep
+
+    def subset(self, index: np.ndarray) -> Projection:
+        """The projection of the entries `index` (which must hold at least each block's count)."""
+        return Projection(self.blocks[index], self.counts)
+
+    def widened(self, factor: float) -> Projection:
+        """The same blocks keeping `factor` times as many (at most all)."""
+        sizes = np.bincount(self.blocks, minlength=len(self.counts))
+        return Projection(self.blocks, np.minimum(sizes, np.ceil(factor * self.counts).astype(np.int64)))
+
+
+@dataclass(frozen=True)
+class Quadratic:
+    """q(w) = 1/2 |g w - target|^2 + lam |w - w0|^2 + const, on some columns of G (an active set)."""
+
+    g: np.ndarray  # (n, m) float32
+    w0: np.ndarray  # (m,) float64
+    target: np.ndarray  # (n,) float64: G w0 over all p columns
+    lam: float
+
+    def residual(self, w: np.ndarray) -> np.ndarray:
+        """g w - target, (n,) float64; the product in float32, G's precision (and BLAS's fast path)."""
+        return (self.g @ w.astype(np.float32)).astype(np.float64) - self.target
+
+    def value(self, w: np.ndarray) -> float:
+        r = self.residual(w)  # (n,)
+        d = w - self.w0
+        return float(0.5 * r @ r + self.lam * d @ d)
+
+    def grad(self, w: np.ndarray) -> np.ndarray:
+        r = self.residual(w).astype(np.float32)
+        return (self.g.T @ r).astype(np.float64) + 2 * self.lam * (w - self.w0)
+
+    def backsolve(self, support: np.ndarray) -> np.ndarray:
+        """The exact minimiser with w = 0 off `support` (m,) bool; Woodbury when n < |S|. Returns (m,)."""
+        s = np.flatnonzero(support)
+        gs = self.g[:, s].astype(np.float64)  # (n, |S|)
+        r = gs.T @ self.target + 2 * self.lam * self.w0[s]  # (|S|,)
+        out = np.zeros(len(self.w0))
+        two = 2 * self.lam
+        if len(gs) < len(s):  # (A + 2 lam I)^-1 r = (r - A^T (2 lam I + A A^T)^-1 A r) / (2 lam)
+            small = gs @ gs.T
+            small[np.diag_indices_from(small)] += two
+            out[s] = (r - gs.T @ np.linalg.solve(small, gs @ r)) / two
+        else:
+            big = gs.T @ gs
+            big[np.diag_indices_from(big)] += two
+            out[s] = np.linalg.solve(big, r)
+        return out
+
+
+def top_eigenvalue(g: np.ndarray, iterations: int = 15) -> float:
+    """The largest eigenvalue of g^T g (g: (n, m)), by power iteration (from below: IHT's step takes 5 % margin)."""
+    v = np.random.default_rng(0).normal(size=g.shape[1]).astype(np.float32)
+    top = 0.0
+    for _ in range(iterations):
+        u = g.T @ (g @ v)
+        top = float(np.linalg.norm(u))
+        v = u / max(top, 1e-300)
+    return top
+
+
+def iht(q: Quadratic, project: Projection, w: np.ndarray, step: float) -> tuple[np.ndarray, list[float]]:
+    """IHT from w: each iteration tries the steps step * 2^j (j = 0..5, stopping once the objective rises) and keeps
+    the best; stops at a relative decrease below TOLERANCE or after ITERATIONS.
+
+    Returns:
+        (w, objective after each iteration); w has exactly the projection's counts of nonzero entries (at most).
+    """
+    w = np.where(project.support(w), w, 0.0)
+    f = q.value(w)
+    history = [f]
+    for _ in range(ITERATIONS):
+        grad = q.grad(w)
+        best: tuple[float, np.ndarray] | None = None
+        for j in range(6):
+            v = w - step * 2**j * grad
+            cand = np.where(project.support(v), v, 0.0)
+            fc = q.value(cand)
+            if best is not None and fc >= best[0]:
+                break
+            best = (fc, cand)
+        assert best is not None, "one step at least"
+        if best[0] >= f:  # no step improves: a fixed point of IHT
+            break
+        decrease = (f - best[0]) / max(abs(f), 1e-300)
+        w, f = best[1], best[0]
+        history.append(f)
+        if decrease <= TOLERANCE:
+            break
+    return w, history
+
+
+def solve(q: Quadratic, project: Projection, top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CHITA's solver: IHT on an active set (grown while hard thresholding over all weights finds better ones),
+    then the backsolve on the support. top: the largest eigenvalue of g^T g when the caller has it.
+
+    Returns:
+        (w, support): (p,) weights, exactly 0 off the (p,) bool support, which holds the projection's counts.
+    """
+    step = 1.0 / (1.05 * ((top_eigenvalue(q.g) if top is None else top) + 2 * q.lam))
+    start = q.w0 - step * q.grad(q.w0)
+    active = project.widened(ACTIVE).support(start)
+    w = np.where(active, q.w0, 0.0)
+    for _ in range(3):
+        index = np.flatnonzero(active)
+        sub = Quadratic(q.g[:, index], q.w0[index], q.target, q.lam)
+        w_sub, _ = iht(sub, project.subset(index), w[index], step)
+        w = np.zeros(len(q.w0))
+        w[index] = w_sub
+        v = w - step * q.grad(w)
+        outside = project.support(v)
+        better = np.where(outside, v, 0.0)
+        if not (outside & ~active).any() or q.value(better) >= q.value(w):
+            break
+        active |= outside
+    # the nonzero weights first, then active zeros: exactly the counts even where IHT left an exact zero
+    support = project.support(np.where(w != 0, 1.0 + np.abs(w), np.where(active, 0.5, 0.0)))
+    return q.backsolve(support), support
+
+
+@dataclass(frozen=True)
+class ChitaPlan:
+    """A network's multi-stage CHITA state; `prune(k)` runs (or reuses) the stages down to sparsity k.
+
+    layers: the pruned layers' indices. counts(sparsity) -> kept count per pruned layer, or None for one count
+    over all of them (the global budget). x, y: the gradient sample (training images); x_val, y_val: the
+    validation images every choice is judged on.
+    """
+
+    net: Network
+    layers: tuple[int, ...]
+    counts: Callable[[float], list[int] | None]
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    stages: dict = field(default_factory=dict, compare=False, repr=False)  # (ratio, density) -> (net, masks)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def prune(self, sparsity: float) -> Pruned:
+        """The pruned network at `sparsity` (weight mode), the last of its stages."""
+        return self._path(RATIO, 1.0 - check_sparsity(sparsity))
+
+    def validation_loss(self, net: Network) -> float:
+        return score_logits(net.logits(self.x_val), self.y_val).loss
+
+    def _path(self, ratio: float, density: float) -> Pruned:
+        """The last stage of the schedule RATIO^j (above `density`), then `density`; stages computed once."""
+        grid = [1.0]
+        while grid[-1] * ratio > density + 1e-12:
+            grid.append(grid[-1] * ratio)
+        net, masks = self.net, [np.ones(l.kernel.shape, dtype=bool) for l in self.net.layers]
+        for d in grid[1:] + [density]:
+            net, masks = self._stage(ratio, d, net, masks)
+        return Pruned(net, tuple(masks), "weight", 1.0 - density)
+
+    def _stage(
+        self, ratio: float, density: float, net: Network, masks: list[np.ndarray]
+    ) -> tuple[Network, list[np.ndarray]]:
+        key = (ratio, round(density, 12))
+        with self.lock:
+            if key in self.stages:
+                return self.stages[key]
+        sizes = [net.layers[i].kernel.size for i in self.layers]
+        per_layer = self.counts(1.0 - density)
+        if per_layer is None:
+            project = Projection(np.zeros(sum(sizes), dtype=np.int64), np.array([round(density * sum(sizes))]))
+        else:
+            project = Projection(np.repeat(np.arange(len(sizes)), sizes), np.asarray(per_layer, dtype=np.int64))
+        g = gradients(net, self.layers, self.x, self.y)  # (n, p)
+        w0 = np.concatenate([net.layers[i].kernel.ravel() for i in self.layers]).astype(np.float64)
+        target = (g @ w0.astype(np.float32)).astype(np.float64)  # (n,)
+        scale = float(np.mean(np.einsum("ij,ij->j", g, g)))
+        top = top_eigenvalue(g)
+        best: tuple[float, Network, list[np.ndarray]] | None = None
+        for c in LAMBDAS:
+            w, support = solve(Quadratic(g, w0, target, c * scale), project, top)
+            cand_net, cand_masks = self._weights(net, masks, w, support)
+            loss = self.validation_loss(cand_net)
+            if best is None or loss < best[0]:
+                best = (loss, cand_net, cand_masks)
+        assert best is not None, "LAMBDAS is not empty"
+        with self.lock:
+            self.stages[key] = (best[1], best[2])
+        return best[1], best[2]
+
+    def _weights(
+        self, net: Network, masks: list[np.ndarray], w: np.ndarray, support: np.ndarray
+    ) -> tuple[Network, list[np.ndarray]]:
+        """The network and masks with the pruned layers' kernels from w (p,) and support (p,)."""
+        kernels, out, start = [l.kernel for l in net.layers], list(masks), 0
+        for i in self.layers:
+            shape, size = net.layers[i].kernel.shape, net.layers[i].kernel.size
+            kernels[i] = w[start : start + size].reshape(shape).astype(np.float32)
+            out[i] = support[start : start + size].reshape(shape)
+            start += size
+        return net.with_weights(kernels, [l.bias for l in net.layers]), out
+
+
+def plan_chita(
+    net: Network,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    layers: Sequence[int],
+    counts: Callable[[float], list[int] | None],
+) -> ChitaPlan:
+    """Set up CHITA++ for a network.
+
+    Args:
+        net: the dense network.
+        x: (N, inputs) calibration images (training images); y: (N,) labels. The first n of them give G.
+        x_val, y_val: validation images and labels (training images outside x) on which lam and the stage
+            ratio are chosen.
+        layers: the pruned layers' indices.
+        counts: sparsity -> kept count per pruned layer, or None for one count over all of them.
+
+    Returns:
+        A ChitaPlan.
+
+    Raises:
+        ValueError: without validation images, or for a network too large for G to hold MIN_GRADIENTS rows.
+    """
+    if x_val is None or y_val is None or not len(x_val):
+        raise ValueError("chita chooses its ridge and stages on validation images: use calibration()'s sample")
+    p = sum(net.layers[i].kernel.size for i in layers)
+    n = min(GRADIENTS, MAX_ENTRIES // p, len(x))
+    if n < MIN_GRADIENTS:
+        raise ValueError(
+            f"chita holds {MIN_GRADIENTS}+ per-example gradients of all {p:,} pruned weights, too many for memory "
+            f"(at most {MAX_ENTRIES // MIN_GRADIENTS:,} weights); use obs for this network"
+        )
+    return ChitaPlan(net, tuple(layers), counts, x[:n], np.asarray(y)[:n], x_val, np.asarray(y_val))
