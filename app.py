@@ -20,7 +20,7 @@ from obd.core.data import DataError
 from obd.core.files import ModelFileError
 from obd.core.pruning import BUDGETS, MODES
 from obd.methods.registry import BUDGET_HELP, METHOD_HELP, METHODS, supports
-from ui.services import boards, models, runner_race, workarounds
+from ui.services import boards, classroom, models, runner_race, workarounds
 from ui.services.state import (
     QUICK_PICKS,
     Choice,
@@ -38,6 +38,7 @@ VIEWS = ("Curves", "Weights", "Predictions", "Draw", "Inside", "Compare", "Speed
 FALLBACK_PRESET = "tiny"  # what a first visit runs on while the chosen preset trains (seconds to train)
 SWITCH_NOTE_S = 30.0  # how long the page says it switched to the model that finished training
 FIRST_PAINT_S = 0.5  # a session's first run pauses this long between the metrics row and the open tab
+PRESENT_COLUMNS = (2, 3)  # presenter mode's lesson: its step's column against the open view's
 PRESENT_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
@@ -45,6 +46,16 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
 [data-testid="stMetricDelta"] { font-size: 0.72rem; }
 [data-testid="stMainBlockContainer"] { max-width: 100%; padding: 0.6rem 1.5rem 0 1.5rem; }
 [data-testid="stHeader"] { display: none; }
+.st-key-view [role="tablist"] [role="tab"] p { font-size: 0.8rem; }
+.st-key-view [role="tablist"] { gap: 0.9rem; }
+</style>
+"""
+# A metric's delta wraps instead of ending in "…" (the speed-up, the weights in use: 1280 px share five metrics)
+METRIC_CSS = """
+<style>
+[data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto;
+}
 </style>
 """
 
@@ -80,7 +91,9 @@ def _upload_key(upload) -> ModelKey | None:
 
 def model_ui(present: bool) -> ModelKey:
     """Preset or upload; returns the key of the model to use (a failed upload keeps the previous one)."""
-    box = st.sidebar.expander("Model", expanded=not present)  # folded in presenter mode: the slider fits the screen
+    # folded in presenter mode: the slider fits the screen (in a keyed container: ?hide=model names it)
+    box = st.sidebar.container(key="model_box").expander("Model", expanded=not present)
+    lock = classroom.locked()
     preset = box.selectbox(
         "Preset",
         list(PRESETS),
@@ -88,8 +101,9 @@ def model_ui(present: bool) -> ModelKey:
         help="challenge: 784-1000×4-10, no bias · notebook: 784-1000-1000-500-200-10 · "
         "tiny: 784-128-64-10, trains in seconds · mlpnet: 784-40-20-10, the one-shot "
         "pruning benchmark of WoodFisher, CBS and CHITA",
+        disabled=lock,
     )
-    upload = box.file_uploader("…or upload a .keras MLP (Dense layers, 784 → 10)", type=["keras"])
+    upload = box.file_uploader("…or upload a .keras MLP (Dense layers, 784 → 10)", type=["keras"], disabled=lock)
     key = ModelKey("preset", preset)
     if upload is not None:
         key = _upload_key(upload) or st.session_state.get("model_key", key)
@@ -118,16 +132,20 @@ def _on_budget() -> None:
 def controls_ui(present: bool) -> tuple[Choice, int]:
     """Mode, method, budget, sparsity (percent) and whether the output layer is pruned."""
     sb = st.sidebar
+    lock = classroom.locked()  # ?lock=1: a student's page follows the link, its controls shown but disabled
     mode = sb.segmented_control(
         "Mode",
         MODES,
         key="mode",
         required=True,
         on_change=_on_mode,
+        disabled=lock,
         help="weight: single weights · unit: whole neurons (columns)",
     )
     methods = [m for m in METHODS if supports(m, mode, st.session_state.get("budget", "layer"))]
-    method = sb.selectbox("Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods))
+    method = sb.selectbox(
+        "Method", methods, key="method", help=" · ".join(f"{m}: {METHOD_HELP[m]}" for m in methods), disabled=lock
+    )
     if not present:
         sb.caption(METHOD_HELP[method])  # visible, not only in a tooltip
     if note := st.session_state.get("method_note"):  # shown until the method or the mode changes again
@@ -141,6 +159,7 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
         key="budget",
         required=True,
         on_change=_on_budget,
+        disabled=lock,
         help=" · ".join(f"{b}: {h}" for b, h in BUDGET_HELP.items()),
     )
     sparsity = sb.slider(
@@ -149,12 +168,19 @@ def controls_ui(present: bool) -> tuple[Choice, int]:
         99,
         step=1,
         key="sparsity",
+        disabled=lock,
         help="the share of the hidden layers' weights (or units) removed: in each layer "
         "(layer budget) or in all of them together (global)",
     )
-    sb.pills("Quick picks (%)", QUICK_PICKS, key=_quick_key(), on_change=_pick_sparsity)
-    prune_output = sb.checkbox("Prune the output layer too", key="prune_output")
+    sb.pills("Quick picks (%)", QUICK_PICKS, key=_quick_key(), on_change=_pick_sparsity, disabled=lock)
+    prune_output = sb.checkbox("Prune the output layer too", key="prune_output", disabled=lock)
     sb.toggle("Presenter mode", key="present", help="large type and the slider, numbers and curves on one screen")
+    sb.button(
+        "Reset to the link",
+        on_click=classroom.reset,
+        key="reset_link",
+        help="back to the state, tab and lesson step of the address this page was opened with",
+    )
     return Choice(method, mode, budget, prune_output), sparsity
 
 
@@ -271,6 +297,7 @@ def main() -> None:
     hold_controls()
     if bad_lesson := lesson.start_from_url(VIEWS):
         problems.append(bad_lesson)
+    problems += classroom.read_link(VIEWS)
     if problems:  # shown until the first control is moved (polls rerun the page too)
         st.session_state.url_problems = (problems, _state())
     painted = st.session_state.get("painted", False)  # this session's first run has paused for the metrics
@@ -279,6 +306,7 @@ def main() -> None:
         st.html(PRESENT_CSS)
     else:
         st.title("obd — pruning lab")
+    st.html(METRIC_CSS + classroom.hide_css(VIEWS))
     problems, at = st.session_state.get("url_problems", ([], None))
     for p in problems if at == _state() else ():
         st.warning(p)
@@ -303,11 +331,17 @@ def main() -> None:
         + (f" · fed {net.describe_input()}" if key.kind == "upload" else "")  # which pixels an upload takes
     )
     v = View(key, c, k, present, painted)
+    beside = present and bool(st.session_state.get("lesson"))  # a projector's lesson: the step beside its view
     lesson_box = st.container()  # above the numbers it quotes, filled once they exist
     v = dataclasses.replace(v, cur=metrics.render(v), tabs=VIEWS)
+    if beside:  # 1280x720: the metrics, then the step's text and buttons in a column left of the open view
+        lesson_box, view_box = st.columns(PRESENT_COLUMNS, gap="medium")
+    else:
+        view_box = st.container()
     with lesson_box:
         lesson.render(v)
-    tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs; ?view= opens one
+    with view_box:
+        tabs = st.tabs(VIEWS, key="view", bind="query-params")  # lazy: only the open tab's code runs
     if not painted:
         _let_the_metrics_paint()
         st.session_state.painted = True

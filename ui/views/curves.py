@@ -15,7 +15,7 @@ from obd.methods.registry import METHODS, supports
 from obd.training.finetune import check_gradual
 from obd.work import export
 from obd.work.sweep import DEFAULT_SPARSITIES, sweep
-from ui.services import boards, chart_data, models, results
+from ui.services import boards, chart_data, classroom, models, results
 from ui.services.state import Choice, View
 
 POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
@@ -33,8 +33,12 @@ def _on_curve_click() -> None:
 
 def render(v: View) -> None:
     _chart(v, chart_data.wanted_curves(v.choice))
-    _more_ui(v)
-    finetune_ui(v)
+    if v.present:  # a projector's screen ends below the chart: the lesson's fine-tuning step needs its button there
+        finetune_ui(v)
+        _more_ui(v)
+    else:
+        _more_ui(v)
+        finetune_ui(v)
 
 
 def _chart(v: View, wanted: list[Choice]) -> None:
@@ -62,7 +66,13 @@ def _chart(v: View, wanted: list[Choice]) -> None:
                 st.progress(job.done / job.total, text=f"{job.label}: {boards.eta_text(job)}")
         metric, axis = _chart_options(v.present)
         fig = _figure(records, (v.choice.method, v.choice.mode, v.k / 100), metric, axis, v.present)
-        st.plotly_chart(fig, key="curves_chart", on_select=_on_curve_click, selection_mode="points")
+        st.plotly_chart(
+            fig,
+            key="curves_chart",
+            on_select=_on_curve_click,
+            selection_mode="points",
+            height=classroom.chart_height(v.present),
+        )
         if not jobs and not v.present:  # (presenter mode: the screen is the chart's)
             st.download_button(
                 "These curves (.csv)",
@@ -79,6 +89,8 @@ def _chart(v: View, wanted: list[Choice]) -> None:
     # While curves compute, the chart is a fragment that redraws itself; once they exist it is plain page content,
     # so a click on it reruns the page directly (a fragment's own rerun can be lost to a page rerun in between).
     st.fragment(chart, run_every=boards.poll_s(POLL_S))() if running else chart()
+    if v.present:  # (the legend beside the chart says the same)
+        return
     st.caption(
         f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
         "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are."
@@ -99,7 +111,6 @@ def _figure(records: list, current: tuple, metric: str, axis: str, present: bool
         fig = plots.methods_figure(records, current=current, metric=metric, x_axis=axis)
         if present:  # slider, numbers and this chart on one 1280x720 screen
             fig = plots.style_for_presenter(fig)
-            fig.update_layout(height=360)
         models.stores()["figures"].put(signature, fig)
     return fig
 
@@ -107,7 +118,7 @@ def _figure(records: list, current: tuple, metric: str, axis: str, present: bool
 def _chart_options(present: bool) -> tuple[str, str]:
     """What to plot against what, chosen above the chart (kept for the session). Presenter mode, where the screen
     is short, shows the accuracy/loss choice only (a lesson step asks for it); the axis stays as last chosen."""
-    cols = st.columns([2, 2, 3] if not present else [1, 3])
+    cols = st.columns([2, 2, 3]) if not present else [st]
     metric = cols[0].segmented_control(
         "Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric", required=True, persist_state=KEEP
     )
@@ -167,10 +178,38 @@ def finetune_ui(v: View) -> None:
         gradual_ok = True
     except ValueError:
         gradual_ok = False
+    if v.present:  # a projector's narrow column: the one button a lesson step asks for, the epochs last chosen
+        epochs = float(st.session_state.get("ft_epochs", 1.0))
+        per_point = models.estimate(v.key, c.method, c.mode, 1, epochs)
+        if st.button(
+            "Fine-tune this point",
+            help=f"{c.method}, {c.mode}, {k} %, {epochs:g} epoch{'s' if epochs != 1 else ''}: about "
+            f"{per_point:.0f} s on this machine, in the background",
+            key="ft_point",
+        ):
+            st.session_state.finetune_job = _start(v, (k / 100,), epochs, 1)
+    else:
+        _finetune_buttons(v, gradual_ok)
+    if done_text := st.session_state.get("finetune_done"):  # kept until the next fine-tuning starts
+        st.success(done_text)
+    if (jk := st.session_state.get("finetune_job")) is not None:
+        _finetune_progress(v, jk)
+
+
+def _finetune_buttons(v: View, gradual_ok: bool) -> None:
+    """The epochs, the pruning steps and the two fine-tuning buttons in one row."""
+    c, k = v.choice, v.k
     cols = st.columns([1, 1, 2, 2])
     epochs = float(
         cols[0].number_input(
-            "Epochs", 0.1, 5.0, 1.0, 0.1, key="ft_epochs", help="fine-tuning epochs per point, fractions allowed"
+            "Epochs",
+            0.1,
+            5.0,
+            1.0,
+            0.1,
+            key="ft_epochs",
+            persist_state="session",
+            help="fine-tuning epochs per point, fractions allowed",
         )
     )
     steps = cols[1].number_input(
@@ -179,6 +218,7 @@ def finetune_ui(v: View) -> None:
         10,
         1,
         key="ft_steps",
+        persist_state="session",
         disabled=not gradual_ok,
         help="1: prune once, then fine-tune · more: prune gradually (tfmot's "
         "PolynomialDecay), fine-tuning between the steps (not obs or sparsegpt)",
@@ -198,10 +238,6 @@ def finetune_ui(v: View) -> None:
         key="ft_curve",
     ):
         st.session_state.finetune_job = _start(v, curve, epochs, steps)
-    if done_text := st.session_state.get("finetune_done"):  # kept until the next fine-tuning starts
-        st.success(done_text)
-    if (jk := st.session_state.get("finetune_job")) is not None:
-        _finetune_progress(v, jk)
 
 
 def _start(v: View, ks: tuple[float, ...], epochs: float, steps: int) -> tuple:

@@ -10,7 +10,7 @@ from obd.core.cache import LruCache
 from obd.methods.saliency import hessian_diagonal
 from obd.teach import explain, facts
 from obd.teach import plots as teach_plots
-from ui.services import boards, models, results
+from ui.services import boards, classroom, models, results
 from ui.services.state import INSIDE_KEY, INSIDE_PARTS, Choice, ModelKey, View
 
 POLL_S = 1.0
@@ -108,7 +108,9 @@ def render(v: View) -> None:
     if results.pruned(v.key, v.choice, v.k) is None:
         results.wait_for_pruned(v)
         return
-    st.markdown(facts.explanation(results.state_facts(v.key, v.choice, v.k)))
+    explained = facts.explanation(results.state_facts(v.key, v.choice, v.k))
+    if not v.present:  # (presenter mode: below the part, which a projector's screen must show whole)
+        st.markdown(explained)
     criteria(v.key, v.choice)  # starts the rankings in the background now: ready when their part is opened
     # Lazy parts, as the page's own tabs: only the open one is built. Drawing all five figures at once took the
     # browser longer than the 0.5 s a view may take (issue 13; benchmarks/teach_views.py times each part).
@@ -119,10 +121,14 @@ def render(v: View) -> None:
         if tab.open:
             with tab:
                 part(v)
+    if v.present:
+        st.markdown(explained)
 
 
 def _diagram(v: View) -> None:
-    st.plotly_chart(_state_figures(v.key, v.choice, v.k)[0], key="inside_diagram")
+    st.plotly_chart(
+        _state_figures(v.key, v.choice, v.k)[0], key="inside_diagram", height=classroom.chart_height(v.present)
+    )
 
 
 def _first_layer_part(v: View) -> None:
@@ -184,6 +190,7 @@ def obd_vs_magnitude(v: View) -> None:
 
     @st.fragment
     def show() -> None:
+        above = st.container() if v.present else st  # presenter mode: the scatter first, the layer under it
         layer = st.selectbox(
             "Layer",
             layers,
@@ -192,7 +199,7 @@ def obd_vs_magnitude(v: View) -> None:
             format_func=lambda i: f"{i}: {net.layers[i].name} ({net.layers[i].inputs}×{net.layers[i].units})",
         )
         comp, figure = comparison(v.key, v.choice, v.k, layer, c)
-        st.plotly_chart(figure, key="inside_criteria")
+        above.plotly_chart(figure, key="inside_criteria", height=classroom.chart_height(v.present))
         if ranked_budget(v.choice) != v.choice.budget:
             st.caption(
                 f"Compared with a per-layer budget: the {v.choice.budget} budget splits the sparsity between "

@@ -9,6 +9,33 @@ from obd.teach import lesson
 from ui.services import results
 from ui.services.state import INSIDE_KEY, INSIDE_PARTS, View, plain
 
+# A presenter's clicker sends →/PageDown/Space (forward) and ←/PageUp (back): the keys press the lesson's own
+# buttons, so a key does exactly what a click does. Keys typed into a field, a slider, a list or a tab strip (which
+# use the arrows themselves) are left alone, as is Space on a focused button (the browser presses that button).
+KEYS_JS = """
+<script>
+(() => {
+  if (window.obdLessonKeys) return;
+  window.obdLessonKeys = true;
+  const FORWARD = ["ArrowRight", "PageDown", " "], BACK = ["ArrowLeft", "PageUp"];
+  const OWN_KEYS = ["slider", "combobox", "listbox", "option", "tab", "textbox", "spinbutton", "radio"];
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || e.defaultPrevented) return;
+    if (!FORWARD.includes(e.key) && !BACK.includes(e.key)) return;
+    if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
+    if (t && t.closest && t.closest(OWN_KEYS.map((r) => `[role="${r}"]`).join(","))) return;
+    if (e.key === " " && t && t.closest && t.closest("button")) return;
+    const label = FORWARD.includes(e.key) ? "Next ▶" : "◀ Back";
+    const button = [...document.querySelectorAll("button")].find((b) => b.innerText.trim() === label);
+    if (!button || button.disabled) return;
+    e.preventDefault();
+    button.click();
+  });
+})();
+</script>
+"""
+
 
 def tab_label(view: str, tabs: tuple[str, ...]) -> str:
     """The app's tab for a lesson view name ("inside" -> "Inside"); the curves when the app has no such tab."""
@@ -58,11 +85,17 @@ def render(v: View) -> None:
     s = lesson.STEPS[n - 1]
     with st.container(border=True):
         st.markdown(f"**Lesson {n}/{len(lesson.STEPS)} · {s.title}**")
-        if cur is None or results.pruned(v.key, v.choice, v.k) is None:
+        # Above the text in presenter mode, where the step sits in a column beside its view: a long text must not
+        # push Next below a projector's screen.
+        buttons = st.container() if v.present else None
+        if cur is None:  # (the metrics row shows the job and reruns the page when the point exists)
             st.caption("The numbers for this step are being computed…")
+        elif results.pruned(v.key, v.choice, v.k) is None:  # a reconstructed net, rebuilt: rerun when it exists
+            results.wait_for_pruned(v)
         else:
             st.markdown(s.render(results.state_facts(v.key, v.choice, v.k, start=v.painted).fields()))
-        cols = st.columns([1, 1, 1, 5])
-        cols[0].button("◀ Back", on_click=go, args=(n - 1, tabs), disabled=n == 1, key="lesson_back")
-        cols[1].button("Next ▶", on_click=go, args=(n + 1, tabs), disabled=n == len(lesson.STEPS), key="lesson_next")
-        cols[2].button("End lesson", on_click=stop, key="lesson_end")
+        with (buttons or st.container()).container(horizontal=True, gap="small"):  # each as wide as its label
+            st.button("◀ Back", on_click=go, args=(n - 1, tabs), disabled=n == 1, key="lesson_back")
+            st.button("Next ▶", on_click=go, args=(n + 1, tabs), disabled=n == len(lesson.STEPS), key="lesson_next")
+            st.button("End lesson", on_click=stop, key="lesson_end")
+        st.html(KEYS_JS, unsafe_allow_javascript=True)

@@ -64,7 +64,7 @@ def render(v: View) -> dict | None:
         "Units kept", f"{r.kept_units:,}", f"of {r.total_units:,} hidden", delta_color="off", delta_arrow="off"
     )
     _latency(col[4], v, r)
-    if v.present:
+    if v.present and not st.session_state.get("lesson"):  # (a lesson's step says it, beside its view)
         st.caption(
             f"**{v.choice.method}**: {METHOD_HELP[v.choice.method]}. "
             + (

@@ -6,7 +6,7 @@ import streamlit as st
 
 from obd.figures import plots
 from obd.runtime.speedups import speedup_text
-from ui.services import boards, results
+from ui.services import boards, classroom, results
 from ui.services.state import View
 
 POLL_S = 1.0
@@ -24,16 +24,21 @@ def render(v: View) -> None:
             persist_state="session",  # the session's choice: kept while another tab is open
         )
     )
-    st.caption(
+    about = (
         "Measured on this machine: the dense engine, the sparse kernel (weight pruning) and the physically "
         "shrunk network (unit pruning), each magnitude-pruned, against the ideal (FLOP-proportional) latency. "
         "Measured once per model and batch size in the background, then kept on disk."
     )
-    if (measured := results.speed(v.key, v.choice, v.k, start=False)) is not None:
-        st.markdown(
-            f"The headline's reading of this state ({v.choice.method} {v.choice.mode} pruning at {v.k} %, the "
-            f"engine auto picks): {speedup_text(measured)}."
-        )
+    measured = results.speed(v.key, v.choice, v.k, start=False)
+    headline = (
+        ""
+        if measured is None
+        else f"The headline's reading of this state ({v.choice.method} {v.choice.mode} pruning at {v.k} %, the "
+        f"engine auto picks): {speedup_text(measured)}."
+    )
+    if not v.present:  # (presenter mode: below the chart, which a projector's screen must show whole)
+        st.caption(about)
+        st.markdown(headline)
     records, job = results.speed_job(v.key, batch, v.choice.prune_output)
     if records is None:
 
@@ -49,5 +54,13 @@ def render(v: View) -> None:
 
         wait()
         return
+    figure = plots.speed_figure(records, batch, current=v.k / 100)
+    if v.present:
+        figure = plots.style_for_presenter(figure)
+        st.plotly_chart(figure, key="speed_chart", height=classroom.chart_height(True))
+        st.markdown(headline)
+        st.info(plots.speed_reading(records, v.k / 100, batch))
+        st.caption(about)
+        return
     st.info(plots.speed_reading(records, v.k / 100, batch))
-    st.plotly_chart(plots.speed_figure(records, batch, current=v.k / 100), key="speed_chart")
+    st.plotly_chart(figure, key="speed_chart")

@@ -1,0 +1,103 @@
+"""What a class needs from a shared link besides the state: `?hide=` (a comma list of controls and tabs to leave
+out, as TensorFlow Playground's `*_hide` flags), `?lock=1` (controls shown but disabled, for students following
+the lecturer), a check of `?view=`, and a reset that returns the page to the link it was opened with.
+
+Hidden controls are still drawn, only not shown (CSS on their `st-key-` class): a widget that is not drawn loses
+its value, and the state a link sets must hold whatever is hidden.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.services.state import CONTROLS, INSIDE_KEY, plain
+
+CONTROL_KEYS = {  # the names ?hide= takes for the sidebar's controls -> the CSS class part of their widgets
+    "model": "model_box",
+    "mode": "mode",
+    "method": "method",
+    "budget": "budget",
+    "sparsity": "sparsity",
+    "quick": "quick_",  # the quick picks' key changes with each pick (`quick_N`): matched by its start
+    "prune_output": "prune_output",
+    "present": "present",
+    "reset": "reset_link",
+}
+READ = "class_read"  # the session has read its link's class flags
+LINK = "link"  # the address the session was opened with, for `reset`
+RESTART = ("url_read", "lesson_read", READ, "lesson", INSIDE_KEY, "view")  # what re-reads the address on a reset
+
+
+def read_link(views: tuple[str, ...]) -> list[str]:
+    """Once per session: keep the address (for `reset`), read `hide` and `lock`, check `view`.
+
+    Args:
+        views: the app's tabs.
+
+    Returns:
+        Problems to show: names in `hide` that are neither a control nor a tab, a `lock` that is not 0 or 1, a
+        `view` that is not a tab (the page then opens the first). Every value is quoted through `plain`.
+    """
+    if READ in st.session_state:
+        return []
+    s, q, problems = st.session_state, st.query_params, []
+    s[READ] = True
+    s.setdefault(LINK, q.to_dict())
+    names = [n.strip().lower() for n in q.get("hide", "").split(",") if n.strip()]
+    tabs = {t.lower(): t for t in views}
+    bad = [n for n in names if n not in CONTROL_KEYS and n not in tabs]
+    if bad:
+        problems.append(
+            f"hide={plain(', '.join(bad))} in the address names no control or tab; it takes "
+            f"{', '.join(CONTROL_KEYS)} and the tabs {', '.join(tabs)}."
+        )
+    s.hidden = tuple(n for n in names if n not in bad)
+    lock = q.get("lock", "0")
+    if lock not in ("0", "1"):
+        problems.append(f"lock={plain(lock)} in the address is not 0 or 1; the controls stay unlocked.")
+    s.locked = lock == "1"
+    view = q.get("view")
+    if view is not None and view not in views:
+        problems.append(f"view={plain(view)} in the address is not one of {', '.join(views)}; opening {views[0]}.")
+        del q["view"]
+        s.view = views[0]
+    if tabs.get(str(s.get("view", views[0])).lower()) in [tabs[n] for n in s.hidden if n in tabs]:
+        s.view = next((t for t in views if t.lower() not in s.hidden), views[0])
+    return problems
+
+
+def locked() -> bool:
+    """Whether the link locks the controls (`?lock=1`): shown, disabled."""
+    return bool(st.session_state.get("locked", False))
+
+
+def hide_css(views: tuple[str, ...]) -> str:
+    """The style that hides what `?hide=` names: controls by their widget's class, tabs by their place."""
+    hidden = st.session_state.get("hidden", ())
+    rules = [f'[class*="st-key-{CONTROL_KEYS[n]}"]' for n in hidden if n in CONTROL_KEYS]
+    rules += [
+        f'.st-key-view [role="tablist"] [role="tab"]:nth-of-type({i})'
+        for i, t in enumerate(views, 1)
+        if t.lower() in hidden
+    ]
+    return f"<style>{', '.join(rules)} {{ display: none !important; }}</style>" if rules else ""
+
+
+def reset() -> None:
+    """Return to the link's state (a callback: runs before the widgets): the address as it was opened, and the
+    session's reading of it forgotten, so that this run reads it afresh."""
+    link = st.session_state.get(LINK, {})
+    st.query_params.clear()
+    st.query_params.from_dict(link)
+    for key in (*RESTART, "url_problems"):
+        st.session_state.pop(key, None)
+    for key in CONTROLS:  # each is set again from the address before its widget is drawn
+        st.session_state.pop(key, None)
+
+
+CHART_PX = 280  # a view's chart in presenter mode: the metrics row, the tabs and the chart fit a 1280x720 screen
+
+
+def chart_height(present: bool) -> int | str:
+    """The height `st.plotly_chart` gives a view's main chart: CHART_PX in presenter mode, else the figure's own."""
+    return CHART_PX if present else "content"
