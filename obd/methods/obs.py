@@ -24,7 +24,7 @@ Biases are kept as they are (the default network has none).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -60,6 +60,7 @@ from obd.methods.saliency import preactivation_curvature
 from obd.methods.sparsegpt import sparsegpt, sparsegpt_weights
 
 ALGORITHMS = ("obs", "sparsegpt")
+PROFILE_CHOICE = 0.9  # the share of a layer's entries removed where its loss profile's damping is chosen
 
 
 @dataclass(frozen=True)
@@ -281,38 +282,39 @@ def plan_obs(
             assert py is not None, "checked above"
             if algorithm == "obs":
                 unit_costs = tuple(preactivation_curvature(net, x))
-            current: dict[int, tuple[np.ndarray, dict[float, LayerObs], Validation | None]] = {}
+            current: dict[int, Callable[[int], np.ndarray]] = {}
 
-            def setup(i: int) -> tuple[np.ndarray, dict[float, LayerObs], Validation | None]:
-                """Layer i's X^T X, OBS problems per candidate and validation problem; one layer at a time (the
-                profiles go layer by layer) so that a wide net's problems are not all held at once."""
+            def setup(i: int) -> Callable[[int], np.ndarray]:
+                """Layer i's pruned kernel as a function of the count removed, at the damping chosen on the
+                validation images at PROFILE_CHOICE of its entries removed (one damping per profile: each point
+                trying every candidate would multiply the profiles' cost); one layer at a time (the profiles go
+                layer by layer) so that a wide net's problems are not all held at once."""
                 if i not in current:
                     current.clear()
                     kernel = net.layers[i].kernel
                     a = acts[i].astype(np.float64)
                     xtx = a.T @ a  # (inputs, inputs)
                     weight = None if unit_costs is None else unit_costs[i]
-                    problems = {d: layer_obs(a, a @ kernel, d, weight, xtx) for d in dampings} if unit_costs else {}
+                    problems: dict[float, LayerObs] = {}
+
+                    def solve(d: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+                        if algorithm == "sparsegpt":
+                            return sparsegpt(shifted(xtx, d), kernel, count, config.sparsegpt_block)
+                        if d not in problems:
+                            problems[d] = layer_obs(a, a @ kernel, d, weight, xtx)
+                        # the profile takes the OBS order only: half the refits
+                        return replace(problems[d], orders=problems[d].orders[:1]).solve(count)
+
                     val = None if val_acts is None else Validation(val_acts[i], val_acts[i] @ kernel)
-                    current[i] = (xtx, problems, val)
+                    trial = round(PROFILE_CHOICE * kernel.size)
+                    d = choose(dampings, lambda d: solve(d, trial), val, weight)[2]
+                    problems = {d: problems[d]} if d in problems else {}
+                    current[i] = lambda count: solve(d, count)[0].astype(np.float32)
                 return current[i]
 
             def variant(i: int, kept: int) -> dict[int, Layer]:
                 layer = net.layers[i]
-                xtx, problems, val = setup(i)
-                count = layer.kernel.size - kept
-                if algorithm == "obs":  # the profile takes the OBS order only: half the refits
-                    kernel = choose(
-                        dampings,
-                        lambda d: replace(problems[d], orders=problems[d].orders[:1]).solve(count),
-                        val,
-                        problems[dampings[0]].weight,
-                    )[0]
-                else:
-                    kernel = choose(
-                        dampings, lambda d: sparsegpt(shifted(xtx, d), layer.kernel, count, config.sparsegpt_block), val
-                    )[0].astype(np.float32)
-                return {i: layer.replace(kernel, layer.bias)}
+                return {i: layer.replace(setup(i)(layer.kernel.size - kept), layer.bias)}
 
             profiles = tuple(loss_profiles(net, px, py, pruned, [net.layers[i].kernel.size for i in pruned], variant))
         return ObsPlan(net, mode, acts, ranking, budget, config, algorithm, profiles, unit_costs, val_acts)
@@ -402,8 +404,7 @@ def _reconstruct_weights(
             x64 = x.astype(np.float64)
             xtx, target = x64.T @ x64, acts[i] @ layer.kernel  # (inputs, inputs), (n, units)
             val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
-            solve = lambda d, x=x, t=target, w=weight, h=xtx, c=counts[i]: layer_obs(x, t, d, w, h).solve(c)  # noqa: E731
-            kernel, mask, _ = choose(dampings, solve, val, weight)
+            kernel, mask = _solve_layer(x, target, dampings, weight, val, counts[i], xtx)
             changed = True
         kernels.append(kernel)
         masks.append(mask)
@@ -411,6 +412,24 @@ def _reconstruct_weights(
         if x_val is not None:
             x_val = forward(layer, x_val, kernel, layer.bias)
     return net.with_weights(kernels, [l.bias for l in net.layers]), masks
+
+
+def _solve_layer(
+    x: np.ndarray,
+    target: np.ndarray,
+    dampings: Sequence[float],
+    weight: np.ndarray | None,
+    val: Validation | None,
+    count: int,
+    xtx: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One layer's OBS (see `layer_obs`): the damping is chosen on the validation problem with the OBS order
+    alone, then every candidate order is refit at it (the choice costs one refit per damping, not one per
+    damping and order). Returns (kernel, mask), float32 and bool, (inputs, units) each."""
+    problems = {d: layer_obs(x, target, d, weight, xtx) for d in dampings}
+    first = lambda d: replace(problems[d], orders=problems[d].orders[:1]).solve(count)  # noqa: E731
+    kernel, mask, d = choose(dampings, first, val, weight)
+    return problems[d].solve(count) if len(problems[d].orders) > 1 else (kernel, mask)
 
 
 def _refit_rows(x: np.ndarray, live: np.ndarray, target: np.ndarray, kernel: np.ndarray, damping: float) -> np.ndarray:
