@@ -12,7 +12,6 @@ benchmarks/results/tflite.json.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from obd.runtime.bench import machine
 from obd.runtime.evaluate import evaluate
 from obd.runtime.threads import cores
 from obd.training.model import default_model
-from obd.work.export import tflite_model, tflite_runner, user_inputs
+from obd.work.export import tflite_model, tflite_runner, tflite_speedup, user_inputs
 
 BATCHES = (1, 100, 10_000)
 EVAL_BATCH = 1000  # rows per interpreter call when measuring accuracy
@@ -38,33 +37,6 @@ def tflite_accuracy(model: bytes, net: Network, data: Mnist) -> float:
     inputs = user_inputs(net, data.x_test)
     predictions = [run(inputs[i : i + EVAL_BATCH]).argmax(axis=1) for i in range(0, len(inputs), EVAL_BATCH)]
     return float((np.concatenate(predictions) == data.y_test).mean())
-
-
-def speedup(dense: bytes, pruned: bytes, x: np.ndarray, repeats: int) -> dict:
-    """Interleaved timed calls of both interpreters on the batch x: ms of each and the per-pair ratio's median and
-    interquartile range."""
-    runs = [tflite_runner(m, len(x), cores()) for m in (dense, pruned)]
-    calls = max(1, int(2000 // len(x)))  # about the same work per sample at every batch size
-    for run in runs:
-        run(x)  # warm up: the first call allocates
-    pairs = []
-    for _ in range(repeats):
-        times = []
-        for run in runs:
-            start = time.perf_counter()
-            for _ in range(calls):
-                run(x)
-            times.append((time.perf_counter() - start) / calls)
-        pairs.append(times)
-    t = np.array(pairs)  # (repeats, 2) seconds per call
-    ratio = t[:, 0] / t[:, 1]
-    return {
-        "dense_ms": 1000 * float(np.median(t[:, 0])),
-        "ms": 1000 * float(np.median(t[:, 1])),
-        "speedup": float(np.median(ratio)),
-        "speedup_low": float(np.percentile(ratio, 25)),
-        "speedup_high": float(np.percentile(ratio, 75)),
-    }
 
 
 def main() -> None:
@@ -89,7 +61,7 @@ def main() -> None:
             model = tflite_model(pruned)
             ours, theirs = evaluate(pruned, data.x_test, data.y_test).accuracy, tflite_accuracy(model, pruned, data)
             for batch in BATCHES:
-                timing = speedup(dense, model, user_inputs(pruned, data.x_test[:batch]), args.repeats)
+                timing = tflite_speedup(dense, model, user_inputs(pruned, data.x_test[:batch]), args.repeats, cores())
                 rows.append(
                     {
                         "mode": mode,
