@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.services.state import CONTROLS, INSIDE_KEY, plain
+from ui.services.state import CONTROLS, INSIDE_KEY, INSIDE_PARTS, plain
 
 CONTROL_KEYS = {  # the names ?hide= takes for the sidebar's controls -> the CSS class part of their widgets
     "model": "model_box",
@@ -25,7 +25,8 @@ CONTROL_KEYS = {  # the names ?hide= takes for the sidebar's controls -> the CSS
 }
 READ = "class_read"  # the session has read its link's class flags
 LINK = "link"  # the address the session was opened with, for `reset`
-RESTART = ("url_read", "lesson_read", READ, "lesson", INSIDE_KEY, "view")  # what re-reads the address on a reset
+RESTART = ("url_read", "lesson_read", READ, "lesson", "url_problems")  # forgotten on a reset: the address is re-read
+BOUND = ("view", INSIDE_KEY)  # tabs bound to the address: a reset sets them through their state (Streamlit's rule)
 
 
 def read_link(views: tuple[str, ...]) -> list[str]:
@@ -42,7 +43,7 @@ def read_link(views: tuple[str, ...]) -> list[str]:
         return []
     s, q, problems = st.session_state, st.query_params, []
     s[READ] = True
-    s.setdefault(LINK, q.to_dict())
+    s.setdefault(LINK, {**q.to_dict(), "view": q.get("view", views[0])})
     names = [n.strip().lower() for n in q.get("hide", "").split(",") if n.strip()]
     tabs = {t.lower(): t for t in views}
     bad = [n for n in names if n not in CONTROL_KEYS and n not in tabs]
@@ -60,7 +61,7 @@ def read_link(views: tuple[str, ...]) -> list[str]:
     if view is not None and view not in views:
         problems.append(f"view={plain(view)} in the address is not one of {', '.join(views)}; opening {views[0]}.")
         del q["view"]
-        s.view = views[0]
+        s.view = s[LINK]["view"] = views[0]
     if tabs.get(str(s.get("view", views[0])).lower()) in [tabs[n] for n in s.hidden if n in tabs]:
         s.view = next((t for t in views if t.lower() not in s.hidden), views[0])
     return problems
@@ -86,13 +87,15 @@ def hide_css(views: tuple[str, ...]) -> str:
 def reset() -> None:
     """Return to the link's state (a callback: runs before the widgets): the address as it was opened, and the
     session's reading of it forgotten, so that this run reads it afresh."""
-    link = st.session_state.get(LINK, {})
-    st.query_params.clear()
-    st.query_params.from_dict(link)
-    for key in (*RESTART, "url_problems"):
-        st.session_state.pop(key, None)
-    for key in CONTROLS:  # each is set again from the address before its widget is drawn
-        st.session_state.pop(key, None)
+    s, q = st.session_state, st.query_params
+    link = s.get(LINK, {})
+    for name in [name for name in q if name not in link and name not in BOUND]:
+        del q[name]
+    q.update({name: value for name, value in link.items() if name not in BOUND})
+    for key in (*RESTART, *CONTROLS):  # each control is set again from the address before its widget is drawn
+        s.pop(key, None)
+    s.view = link["view"]
+    s[INSIDE_KEY] = link.get(INSIDE_KEY, INSIDE_PARTS[0])
 
 
 CHART_PX = 280  # a view's chart in presenter mode: the metrics row, the tabs and the chart fit a 1280x720 screen

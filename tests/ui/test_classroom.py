@@ -1,0 +1,56 @@
+"""A class's links: `?view=` that names no tab is said, `?hide=` leaves out the controls and tabs it names (and
+names what it does not know), `?lock=1` shows the controls disabled, and "Reset to the link" brings back the
+link's state after the controls moved. The real app in AppTest on the tiny preset; values from the address are
+quoted as plain text."""
+
+from __future__ import annotations
+
+from apptest import open_app, settle
+
+
+def warnings(at) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def styles(at) -> str:
+    return " ".join(h.proto.body for h in at.get("html"))
+
+
+def test_a_view_that_names_no_tab_is_said_and_the_first_tab_opens():
+    at = open_app(view="Nope", mode="unit", sparsity="90")
+    assert not at.exception, at.exception
+    assert "view=`'Nope'` in the address is not one of Curves, Weights" in warnings(at)
+    assert "view" not in at.query_params or at.query_params["view"] == "Curves"
+    assert any(b.label == "Compare all methods" for b in at.button), "the Curves tab is built"
+
+
+def test_hide_leaves_out_what_it_names_and_says_what_it_does_not_know():
+    at = open_app(hide="sparsity,quick,speed,[x](http://e.com)", mode="weight", sparsity="80")
+    assert not at.exception, at.exception
+    css = styles(at)
+    assert '[class*="st-key-sparsity"]' in css and '[class*="st-key-quick_"]' in css
+    assert '[role="tab"]:nth-of-type(7)' in css  # Speed, the seventh tab
+    assert "hide=`'[x](http://e.com)'` in the address names no control or tab" in warnings(at)
+    assert at.slider(key="sparsity").value == 80, "a hidden control still holds the link's value"
+
+
+def test_lock_shows_the_controls_disabled_and_the_state_of_the_link():
+    at = open_app(lock="1", mode="unit", sparsity="70")
+    assert not at.exception, at.exception
+    assert at.slider(key="sparsity").disabled and at.slider(key="sparsity").value == 70
+    assert at.segmented_control(key="mode").disabled and at.selectbox(key="method").disabled
+    assert not open_app(mode="unit", sparsity="70").slider(key="sparsity").disabled
+    assert "lock=`'yes'` in the address is not 0 or 1" in warnings(open_app(lock="yes"))
+
+
+def test_reset_returns_to_the_links_state_tab_and_lesson_step():
+    at = open_app(mode="weight", sparsity="60", lesson="2")
+    start = (at.segmented_control(key="mode").value, at.slider(key="sparsity").value)
+    assert at.query_params["lesson"] == "2"
+    settle(next(b for b in at.button if b.label == "Next ▶").click().run())
+    settle(at.slider(key="sparsity").set_value(33).run())
+    assert at.query_params["lesson"] == "3" and at.slider(key="sparsity").value == 33
+    settle(next(b for b in at.button if b.label == "Reset to the link").click().run())
+    assert not at.exception, at.exception
+    assert at.query_params["lesson"] == "2" and at.query_params["sparsity"] == str(start[1])
+    assert (at.segmented_control(key="mode").value, at.slider(key="sparsity").value) == start
