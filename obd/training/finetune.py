@@ -126,7 +126,7 @@ def finetune(
 def check_gradual(method: object, mode: object) -> None:
     """Raise ValueError unless `method` can prune gradually in `mode` (not the reconstruction methods)."""
     check_method_mode(method, mode)
-    if method in ALGORITHMS:
+    if method in ALGORITHMS or method == "chita":
         raise ValueError(
             f"gradual pruning supports magnitude, random, obd and obd-fisher; for {method} prune "
             "one-shot, then fine-tune"
