@@ -46,6 +46,11 @@ def render(v: View) -> dict | None:
     )
     if cur["record"].fallback:  # the point is magnitude's network: say so beside the accuracy it shows
         col[0].caption(f"⚠️ {v.choice.method} found nothing better than magnitude here: this is magnitude's network")
+    if emptied := [layer.name for layer in r.layers if layer.kept_weights == 0]:  # EmptiedLayerWarning's case
+        col[0].caption(
+            f"⚠️ {'layers' if len(emptied) > 1 else 'layer'} {', '.join(emptied)} kept no weight: the network "
+            "predicts one class whatever the image"
+        )
     col[1].metric(
         "Test loss", f"{cur['loss']:.4f}", f"{cur['loss'] - dense['loss']:+.4f} vs dense", delta_color="inverse"
     )
