@@ -73,8 +73,9 @@ class Speedup:
 
     @property
     def above_ideal(self) -> bool:
-        """Whether it measured faster than its multiply-adds allow (see CACHE_REASON)."""
-        return self.faster and self.speedup > ABOVE_IDEAL * self.flop_ratio
+        """Whether a clean reading measured faster than its multiply-adds allow (see CACHE_REASON; a noisy one
+        above them is said to be noisy, which is its reason)."""
+        return self.faster and not self.noisy and self.speedup > ABOVE_IDEAL * self.flop_ratio
 
 
 def speedup_text(s: Speedup, short: bool = False) -> str:

@@ -141,6 +141,15 @@ LOSS_FIRST = 1.5  # a loss this many times the dense one, ...
 LOSS_FIRST_POINTS = 5.0  # ... with accuracy down by fewer points than this, is "the loss rises first"
 
 
+BETTER_BECAUSE = {  # why a method keeps more than magnitude at the same sparsity, where one reason holds
+    "obd": ": ranking by the estimated loss pays off here",
+    "obd-fisher": ": ranking by the estimated loss pays off here",
+    "obs": ": refitting the weights that stay, to make up for those removed, pays off here",
+    "sparsegpt": ": refitting the weights that stay, to make up for those removed, pays off here",
+    "random": ": chance, on this net and sparsity (random ranks nothing)",
+}
+
+
 def versus_magnitude(f: Facts) -> str:
     """How the state's accuracy compares with magnitude pruning's at the same sparsity, and why when it is worse
     (a sentence for the texts; it never sends the reader to a chart).
@@ -154,7 +163,7 @@ def versus_magnitude(f: Facts) -> str:
     if abs(diff) < NOISE_POINTS:
         return f"{base}: the same within noise"
     if diff > 0:
-        return f"{base}, {diff:.1f} points less than {f.method}: ranking by the estimated loss pays off here"
+        return f"{base}, {diff:.1f} points less than {f.method}" + BETTER_BECAUSE.get(f.method, "")
     why = ""
     if f.method == "obd":
         why = (

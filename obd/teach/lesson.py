@@ -92,7 +92,7 @@ STEPS: tuple[Step, ...] = (
         "The loss rises before the accuracy falls",
         "At 80 % of weights removed accuracy is {accuracy}, and {loss_first}. Accuracy only asks whether the "
         "right digit scores highest; the loss also asks how confidently. Switch the curves to the loss "
-        "(“Plot” above the chart) to compare the two.",
+        "(the toggle above the chart) to compare the two.",
         mode="weight",
         sparsity=80,
         view="curves",

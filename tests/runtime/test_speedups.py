@@ -17,6 +17,8 @@ def test_above_the_flop_ratio_is_explained_and_noise_shows_its_range():
     above = Speedup(15.0, 14.0, 16.0, 13.6, "shrunk", 100)
     assert above.above_ideal and CACHE_REASON in speedup_text(above) and "cache" in speedup_text(above, short=True)
     assert not Speedup(13.9, 13.8, 14.0, 13.6, "shrunk", 100).above_ideal  # within rounding of the ratio
+    noisy_above = Speedup(15.0, 14.0, 16.0, 13.6, "shrunk", 100, noisy=True)  # noise is the reason said
+    assert CACHE_REASON not in speedup_text(noisy_above) and "noisy" in speedup_text(noisy_above)
     noisy = Speedup(5.0, 4.1, 6.0, 13.6, "shrunk", 10_000, noisy=True)
     assert speedup_text(noisy).startswith("4.1–6.0× faster than dense (shrunk engine, batch 10,000;")
     assert "noisy" in speedup_text(noisy) and speedup_text(noisy, short=True).endswith("· noisy")

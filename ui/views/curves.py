@@ -19,6 +19,7 @@ from ui.services import boards, chart_data, classroom, models, results
 from ui.services.state import Choice, View
 
 POLL_S = 0.5  # a running curve is redrawn this often, each new point as it lands
+WARM_HINT_S = 30.0  # curves computed live for longer than this get the hint to run `python -m obd warm` first
 KEEP = "session"  # the chart's choices outlive their widgets: a visit to another tab keeps them
 
 
@@ -59,11 +60,8 @@ def _chart(v: View, wanted: list[Choice]) -> None:
             st.rerun()  # a click moved the controls, which live outside this fragment
         found = {w: results.curve(v.key, w, v.k if w == v.choice else None) for w in asked}
         records, jobs = chart_data.chart_records(v, found)
-        for job in jobs:
-            if job.error:
-                st.error(f"{job.label} failed: {job.error}")
-            else:
-                st.progress(job.done / job.total, text=f"{job.label}: {boards.eta_text(job)}")
+        if not v.present:  # (presenter mode: under the chart, which a projector's screen must show whole)
+            _progress(v, jobs, found)
         metric, axis = _chart_options(v.present)
         fig = _figure(records, (v.choice.method, v.choice.mode, v.k / 100), metric, axis, v.present)
         st.plotly_chart(
@@ -73,6 +71,8 @@ def _chart(v: View, wanted: list[Choice]) -> None:
             selection_mode="points",
             height=classroom.chart_height(v.present),
         )
+        if v.present:
+            _progress(v, jobs, found)
         if not jobs and not v.present:  # (presenter mode: the screen is the chart's)
             st.download_button(
                 "These curves (.csv)",
@@ -95,6 +95,24 @@ def _chart(v: View, wanted: list[Choice]) -> None:
         f"{v.choice.budget.capitalize()} budget. Click a point to jump there. Colour = method, solid = weight "
         "pruning, dashed = unit pruning, diamonds = fine-tuned, star = where the controls are."
     )
+
+
+def _progress(v: View, jobs: list, found: dict) -> None:
+    """The curves still computing, each with its progress, and when they take long the hint to compute them all
+    before a class."""
+    for job in jobs:
+        if job.error:
+            st.error(f"{job.label} failed: {job.error}")
+        else:
+            st.progress(job.done / job.total, text=f"{job.label}: {boards.eta_text(job)}")
+    left = sum(
+        models.estimate(v.key, w.method, w.mode, len(DEFAULT_SPARSITIES)) for w, (_, job) in found.items() if job
+    )
+    if left >= WARM_HINT_S:
+        st.caption(
+            f"These curves take about {left:.0f} s here. Before a class, `python -m obd warm` computes every "
+            "curve once, so that none is computed while the room waits."
+        )
 
 
 def _figure(records: list, current: tuple, metric: str, axis: str, present: bool):
@@ -120,7 +138,13 @@ def _chart_options(present: bool) -> tuple[str, str]:
     is short, shows the accuracy/loss choice only (a lesson step asks for it); the axis stays as last chosen."""
     cols = st.columns([2, 2, 3]) if not present else [st]
     metric = cols[0].segmented_control(
-        "Plot", ["accuracy", "loss"], default="accuracy", key="curve_metric", required=True, persist_state=KEEP
+        "Plot",
+        ["accuracy", "loss"],
+        default="accuracy",
+        key="curve_metric",
+        required=True,
+        persist_state=KEEP,
+        label_visibility="collapsed" if present else "visible",  # (a projector's screen is short)
     )
     if present:
         return metric, st.session_state.get("curve_axis", "compression")
