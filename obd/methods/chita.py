@@ -136,7 +136,7 @@ class Quadratic:
 
 def top_eigenvalue(g: np.ndarray, iterations: int = 15) -> float:
     """The largest eigenvalue of g^T g (g: (n, m)), by power iteration (from below: IHT's step takes 5 % margin)."""
-    v = np.random.default_rng(0).normal(size=g.shape[1]).astype(np.float32)
+    v = np.random.default_rng(0).normal(size=(g.shape[1],)).astype(np.float32)  # (m,); a tuple: numpy's stub
     top = 0.0
     for _ in range(iterations):
         u = g.T @ (g @ v)
