@@ -95,7 +95,9 @@ def min_plus(costs: Sequence[np.ndarray], total: int) -> list[int]:
     return [t] + counts[::-1]
 
 
-def allocate(profiles: Sequence[Profile], total: int, resolution: int = 4000) -> list[int]:
+def allocate(
+    profiles: Sequence[Profile], total: int, resolution: int = 4000, floors: Sequence[int] | None = None
+) -> list[int]:
     """Kept counts per layer that sum to `total` and minimise the summed profile loss.
 
     Args:
@@ -103,6 +105,10 @@ def allocate(profiles: Sequence[Profile], total: int, resolution: int = 4000) ->
         total: how many items all of them keep together, in [0, sum of sizes].
         resolution: the dynamic program's grid has about this many steps over all layers (its cost grows
             with its square); networks with at most this many items are allocated exactly, item by item.
+        floors: the least each layer keeps whenever the budget allows all of them (then no layer goes below
+            its floor). The profiles' sum is a model of the loss that fails where a layer is (nearly) emptied:
+            its network's output no longer depends on the input, a loss of about log(classes) that can look
+            cheaper than the overconfident errors of thinly kept layers, at chance accuracy.
 
     Returns:
         One whole kept count per profile, each in [0, size], summing to `total`.
@@ -118,7 +124,12 @@ def allocate(profiles: Sequence[Profile], total: int, resolution: int = 4000) ->
     quantum = max(1, math.ceil(sum(sizes) / resolution))
     grids = [np.arange(s // quantum + 1) * quantum for s in sizes]  # kept counts on the grid, per layer
     units = min(int(total) // quantum, sum(len(g) - 1 for g in grids))
-    counts = [int(grids[i][j]) for i, j in enumerate(min_plus([p.at(g) for p, g in zip(profiles, grids)], units))]
+    costs = [p.at(g) for p, g in zip(profiles, grids)]
+    if floors is not None:  # a floor rounds up to the grid; kept only where the budget holds every layer's
+        low = [min(len(g) - 1, math.ceil(f / quantum)) for f, g in zip(floors, grids)]
+        if sum(low) <= units:
+            costs = [np.where(np.arange(len(c)) < lo, np.inf, c) for c, lo in zip(costs, low)]
+    counts = [int(grids[i][j]) for i, j in enumerate(min_plus(costs, units))]
     rest = int(total) - sum(counts)  # below one quantum per layer: spill it where the loss grows least
     while rest:
         room = [min(rest, s - c) for s, c in zip(sizes, counts)]

@@ -210,7 +210,9 @@ def removed_counts(ranking: Ranking, sparsity: float, profiles: Sequence[Profile
             int((~m[0] if ranking.mode == "unit" else ~m).sum()) if size else 0
             for m, size in zip(ranking.masks(k), sizes)
         ]
-    kept = iter(allocate(profiles, sum(sizes) - prune_count(k, sum(sizes))))
+    # a layer keeps at least one item per unit it feeds (weights) or one unit, when the budget allows
+    floors = [s[1] if ranking.mode == "weight" else 1 for s, size in zip(ranking.shapes, sizes) if size]
+    kept = iter(allocate(profiles, sum(sizes) - prune_count(k, sum(sizes)), floors=floors))
     return [size - next(kept) if size else 0 for size in sizes]
 
 

@@ -113,3 +113,13 @@ def test_random_refuses_the_loss_aware_budget(small_net, calib):
         plan(small_net, "random", "weight", "loss-aware", calib=calib)
     with pytest.raises(ValueError, match="budget"):
         plan(small_net, "obs", "weight", "smart", calib=calib)
+
+
+def test_floors_keep_every_layer_alive_when_the_budget_allows():
+    """Emptying the small layer looks cheapest to the profiles' sum (a constant output's loss is bounded); with
+    floors every layer keeps at least its floor, and a budget too small for them all ignores them."""
+    big = Profile(np.array([0, 50, 100]), np.array([20.0, 1.0, 0.0]))
+    small = Profile(np.array([0, 5, 10]), np.array([2.3, 4.0, 0.0]))
+    assert allocate([big, small], 50) == [50, 0]
+    assert allocate([big, small], 50, floors=[10, 10]) == [40, 10]
+    assert allocate([big, small], 15, floors=[10, 10]) == allocate([big, small], 15)
