@@ -50,11 +50,27 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
 .st-key-view [role="tablist"] { gap: 0.9rem; }
 </style>
 """
-# A metric's delta wraps instead of ending in "…" (the speed-up, the weights in use: 1280 px share five metrics)
+# A metric's delta wraps instead of ending in "…" (the speed-up, the weights in use: 1280 px share five metrics).
+# On a phone (Streamlit stacks columns below 640 px) the metrics go three to a row in smaller type, the title
+# shrinks, and the page's own sparsity slider shows (the sidebar's is folded away).
 METRIC_CSS = """
 <style>
 [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto;
+}
+.st-key-phone { display: none; }
+@media (max-width: 640px) {
+  .st-key-phone { display: block; }
+  h1 { font-size: 1.4rem !important; padding: 0 !important; }
+  [data-testid="stMainBlockContainer"] { padding-top: 3.5rem !important; }
+  [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] [data-testid="stMetric"]) {
+    flex-flow: row wrap !important; gap: 0.3rem 0.8rem !important;
+  }
+  [data-testid="stColumn"]:has([data-testid="stMetric"]) {
+    flex: 1 1 30% !important; min-width: 30% !important; width: 30% !important;
+  }
+  [data-testid="stMetricValue"] { font-size: 1.3rem !important; }
+  [data-testid="stMetricLabel"] p, [data-testid="stMetricDelta"] p { font-size: 0.7rem !important; }
 }
 </style>
 """
@@ -72,6 +88,19 @@ def _pick_sparsity() -> None:
     if (pick := st.session_state.get(_quick_key())) is not None:
         st.session_state.sparsity = int(pick)
         st.session_state.quick_picks = st.session_state.get("quick_picks", 0) + 1
+
+
+def _from_phone_slider() -> None:
+    st.session_state.sparsity = st.session_state.sparsity_phone
+
+
+def phone_slider() -> None:
+    """The sparsity slider again, in the page, shown on narrow screens only (PHONE_CSS): there the sidebar starts
+    folded, and a shared link's first screen must hold the slider beside the accuracy. It moves the sidebar's."""
+    st.session_state.sparsity_phone = st.session_state.sparsity  # the sidebar's value, whichever moved last
+    st.container(key="phone").slider(
+        "Sparsity (%)", 0, 99, step=1, key="sparsity_phone", on_change=_from_phone_slider, disabled=classroom.locked()
+    )
 
 
 def _upload_key(upload) -> ModelKey | None:
@@ -330,6 +359,7 @@ def main() -> None:
         f"at {k} % ({c.budget} budget)"
         + (f" · fed {net.describe_input()}" if key.kind == "upload" else "")  # which pixels an upload takes
     )
+    phone_slider()
     v = View(key, c, k, present, painted)
     beside = present and bool(st.session_state.get("lesson"))  # a projector's lesson: the step beside its view
     lesson_box = st.container()  # above the numbers it quotes, filled once they exist

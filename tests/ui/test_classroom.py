@@ -54,3 +54,12 @@ def test_reset_returns_to_the_links_state_tab_and_lesson_step():
     assert not at.exception, at.exception
     assert at.query_params["lesson"] == "2" and at.query_params["sparsity"] == str(start[1])
     assert (at.segmented_control(key="mode").value, at.slider(key="sparsity").value) == start
+
+
+def test_the_pages_own_slider_for_phones_moves_the_state_and_follows_the_sidebars():
+    at = open_app(mode="weight", sparsity="60")
+    assert at.slider(key="sparsity_phone").value == 60
+    settle(at.slider(key="sparsity_phone").set_value(85).run())
+    assert at.slider(key="sparsity").value == 85 and at.query_params["sparsity"] == "85"
+    settle(at.slider(key="sparsity").set_value(40).run())
+    assert at.slider(key="sparsity_phone").value == 40 and not at.exception

@@ -52,3 +52,30 @@ def test_every_lesson_step_shows_its_chart_and_controls_at_1280x720_and_keys_mov
             assert f"lesson={last - 2}" in page.url
         finally:
             browser.close()
+
+
+def test_a_shared_link_on_a_phone_shows_the_slider_and_the_accuracy_on_its_first_screen(server, chromium):
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.live_app import IDLE
+
+    phone = {"width": 390, "height": 844}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=phone, is_mobile=True, has_touch=True)
+            page.goto(f"{server.url}/?mode=unit&sparsity=90", timeout=60_000)
+            page.wait_for_selector("[data-testid='stMetricValue']", timeout=240_000)
+            page.wait_for_selector(IDLE, timeout=240_000)
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "phone.png"))
+            slider, accuracy = ".st-key-phone [data-testid='stSlider']", "[data-testid='stMetric']:has-text('accuracy')"
+            for what in (slider, accuracy):
+                box = page.locator(what).first.bounding_box()
+                assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= phone["height"], (what, box)
+                assert box["x"] >= 0 and box["x"] + box["width"] <= phone["width"] + 0.5, (what, box)
+            assert "90" in page.locator(slider).inner_text()
+            folded = page.locator("[data-testid='stSidebar']").bounding_box()  # slid off the screen's left edge
+            assert folded is None or folded["x"] + folded["width"] <= 1, ("the sidebar starts folded", folded)
+        finally:
+            browser.close()
