@@ -131,11 +131,15 @@ def model_ui(present: bool) -> ModelKey:
         "tiny: 784-128-64-10, trains in seconds · mlpnet: 784-40-20-10, the one-shot "
         "pruning benchmark of WoodFisher, CBS and CHITA",
         disabled=lock,
+        on_change=classroom.forget_linked_upload,
     )
     upload = box.file_uploader("…or upload a .keras MLP (Dense layers, 784 → 10)", type=["keras"], disabled=lock)
     key = ModelKey("preset", preset)
     if upload is not None:
         key = _upload_key(upload) or st.session_state.get("model_key", key)
+    elif (linked := classroom.linked_upload()) is not None:  # ?upload=<digest>: a shared link's uploaded model
+        key = linked
+    classroom.write_model(key)
     st.session_state.model_key = key
     return key
 

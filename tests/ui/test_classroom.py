@@ -63,3 +63,25 @@ def test_the_pages_own_slider_for_phones_moves_the_state_and_follows_the_sidebar
     assert at.slider(key="sparsity").value == 85 and at.query_params["sparsity"] == "85"
     settle(at.slider(key="sparsity").set_value(40).run())
     assert at.slider(key="sparsity_phone").value == 40 and not at.exception
+
+
+def test_a_link_names_compares_b_and_an_upload_by_its_digest_or_says_it_is_gone(tiny, tmp_path):
+    from obd.core.network import to_keras
+    from ui.services import models
+
+    at = open_app(view="Compare", mode="weight", sparsity="90", compare_mode="unit", compare_sparsity="50")
+    assert (at.segmented_control(key="compare_mode").value, at.slider(key="compare_sparsity").value) == ("unit", 50)
+    gone = "ab" * 32
+    at = open_app(upload=gone, mode="unit", sparsity="90")
+    assert not at.exception, at.exception
+    assert f"upload=`'{gone[:40]}…'` in the address names an uploaded model that is no longer on this server" in (
+        warnings(at)
+    )
+    assert "upload" not in at.query_params and "preset tiny" in at.caption[0].value
+    path = tmp_path / "tiny.keras"
+    to_keras(tiny).save(path)
+    raw = path.read_bytes()
+    digest = models.store_upload(raw, "a-test-session")  # as an upload in another session put it there
+    at = open_app(upload=digest, mode="unit", sparsity="90")
+    assert not at.exception, at.exception
+    assert at.query_params["upload"] == digest and f"upload {digest[:8]}" in at.caption[0].value

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.services.state import CONTROLS, INSIDE_KEY, INSIDE_PARTS, plain
+from ui.services import models
+from ui.services.state import CONTROLS, INSIDE_KEY, INSIDE_PARTS, ModelKey, plain
 
 CONTROL_KEYS = {  # the names ?hide= takes for the sidebar's controls -> the CSS class part of their widgets
     "model": "model_box",
@@ -27,6 +28,9 @@ READ = "class_read"  # the session has read its link's class flags
 LINK = "link"  # the address the session was opened with, for `reset`
 RESTART = ("url_read", "lesson_read", READ, "lesson", "url_problems")  # forgotten on a reset: the address is re-read
 BOUND = ("view", INSIDE_KEY)  # tabs bound to the address: a reset sets them through their state (Streamlit's rule)
+COMPARE_B = ("compare_mode", "compare_budget", "compare_method", "compare_sparsity")  # bound: a reset leaves them
+UPLOAD = "upload"  # ?upload=<sha256>: the checked upload a link opens, by its content's digest
+LINKED = "link_upload"  # the session's digest from the link, while no other model has been chosen
 
 
 def read_link(views: tuple[str, ...]) -> list[str]:
@@ -57,6 +61,18 @@ def read_link(views: tuple[str, ...]) -> list[str]:
     if lock not in ("0", "1"):
         problems.append(f"lock={plain(lock)} in the address is not 0 or 1; the controls stay unlocked.")
     s.locked = lock == "1"
+    if (digest := q.get(UPLOAD)) is not None:
+        sha256 = len(digest) == 64 and all(ch in "0123456789abcdef" for ch in digest)
+        if sha256 and models.upload_path(digest).is_file():
+            s[LINKED] = digest
+            models.uploads().use(digest, models.session_id())  # kept while this session uses it
+        else:
+            problems.append(
+                f"upload={plain(digest)} in the address names an uploaded model that is no longer on this server "
+                "(uploads are removed when no page uses them): upload its .keras file again in the sidebar's "
+                "Model box. Meanwhile the page shows the preset."
+            )
+            del q[UPLOAD]
     view = q.get("view")
     if view is not None and view not in views:
         problems.append(f"view={plain(view)} in the address is not one of {', '.join(views)}; opening {views[0]}.")
@@ -65,6 +81,25 @@ def read_link(views: tuple[str, ...]) -> list[str]:
     if tabs.get(str(s.get("view", views[0])).lower()) in [tabs[n] for n in s.hidden if n in tabs]:
         s.view = next((t for t in views if t.lower() not in s.hidden), views[0])
     return problems
+
+
+def linked_upload() -> ModelKey | None:
+    """The upload the link opened, while the session has chosen no other model (the preset's box forgets it)."""
+    digest = st.session_state.get(LINKED)
+    return ModelKey("upload", digest) if digest and models.upload_path(digest).is_file() else None
+
+
+def forget_linked_upload() -> None:
+    """A preset chosen: the link's upload is no longer the session's model (a callback)."""
+    st.session_state.pop(LINKED, None)
+
+
+def write_model(key: ModelKey) -> None:
+    """The shown model in the address: ?upload=<digest> for an upload (the preset stays as the fallback)."""
+    if key.kind == "upload":
+        st.query_params[UPLOAD] = key.name
+    elif UPLOAD in st.query_params:
+        del st.query_params[UPLOAD]
 
 
 def locked() -> bool:
@@ -89,9 +124,10 @@ def reset() -> None:
     session's reading of it forgotten, so that this run reads it afresh."""
     s, q = st.session_state, st.query_params
     link = s.get(LINK, {})
-    for name in [name for name in q if name not in link and name not in BOUND]:
+    fixed = (*BOUND, *COMPARE_B)
+    for name in [name for name in q if name not in link and name not in fixed]:
         del q[name]
-    q.update({name: value for name, value in link.items() if name not in BOUND})
+    q.update({name: value for name, value in link.items() if name not in fixed})
     for key in (*RESTART, *CONTROLS):  # each control is set again from the address before its widget is drawn
         s.pop(key, None)
     s.view = link["view"]

@@ -27,13 +27,14 @@ def setting_b(v: View) -> tuple[Choice, int]:
         )
         s.compare_budget, s.compare_sparsity = v.choice.budget, v.k
     cols = st.columns(4)
-    mode = cols[0].segmented_control("B: mode", MODES, key="compare_mode", required=True)
-    budget = cols[1].segmented_control("B: budget", BUDGETS, key="compare_budget", required=True)
+    link = {"bind": "query-params"}  # B is in the address too (?compare_mode=unit&compare_sparsity=50...)
+    mode = cols[0].segmented_control("B: mode", MODES, key="compare_mode", required=True, **link)
+    budget = cols[1].segmented_control("B: budget", BUDGETS, key="compare_budget", required=True, **link)
     methods = [m for m in METHODS if supports(m, mode, budget)]
     if s.compare_method not in methods:
         s.compare_method = "magnitude"
-    method = cols[2].selectbox("B: method", methods, key="compare_method")
-    k = cols[3].slider("B: sparsity (%)", 0, 99, key="compare_sparsity")
+    method = cols[2].selectbox("B: method", methods, key="compare_method", **link)
+    k = cols[3].slider("B: sparsity (%)", 0, 99, key="compare_sparsity", **link)
     return Choice(method, mode, budget, v.choice.prune_output), int(k)
 
 
