@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.lesson_steps import OUTPUT, PROJECTOR, named, on_screen, wait_for_step
-from benchmarks.live_app import CHROMIUM_ARGS
+from benchmarks.live_app import CHROMIUM_ARGS, IDLE
 from obd.teach import lesson
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,6 +30,12 @@ def test_every_lesson_step_shows_its_chart_and_controls_at_1280x720_and_keys_mov
                     page.keyboard.press(forward[n % len(forward)])  # each key in turn
                     page.wait_for_url(f"**lesson={n}**", timeout=30_000)
                 wait_for_step(page, n)
+                # the step as after `warm`: its view's curves computed (while they run, the chart redraws itself)
+                page.wait_for_function(
+                    "() => !document.querySelector(\"[data-testid='stTabPanel'] [data-testid='stProgress']\")",
+                    timeout=600_000,
+                )
+                page.wait_for_selector(IDLE, timeout=120_000)
                 page.wait_for_timeout(300)  # plotly's layout pass after the run
                 OUTPUT.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(OUTPUT / f"test-step{n}.png"))
@@ -56,8 +62,6 @@ def test_every_lesson_step_shows_its_chart_and_controls_at_1280x720_and_keys_mov
 
 def test_a_shared_link_on_a_phone_shows_the_slider_and_the_accuracy_on_its_first_screen(server, chromium):
     from playwright.sync_api import sync_playwright
-
-    from benchmarks.live_app import IDLE
 
     phone = {"width": 390, "height": 844}
     with sync_playwright() as p:
