@@ -6,11 +6,11 @@ import os
 import numpy as np
 import pytest
 
+from obd.core.config import PRESETS
 from obd.core.network import from_keras
 from obd.core.pruning import prune
 from obd.runtime.evaluate import evaluate
 from obd.training.model import (
-    PRESETS,
     ModelFileError,
     ModelSpec,
     TrainConfig,
