@@ -30,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import websockets
@@ -44,6 +45,7 @@ STREAM_PATH = "/_stcore/stream"
 SUBPROTOCOL = "streamlit"
 WIDGETS = ("slider", "button_group", "selectbox", "checkbox")  # the widget types whose values this client sends
 Path = tuple[int, ...]  # a delta path: container (0 main, 1 sidebar), then the position in each block
+SIDEBAR = 1
 
 
 class ProtocolError(RuntimeError):
@@ -96,12 +98,20 @@ class Page:
                 out.append((k, getattr(element, k)))
         return out
 
+    def _path_of(self, proto: Any) -> Path:
+        wanted = proto.id
+        return next(
+            p for p, el in self.elements.items() if getattr(getattr(el, el.WhichOneof("type")), "id", None) == wanted
+        )
+
     def widgets(self, kind: str | None = None) -> list[tuple[str, object]]:
         """The widgets on the page in page order, as (element type, proto), optionally of one type."""
         return [(k, e) for k, e in self._of(kind) if getattr(e, "id", "") and hasattr(e, "label")]
 
     def widget(self, label: str, kind: str | None = None) -> tuple[str, object]:
-        """The one widget with this label (and element type, if given).
+        """The one widget with this label (and element type, if given). A label both in the sidebar and on the
+        page names the sidebar's: this client is a desktop browser, where a page's copy of a sidebar control
+        (the phone layout's sparsity slider) is hidden by CSS.
 
         Args:
             label: the widget's label as the page shows it.
@@ -114,6 +124,8 @@ class Page:
             LookupError: no widget, or more than one, has that label; the message lists the labels on the page.
         """
         found = [(k, e) for k, e in self.widgets(kind) if e.label == label]
+        if len(found) > 1:
+            found = [(k, e) for k, e in found if self._path_of(e)[0] == SIDEBAR]
         if len(found) != 1:
             shown = ", ".join(f"{k} {e.label!r}" for k, e in self.widgets())
             raise LookupError(

@@ -16,8 +16,13 @@ TIMEOUT = 300  # seconds: the first run trains the tiny preset
 
 
 def waiting(at: AppTest) -> bool:
-    """Whether the page still waits for a background job (a progress bar, or a latency being measured)."""
-    return bool(at.get("progress")) or any(m.value == MEASURING for m in at.metric)
+    """Whether the page still waits for a background job (a progress bar, a latency being measured, or a view
+    whose pruned network is being rebuilt)."""
+    return (
+        bool(at.get("progress"))
+        or any(m.value == MEASURING for m in at.metric)
+        or any(i.value.startswith("Rebuilding the ") for i in at.info)
+    )
 
 
 def settle(at: AppTest, timeout: float = TIMEOUT) -> AppTest:

@@ -29,8 +29,9 @@ from typing import IO, Any
 from obd.core.files import ModelFileError
 
 SUPPORTED = (
-    "obd loads Keras 3 .keras files (model.save('m.keras')) of Dense layers: 784 inputs, ReLU hidden "
-    "layers, 10 outputs, no Lambda layers or custom objects"
+    "obd loads Keras 3 .keras files (model.save('m.keras')) of MLPs: Dense layers (784 inputs, 10 outputs) "
+    "with Flatten, Rescaling, Normalization, Dropout, BatchNormalization and ReLU or softmax activations; "
+    "no convolutions, Lambda layers or custom objects"
 )
 LAYERS = (
     "InputLayer",

@@ -34,8 +34,9 @@ METHOD_COLORS = {
     "obd-fisher": OKABE_ITO["orange"],
     "obs": OKABE_ITO["green"],
     "sparsegpt": OKABE_ITO["purple"],
+    "chita": OKABE_ITO["sky"],
 }
-SPARE_COLORS = (OKABE_ITO["sky"], OKABE_ITO["black"], OKABE_ITO["yellow"])  # for methods not named above
+SPARE_COLORS = (OKABE_ITO["black"], OKABE_ITO["yellow"])  # for methods not named above
 MODE_DASH = {"weight": "solid", "unit": "dash"}
 # the dotted variant of each mode's style, for derived lines (fine-tuned curves, ideal latencies): still
 # telling the modes apart

@@ -104,13 +104,13 @@ def curve_records(methods, modes=("weight", "unit")):
 
 
 def test_one_colour_per_method_and_one_line_style_per_mode():
-    methods = list(METHODS) + ["wanda", "movement", "snip"]  # new methods take the spare colours
+    methods = list(METHODS) + ["wanda", "movement"]  # new methods take the spare colours
     fig = plots.methods_figure(curve_records(methods))
     curves = [t for t in fig.data if t.customdata is not None]
     assert len(curves) == 2 * len(methods)
     colour = {t.name.split(", ")[0]: t.line.color for t in curves}
     assert all(t.line.color == colour[t.name.split(", ")[0]] for t in curves)  # both modes of a method: one hue
-    assert len(set(colour.values())) == len(methods)  # 9 methods, 9 distinct colours
+    assert len(set(colour.values())) == len(methods)  # 9 methods, the palette's 9 colours
     assert set(colour.values()) <= set(plots.OKABE_ITO.values()) | {plots.GREY}
     assert all(t.line.dash == {"weight": "solid", "unit": "dash"}[t.name.split(", ")[1]] for t in curves)
     alone = plots.methods_figure(curve_records(["obs"]))

@@ -195,7 +195,7 @@ def test_an_unknown_preset_in_the_environment_is_named_and_ignored(monkeypatch):
     monkeypatch.setenv("OBD_PRESET", "bogus")
     at = open_app(mode="unit", sparsity="90")  # the address names tiny, so nothing needs training
     assert not at.exception
-    assert any("OBD_PRESET='bogus'" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("OBD_PRESET=`'bogus'`" in w.value for w in at.warning), [w.value for w in at.warning]
     assert at.selectbox(key="preset").value == "tiny"
 
 

@@ -66,5 +66,5 @@ def test_curves_download_has_the_clis_columns(small_net, mnist):
     assert tuple(rows[0])[: len(CSV_COLUMNS)] == CSV_COLUMNS
     assert [float(r["accuracy"]) for r in rows] == [r.accuracy for r in records]
     assert export.filename("curves", "weight", "magnitude", 0.5) == "obd-curves.csv"
-    with pytest.raises(ValueError, match="masked, shrunk or curves"):
+    with pytest.raises(ValueError, match="masked, shrunk, tflite or curves"):
         export.filename("zip", "weight", "magnitude", 0.5)
