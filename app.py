@@ -46,8 +46,8 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
 [data-testid="stMetricDelta"] { font-size: 0.72rem; }
 [data-testid="stMainBlockContainer"] { max-width: 100%; padding: 0.6rem 1.5rem 0 1.5rem; }
 [data-testid="stHeader"] { display: none; }
-.st-key-view [role="tablist"] [role="tab"] p { font-size: 0.8rem; }
-.st-key-view [role="tablist"] { gap: 0.9rem; }
+.st-key-view [role="tablist"] [role="tab"] p { font-size: 0.72rem; }
+.st-key-view [role="tablist"] { gap: 0.55rem; }
 </style>
 """
 # A metric's delta wraps instead of ending in "…" (the speed-up, the weights in use: 1280 px share five metrics).

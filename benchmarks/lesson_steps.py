@@ -29,10 +29,11 @@ STEP_TIMEOUT_MS = 240_000  # a cold step may compute curves
 
 
 def named(step: lesson.Step) -> list[tuple[str, str]]:
-    """What a step talks about, as (what, CSS selector) pairs that must be on screen: the chart of its view and
-    the controls its text asks for."""
+    """What a step talks about, as (what, CSS selector) pairs that must be on screen: the chart of its view, the
+    whole tab strip (its last tab) and the controls its text asks for."""
     chart = ("the chart", "[data-testid='stTabPanel'] .js-plotly-plot:visible")
-    wanted = [chart]
+    last_tab = ("every view's tab", ".st-key-view [role='tablist'] [role='tab'] >> nth=-1")  # none scrolled away
+    wanted = [chart, last_tab]
     if "{loss_first}" in step.text:  # "switch the curves to the loss"
         wanted.append(("the Plot toggle", "[data-testid='stTabPanel'] [data-testid='stButtonGroup']:visible"))
     if "Fine-tune this point" in step.text:

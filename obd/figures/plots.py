@@ -284,7 +284,7 @@ def methods_figure(
 
 ENGINE_COLORS = {"dense": GREY, "sparse": OKABE_ITO["blue"], "shrunk": OKABE_ITO["orange"]}
 IDEAL_COLOR = OKABE_ITO["green"]
-NOISY_LEGEND = "open marker: a noisy reading (other work shared the CPU)"
+NOISY_LEGEND = "open: noisy (CPU shared)"  # short: the legend sits beside a presenter's half-width chart
 
 
 def speed_figure(
@@ -316,7 +316,7 @@ def speed_figure(
             rs = sorted((r for r in rows if r["mode"] == mode and r["engine"] == engine), key=lambda r: r["sparsity"])
             if not rs:
                 continue
-            name = f"{engine} ({mode} pruning)"
+            name = f"{engine}, {mode}"  # as the curves name "method, mode": short enough beside a narrow chart
             fig.add_trace(
                 go.Scatter(
                     x=axis_position([r["sparsity"] for r in rs], x_axis),
@@ -335,7 +335,7 @@ def speed_figure(
                 go.Scatter(
                     x=axis_position([r["sparsity"] for r in dense], x_axis),
                     y=[r["ms"] / r["ideal_speedup"] for r in dense],
-                    name=f"ideal ({mode} pruning)",
+                    name=f"ideal, {mode}",
                     mode="lines",
                     line=dict(color=IDEAL_COLOR, dash=DOTTED_DASH[mode]),
                     customdata=[[100 * r["sparsity"], r["ideal_speedup"]] for r in dense],

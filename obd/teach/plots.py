@@ -197,14 +197,16 @@ def criteria_figure(comp: Comparison) -> go.Figure:
     a = comp.agreement
     fig.update_layout(
         title=(
-            f"OBD keeps {a.obd_only:,} {what} that magnitude deletes, and deletes {a.magnitude_only:,} it "
+            # two lines: one would run past a projector's half-width column (plotly never wraps a title)
+            f"OBD keeps {a.obd_only:,} {what} that magnitude deletes,<br>and deletes {a.magnitude_only:,} it "
             f"keeps (of {a.total:,}; at {100 * comp.sparsity:g} %)"
         ),
+        title_font_size=15,
         xaxis=dict(type="log", title="|w|" if comp.mode == "weight" else "column L2 norm (magnitude score)"),
         yaxis=dict(type="log", title="OBD saliency ½·h·w² (loss units)"),
         legend=dict(orientation="h", y=-0.2),
         height=460,
-        margin=dict(l=60, r=20, t=50, b=40),
+        margin=dict(l=60, r=20, t=70, b=40),
     )
     return fig
 

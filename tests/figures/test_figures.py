@@ -194,7 +194,7 @@ def test_the_speed_figure_has_round_log_ticks_and_times_signs(speed_records):
     shrunk = next(r for r in speed_records if r["engine"] == "shrunk" and r["sparsity"] == 0.9)
     words = speedup_text(Speedup.of_record(shrunk))
     assert f"unit pruning at 90 %: {words}" in reading
-    point = trace(fig, "shrunk (unit pruning)").customdata[-1]  # the figure's hover shows the same words
+    point = trace(fig, "shrunk, unit").customdata[-1]  # the figure's hover shows the same words
     assert point[1] == shrunk["speedup"] and point[2] == words
 
 

@@ -349,14 +349,14 @@ def test_bench_claims_no_speed_up_where_nothing_is_pruned_and_marks_held_reading
 def test_speed_figure_and_reading_come_from_the_records(records):
     fig = speed_figure(records, batch=100, current=0.9)
     assert [t.name for t in fig.data if t.name != NOISY_LEGEND] == [
-        "dense (weight pruning)",
-        "sparse (weight pruning)",
-        "ideal (weight pruning)",
-        "dense (unit pruning)",
-        "shrunk (unit pruning)",
-        "ideal (unit pruning)",
+        "dense, weight",
+        "sparse, weight",
+        "ideal, weight",
+        "dense, unit",
+        "shrunk, unit",
+        "ideal, unit",
     ]
-    sparse = next(t for t in fig.data if t.name == "sparse (weight pruning)")
+    sparse = next(t for t in fig.data if t.name == "sparse, weight")
     assert list(sparse.y) == [r["ms"] for r in records if r["engine"] == "sparse" and r["batch"] == 100]
     reading = speed_reading(records, 0.85, batch=100)
     assert reading.startswith("weight pruning at 85 % (nearest measured: 90 %): ")

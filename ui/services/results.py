@@ -140,6 +140,18 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     return None
 
 
+def prefetch(key: ModelKey, c: Choice, k: int) -> None:
+    """Start a state's point in the background (never inline) unless it is in memory, on disk or under way: for a
+    state the user is likely to open next (the lesson's next step)."""
+    if remembered("points", (key, c, k), lambda: _load_point(key, c, k)) is None and point_job(key, c, k) is None:
+        submit(
+            c,
+            point_job_key(key, c, k),
+            [lambda: compute_point(key, c, k) and None],
+            label=f"{c.method} {c.mode} pruning at {k} % (ahead of the lesson)",
+        )
+
+
 def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
     return board_for(c).get(point_job_key(key, c, k))
 

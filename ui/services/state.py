@@ -22,6 +22,7 @@ PRESET_ENV = "OBD_PRESET"  # the preset a fresh page opens with (a class on slow
 DEFAULTS = {"mode": "weight", "method": "magnitude", "budget": "layer", "sparsity": 90}  # and `default_preset()`
 FLAGS = ("prune_output", "present")  # on/off settings carried in the address as 1 or 0
 INSIDE_PARTS = ("Diagram", "First layer", "OBD vs magnitude", "Confusion matrix")  # the Inside view's parts
+RANKINGS_PART = INSIDE_PARTS[2]  # the part drawn from ui.services.rankings
 INSIDE_KEY = "inside"  # the open part, also in the address (?inside=First+layer): a lesson step can open one
 
 

@@ -6,52 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from obd.core.cache import LruCache
-from obd.methods.saliency import hessian_diagonal
 from obd.teach import explain, facts
 from obd.teach import plots as teach_plots
 from ui.services import boards, classroom, models, results
+from ui.services.rankings import criteria, job_key, ranked_budget
 from ui.services.state import INSIDE_KEY, INSIDE_PARTS, Choice, ModelKey, View
 
 POLL_S = 1.0
 FIELDS_SHOWN = 16  # first-layer units in the grid
-
-
-@st.cache_resource
-def _criteria_store() -> LruCache:
-    # Magnitude and OBD scores and rankings of one (model, mode, budget): up to ~140 MB for the default net in
-    # weight mode, so only the two most recent are kept (the job board keeps none: its task returns nothing).
-    return LruCache(2)
-
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _hessian(key: ModelKey) -> list:
-    """The dense network's Hessian diagonal on the shared calibration sample (seconds: run inside a job)."""
-    calib = models.calib_for("obd")
-    return hessian_diagonal(models.network(key), calib.x, calib.y)
-
-
-def ranked_budget(c: Choice) -> str:
-    """The budget the two criteria are compared under: a loss-aware split is compared per layer."""
-    return c.budget if c.budget in explain.RANKED_BUDGETS else "layer"
-
-
-def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
-    """The state's magnitude-vs-OBD rankings, or None while a background job builds them."""
-    ck = ("criteria", key, c.mode, ranked_budget(c), c.prune_output)
-    if (found := _criteria_store().get(ck)) is not None:
-        return found
-
-    def build() -> None:
-        _criteria_store().put(
-            ck, explain.criteria(models.network(key), _hessian(key), c.mode, ranked_budget(c), c.prune_output)
-        )
-
-    job = boards.board().get(ck)
-    if job is not None and job.finished and _criteria_store().get(ck) is None:
-        boards.board().forget(ck)  # built once, then evicted by another state's: build it again
-    job = boards.submit(None, ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
-    return _criteria_store().get(ck) if job.finished else None
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -172,7 +134,7 @@ def obd_vs_magnitude(v: View) -> None:
     """The scatter, the counts and the worked example, once the rankings exist (built in the background)."""
     c = criteria(v.key, v.choice)
     if c is None:
-        job = boards.board().get(("criteria", v.key, v.choice.mode, ranked_budget(v.choice), v.choice.prune_output))
+        job = boards.board().get(job_key(v.key, v.choice))
 
         @st.fragment(run_every=boards.poll_s(POLL_S))
         def wait() -> None:

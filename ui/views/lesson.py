@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from obd.teach import lesson
-from ui.services import results
-from ui.services.state import INSIDE_KEY, INSIDE_PARTS, View, plain
+from ui.services import rankings, results
+from ui.services.state import INSIDE_KEY, INSIDE_PARTS, RANKINGS_PART, Choice, View, plain
 
 # A presenter's clicker sends →/PageDown/Space (forward) and ←/PageUp (back): the keys press the lesson's own
 # buttons, so a key does exactly what a click does. Keys typed into a field, a slider, a list or a tab strip (which
@@ -66,8 +66,20 @@ def go(n: int, tabs: tuple[str, ...]) -> None:
         lesson=n, mode=s.mode, method=s.method, budget=s.budget, sparsity=s.sparsity, view=tab_label(s.view, tabs)
     )
     if s.view == "inside":  # the part its text talks about (the first, the diagram, unless it names another)
-        st.session_state[INSIDE_KEY] = s.part if s.part in INSIDE_PARTS else INSIDE_PARTS[0]
+        part = s.part if s.part in INSIDE_PARTS else INSIDE_PARTS[0]
+        # the address too: the bound tabs write it only when they see a change of their own
+        st.session_state[INSIDE_KEY] = st.query_params[INSIDE_KEY] = part
     st.query_params["lesson"] = str(n)
+
+
+def prepare(v: View, n: int) -> None:
+    """Start what step n needs in the background (its point; the rankings when it opens OBD vs magnitude) while
+    the presenter talks about the step before: its Next then finds them ready."""
+    s = lesson.STEPS[n - 1]
+    c = Choice(s.method, s.mode, s.budget, v.choice.prune_output)
+    results.prefetch(v.key, c, s.sparsity)
+    if s.view == "inside" and s.part == RANKINGS_PART:
+        rankings.criteria(v.key, c)
 
 
 def stop() -> None:
@@ -99,3 +111,5 @@ def render(v: View) -> None:
             st.button("Next ▶", on_click=go, args=(n + 1, tabs), disabled=n == len(lesson.STEPS), key="lesson_next")
             st.button("End lesson", on_click=stop, key="lesson_end")
         st.html(KEYS_JS, unsafe_allow_javascript=True)
+    if n < len(lesson.STEPS):
+        prepare(v, n + 1)
