@@ -56,6 +56,18 @@ def test_reset_returns_to_the_links_state_tab_and_lesson_step():
     assert (at.segmented_control(key="mode").value, at.slider(key="sparsity").value) == start
 
 
+def test_reset_returns_compares_b_to_the_link():
+    at = open_app(view="Compare", mode="weight", sparsity="90", compare_sparsity="50")
+    default_mode = at.segmented_control(key="compare_mode").value  # not in the link: B's default
+    settle(at.slider(key="compare_sparsity").set_value(70).run())
+    settle(at.segmented_control(key="compare_mode").set_value("weight" if default_mode == "unit" else "unit").run())
+    assert at.slider(key="compare_sparsity").value == 70
+    settle(next(b for b in at.button if b.label == "Reset to the link").click().run())
+    assert not at.exception, at.exception
+    assert at.slider(key="compare_sparsity").value == 50 and at.query_params["compare_sparsity"] == "50"
+    assert at.segmented_control(key="compare_mode").value == default_mode
+
+
 def test_the_pages_own_slider_for_phones_moves_the_state_and_follows_the_sidebars():
     at = open_app(mode="weight", sparsity="60")
     assert at.slider(key="sparsity_phone").value == 60

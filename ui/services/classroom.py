@@ -28,7 +28,7 @@ READ = "class_read"  # the session has read its link's class flags
 LINK = "link"  # the address the session was opened with, for `reset`
 RESTART = ("url_read", "lesson_read", READ, "lesson", "url_problems")  # forgotten on a reset: the address is re-read
 BOUND = ("view", INSIDE_KEY)  # tabs bound to the address: a reset sets them through their state (Streamlit's rule)
-COMPARE_B = ("compare_mode", "compare_budget", "compare_method", "compare_sparsity")  # bound: a reset leaves them
+COMPARE_B = ("compare_mode", "compare_budget", "compare_method", "compare_sparsity")  # bound, like the tabs
 UPLOAD = "upload"  # ?upload=<sha256>: the checked upload a link opens, by its content's digest
 LINKED = "link_upload"  # the session's digest from the link, while no other model has been chosen
 
@@ -132,6 +132,12 @@ def reset() -> None:
         s.pop(key, None)
     s.view = link["view"]
     s[INSIDE_KEY] = link.get(INSIDE_KEY, INSIDE_PARTS[0])
+    for key in COMPARE_B:  # B as the link gave it; what it did not give, B's defaults (the Compare view sets them)
+        if key in link:
+            s[key] = int(link[key]) if key == "compare_sparsity" else link[key]
+        else:
+            s.pop(key, None)
+            q.pop(key, None)
 
 
 CHART_PX = 280  # a view's chart in presenter mode: the metrics row, the tabs and the chart fit a 1280x720 screen

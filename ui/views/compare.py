@@ -18,14 +18,16 @@ DIGITS_SHOWN = 24
 
 
 def setting_b(v: View) -> tuple[Choice, int]:
-    """B's controls; the first time, the other mode at the sidebar's method (when it can) and sparsity."""
+    """B's controls; those not set yet (by the link or the user): the other mode at the sidebar's method (when it
+    can), budget and sparsity."""
     s = st.session_state
-    if "compare_mode" not in s:
-        s.compare_mode = "unit" if v.choice.mode == "weight" else "weight"
-        s.compare_method = (
-            v.choice.method if supports(v.choice.method, s.compare_mode, v.choice.budget) else "magnitude"
-        )
-        s.compare_budget, s.compare_sparsity = v.choice.budget, v.k
+    s.setdefault("compare_mode", "unit" if v.choice.mode == "weight" else "weight")
+    s.setdefault("compare_budget", v.choice.budget)
+    s.setdefault(
+        "compare_method",
+        v.choice.method if supports(v.choice.method, s.compare_mode, s.compare_budget) else "magnitude",
+    )
+    s.setdefault("compare_sparsity", v.k)
     cols = st.columns(4)
     link = {"bind": "query-params"}  # B is in the address too (?compare_mode=unit&compare_sparsity=50...)
     mode = cols[0].segmented_control("B: mode", MODES, key="compare_mode", required=True, **link)
