@@ -16,7 +16,8 @@ sparsity does not depend on which were asked before.
 
 Nothing is tuned by hand on a test set: at every stage the ridge lam (relative to the mean diagonal of G^T G)
 is the candidate of LAMBDAS whose pruned network has the least cross-entropy on validation images, training
-images outside the gradient sample (searched upward, stopping once the loss rises).
+images outside the gradient sample (searched upward, stopping once the loss rises), and so is the split of the
+kept count between the layers (`ChitaPlan.projections`: the plan's split, or the current one's proportions).
 """
 
 from __future__ import annotations
@@ -73,40 +74,29 @@ def gradients(net: Network, layers: Sequence[int], x: np.ndarray, y: np.ndarray)
 
 @dataclass(frozen=True)
 class Projection:
-    """Hard thresholding onto kept counts. `blocks` (p,) assigns each weight to a block. Without `total`,
-    `counts` (blocks,) is how many of each block's weights are kept (the largest in magnitude); with it, `counts`
-    are floors, each block's least kept count, and the rest of the `total` goes to the largest remaining weights
-    whatever their block (one budget over all)."""
+    """Hard thresholding onto kept counts: `blocks` (p,) assigns each weight to a block, `counts` (blocks,) how
+    many of each block's weights are kept (the largest in magnitude)."""
 
     blocks: np.ndarray
     counts: np.ndarray
-    total: int | None = None
 
     def support(self, v: np.ndarray) -> np.ndarray:
-        """(p,) bool: the kept entries of v (p,), exactly the counts (or the total); ties by position."""
-        mag = np.abs(v)
-        order = np.lexsort((-mag, self.blocks))  # by block, then by decreasing magnitude
+        """(p,) bool: the kept entries of v (p,), exactly counts[b] in block b (ties by position)."""
+        order = np.lexsort((-np.abs(v), self.blocks))  # by block, then by decreasing magnitude (one sort)
         sizes = np.bincount(self.blocks, minlength=len(self.counts))
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         rank = np.empty(len(v), dtype=np.int64)
-        rank[order] = np.arange(len(v)) - starts[self.blocks[order]]  # place within its block
-        keep = rank < self.counts[self.blocks]
-        if self.total is not None:
-            rest = np.flatnonzero(~keep)
-            more = max(0, min(self.total - int(keep.sum()), len(rest)))
-            keep[rest[np.argsort(-mag[rest], kind="stable")[:more]]] = True
-        return keep
+        rank[order] = np.arange(len(v)) - starts[self.blocks[order]]  # each entry's place within its block
+        return rank < self.counts[self.blocks]
 
     def subset(self, index: np.ndarray) -> Projection:
         """The projection of the entries `index` (which must hold at least each block's count)."""
-        return Projection(self.blocks[index], self.counts, self.total)
+        return Projection(self.blocks[index], self.counts)
 
     def widened(self, factor: float) -> Projection:
         """The same blocks keeping `factor` times as many (at most all)."""
         sizes = np.bincount(self.blocks, minlength=len(self.counts))
-        counts = np.minimum(sizes, np.ceil(factor * self.counts).astype(np.int64))
-        total = None if self.total is None else min(len(self.blocks), math.ceil(factor * self.total))
-        return Projection(self.blocks, counts, total)
+        return Projection(self.blocks, np.minimum(sizes, np.ceil(factor * self.counts).astype(np.int64)))
 
 
 @dataclass(frozen=True)
@@ -265,13 +255,26 @@ class ChitaPlan:
     def validation_loss(self, net: Network) -> float:
         return score_logits(net.logits(self.x_val), self.y_val).loss
 
-    def projection(self, net: Network, density: float) -> Projection:
-        """The kept counts at `density`: the plan's split per layer, or one count over all of them."""
+    def projections(self, net: Network, masks: list[np.ndarray], path: tuple[float, ...]) -> list[Projection]:
+        """The candidate kept counts at density path[-1]: the plan's split per layer (or one count over all
+        of them), and after the first stage the kept count spread in proportion to what each layer keeps now.
+        (The loss-aware split is measured on the dense network and can starve a layer where little is left; the
+        proportional one lowered MLPNet's validation loss at 98 % sparsity on two of three seeds, 0.55 -> 0.52
+        on average.)"""
         sizes = [net.layers[i].kernel.size for i in self.layers]
-        per_layer = self.counts(1.0 - density)
+        per_layer = self.counts(1.0 - path[-1])
         if per_layer is None:
-            return Projection(np.zeros(sum(sizes), dtype=np.int64), np.array([round(density * sum(sizes))]))
-        return Projection(np.repeat(np.arange(len(sizes)), sizes), np.asarray(per_layer, dtype=np.int64))
+            return [Projection(np.zeros(sum(sizes), dtype=np.int64), np.array([round(path[-1] * sum(sizes))]))]
+        blocks = np.repeat(np.arange(len(sizes)), sizes)
+        out = [Projection(blocks, np.asarray(per_layer, dtype=np.int64))]
+        if len(path) > 1:
+            kept = np.array([int(masks[i].sum()) for i in self.layers])  # (layers,)
+            exact = kept * sum(per_layer) / kept.sum()
+            share = np.floor(exact).astype(np.int64)  # largest remainders get the rest: the total is exact
+            share[np.argsort(-(exact - share), kind="stable")[: sum(per_layer) - int(share.sum())]] += 1
+            if not np.array_equal(share, out[0].counts):
+                out.append(Projection(blocks, share))
+        return out
 
     def _stage(
         self, path: tuple[float, ...], net: Network, masks: list[np.ndarray]
@@ -280,20 +283,23 @@ class ChitaPlan:
         with self.lock:
             if path in self.stages:
                 return self.stages[path]
-        project = self.projection(net, path[-1])
         g = gradients(net, self.layers, self.x, self.y)  # (n, p), at this stage's starting weights
         w0 = np.concatenate([net.layers[i].kernel.ravel() for i in self.layers]).astype(np.float64)
         target = (g @ w0.astype(np.float32)).astype(np.float64)  # (n,)
         scale = float(np.mean(np.einsum("ij,ij->j", g, g)))
         top = top_eigenvalue(g)
         best: tuple[float, Network, list[np.ndarray]] | None = None
-        for c in LAMBDAS:  # increasing: the validation loss has one minimum over them, so stop once it rises
-            w, support = solve(Quadratic(g, w0, target, c * scale), project, top)
-            cand_net, cand_masks = self._weights(net, masks, w, support)
-            loss = self.validation_loss(cand_net)
-            if best is not None and loss >= best[0]:
-                break
-            best = (loss, cand_net, cand_masks)
+        for project in self.projections(net, masks, path):
+            last = np.inf
+            for c in LAMBDAS:  # increasing: the validation loss has one minimum over them, so stop once it rises
+                w, support = solve(Quadratic(g, w0, target, c * scale), project, top)
+                cand_net, cand_masks = self._weights(net, masks, w, support)
+                loss = self.validation_loss(cand_net)
+                if loss >= last:
+                    break
+                last = loss
+                if best is None or loss < best[0]:
+                    best = (loss, cand_net, cand_masks)
         assert best is not None, "LAMBDAS is not empty"
         with self.lock:
             self.stages[path] = (best[1], best[2])
