@@ -36,7 +36,7 @@ from obd.runtime.evaluate import log_softmax, score_logits
 GRADIENTS = 1000  # per-example gradients in G (the CBS and CHITA MLPNet setting)
 MIN_GRADIENTS = 200  # fewer make the Fisher too coarse to be worth the cost: such a net is refused
 MAX_ENTRIES = 2**25  # entries of G (float32, 128 MB): n shrinks below GRADIENTS for larger nets
-LAMBDAS = (1e-3, 1e-2, 1e-1)  # candidate ridges, times the mean diagonal of G^T G
+LAMBDAS = (1e-3, 1e-2, 1e-1)  # candidate ridges, times the mean diagonal of G^T G (tried upward)
 # the schedule: each stage keeps at least RATIO of the weights before it (0.5, the old halving, ended 2-3 points
 # lower at 98 % sparsity on MLPNet's validation images: the quadratic model fails for large steps where little is
 # left), through ANCHORS, the densities of the usual sweeps (0.5 ... 0.98 sparsity), so that a sweep is one path
@@ -228,14 +228,14 @@ def schedule(density: float) -> list[float]:
 class ChitaPlan:
     """A network's multi-stage CHITA state; `prune(k)` runs (or reuses) the stages down to sparsity k.
 
-    layers: the pruned layers' indices. counts(sparsity) -> kept count per pruned layer, or None for one count
-    over all of them (the global budget). x, y: the gradient sample (training images); x_val, y_val: the
-    validation images every choice is judged on.
+    layers: the pruned layers' indices. counts(net, sparsity) -> kept count per pruned layer, the split measured
+    on `net` (each stage's starting network), or None for one count over all of them (the global budget).
+    x, y: the gradient sample (training images); x_val, y_val: the validation images every choice is judged on.
     """
 
     net: Network
     layers: tuple[int, ...]
-    counts: Callable[[float], list[int] | None]
+    counts: Callable[[Network, float], list[int] | None]
     x: np.ndarray
     y: np.ndarray
     x_val: np.ndarray
@@ -256,13 +256,12 @@ class ChitaPlan:
         return score_logits(net.logits(self.x_val), self.y_val).loss
 
     def projections(self, net: Network, masks: list[np.ndarray], path: tuple[float, ...]) -> list[Projection]:
-        """The candidate kept counts at density path[-1]: the plan's split per layer (or one count over all
-        of them), and after the first stage the kept count spread in proportion to what each layer keeps now.
-        (The loss-aware split is measured on the dense network and can starve a layer where little is left; the
-        proportional one lowered MLPNet's validation loss at 98 % sparsity on two of three seeds, 0.55 -> 0.52
-        on average.)"""
+        """The candidate kept counts at density path[-1]: the plan's split per layer measured on `net` (or one
+        count over all of them), and after the first stage the kept count spread in proportion to what each layer
+        keeps now. (A loss-aware split can starve a layer where little is left; the proportional candidate
+        lowered MLPNet's validation loss at 98 % sparsity on two of three seeds, 0.55 -> 0.52 on average.)"""
         sizes = [net.layers[i].kernel.size for i in self.layers]
-        per_layer = self.counts(1.0 - path[-1])
+        per_layer = self.counts(net, 1.0 - path[-1])
         if per_layer is None:
             return [Projection(np.zeros(sum(sizes), dtype=np.int64), np.array([round(path[-1] * sum(sizes))]))]
         blocks = np.repeat(np.arange(len(sizes)), sizes)
@@ -325,7 +324,7 @@ def plan_chita(
     x_val: np.ndarray | None,
     y_val: np.ndarray | None,
     layers: Sequence[int],
-    counts: Callable[[float], list[int] | None],
+    counts: Callable[[Network, float], list[int] | None],
 ) -> ChitaPlan:
     """Set up CHITA++ for a network.
 
@@ -335,7 +334,8 @@ def plan_chita(
         x_val, y_val: validation images and labels (training images outside x) on which lam and the stage
             ratio are chosen.
         layers: the pruned layers' indices.
-        counts: sparsity -> kept count per pruned layer, or None for one count over all of them.
+        counts: (net, sparsity) -> kept count per pruned layer, measured on `net`, or None for one count over all
+            of them.
 
     Returns:
         A ChitaPlan.

@@ -93,7 +93,7 @@ def test_chita_prunes_exact_counts_per_layer_and_refuses_what_it_cannot_hold(net
     with pytest.raises(ValueError, match="single weights only"):
         plan(net, "chita", "unit", calib=calib)
     with pytest.raises(ValueError, match="validation images"):
-        plan_chita(net, calib.x, calib.y, None, None, [0, 1], lambda k: None)
+        plan_chita(net, calib.x, calib.y, None, None, [0, 1], lambda n, k: None)
     wide = MAX_ENTRIES // MIN_GRADIENTS // 784 + 1  # a first layer too wide for MIN_GRADIENTS rows of G
     big = Network(
         (
@@ -102,7 +102,7 @@ def test_chita_prunes_exact_counts_per_layer_and_refuses_what_it_cannot_hold(net
         )
     )
     with pytest.raises(ValueError, match="use obs for this network"):
-        plan_chita(big, calib.x, calib.y, calib.x_val, calib.y_val, [0, 1], lambda k: None)
+        plan_chita(big, calib.x, calib.y, calib.x_val, calib.y_val, [0, 1], lambda n, k: None)
 
 
 def test_the_schedule_passes_through_the_sweeps_sparsities_in_small_steps():
