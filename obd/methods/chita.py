@@ -37,10 +37,12 @@ GRADIENTS = 1000  # per-example gradients in G (the CBS and CHITA MLPNet setting
 MIN_GRADIENTS = 200  # fewer make the Fisher too coarse to be worth the cost: such a net is refused
 MAX_ENTRIES = 2**25  # entries of G (float32, 128 MB): n shrinks below GRADIENTS for larger nets
 LAMBDAS = (1e-3, 1e-2, 1e-1)  # candidate ridges, times the mean diagonal of G^T G (tried upward)
-# the schedule: each stage keeps at least RATIO of the weights before it (0.5, the old halving, ended 2-3 points
-# lower at 98 % sparsity on MLPNet's validation images: the quadratic model fails for large steps where little is
-# left), through ANCHORS, the densities of the usual sweeps (0.5 ... 0.98 sparsity), so that a sweep is one path
-RATIO = 0.7
+# the schedule: each stage keeps at least RATIO of the weights before it, through ANCHORS, the densities of the usual
+# sweeps (0.5 ... 0.98 sparsity), so that a sweep is one path. Compared on MLPNet's validation loss at 98 % (mean
+# of the preset's three seeds, with the per-stage split below): 0.6 -> 0.532, 0.7 -> 0.488, 0.8 -> 0.471 (0.5, the
+# old halving, ended worse still): the quadratic model fails for large steps where little is left. Finer steps
+# cost more stages; 0.8 keeps a 0.5 ... 0.98 sweep of MLPNet under a minute on 2 cores.
+RATIO = 0.8
 ANCHORS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 ACTIVE = 1.5  # the active set holds this many times the kept count (CHITA's default)
 ITERATIONS = 20  # IHT iterations per active set: they choose the support; the backsolve then fits it exactly
