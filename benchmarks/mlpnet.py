@@ -10,7 +10,8 @@ magnitude fallback are chosen by obd on validation images (training images outsi
 the "recommended" row takes, at each sparsity, whichever of obs and chita has the lower validation loss. The test
 set only reports. Prints the test accuracy (mean over seeds) next to the published rows (CBS paper, Yu et al.
 ICML 2022, mean of 5 runs; CHITA++'s reported 0.98 figure), the time each method's plan and sweep took, and
-writes them to benchmarks/results/mlpnet.json.
+writes them to benchmarks/results/mlpnet.json. Targets: the recommended row >= CBS and >= magnitude - 0.1 at
+every sparsity on both models, and >= 88 at 0.98 on the preset (CHITA++ reports 90.4); misses are listed.
 
     python -m benchmarks.mlpnet [--seeds 0 1 2] [--plain-seeds 3 4 5] [--calib 4096]
 """
@@ -39,6 +40,7 @@ PUBLISHED = {  # CBS paper, Table 1, MLPNet on MNIST, mean of 5 runs
     "CBS (published)": (93.96, 93.96, 93.98, 93.90, 93.14, 88.92, 55.45),
 }
 CHITA_PLUS_PLUS_098 = 90.4  # CHITA++ (Benbaki et al. 2023), MLPNet at 0.98, as reported
+TARGET_098 = 88.0  # issue 25: the recommended method at 0.98 on the published recipe (the preset), mean of its seeds
 # the second model: the same net by plain SGD, a larger rate for the missing momentum
 PLAIN_SGD = TrainConfig(
     epochs=25, batch_size=64, learning_rate=1e-2, optimizer="sgd", momentum=0.0, schedule="constant"
@@ -83,13 +85,14 @@ def main() -> None:
     args = parser.parse_args()
     data = load_mnist()
     calib = calibration(data, args.calib)
-    models = [("mlpnet preset (SGD, momentum 0.5)", preset_train_config("mlpnet"), args.seeds)]
+    # (name, training, seeds, the 0.98 target beside CBS's): CHITA++'s figure is for the published recipe only
+    models = [("mlpnet preset (SGD, momentum 0.5)", preset_train_config("mlpnet"), args.seeds, TARGET_098)]
     if args.plain_seeds:
-        models.append(("plain SGD (rate 1e-2, no momentum)", PLAIN_SGD, args.plain_seeds))
+        models.append(("plain SGD (rate 1e-2, no momentum)", PLAIN_SGD, args.plain_seeds, None))
     labels = [RECOMMENDED] + [label for label, *_ in RUNS]
     figures: dict = {"calibration images": args.calib, "validation images": len(calib.x_val), "models": []}
     headline, misses = [], []
-    for name, config, seeds in models:
+    for name, config, seeds, target in models:
         acc = {label: [] for label in labels}
         seconds = {label: [] for label, *_ in RUNS}
         fallbacks = {label: 0 for label, *_ in RUNS}
@@ -130,6 +133,8 @@ def main() -> None:
         for k, b, c, m in zip(SPARSITIES, best, cbs, magnitude):
             if b < c or b < m - 0.1:
                 misses.append(f"{name} at {k:g}: recommended {b:.2f}, CBS {c:.2f}, magnitude {m:.2f}")
+            if k == 0.98 and target is not None and b < target:
+                misses.append(f"{name} at 0.98: recommended {b:.2f} < {target:g} (CHITA++ {CHITA_PLUS_PLUS_098})")
         figures["models"].append(
             {
                 "model": name,
@@ -142,12 +147,20 @@ def main() -> None:
             {
                 "result": f"MLPNet ({name}), one-shot, recommended method, {k:g} sparsity: test accuracy",
                 "figure": f"{b:.2f} %",
-                "target": f">= CBS {c:.2f}" + (f" (CHITA++ {CHITA_PLUS_PLUS_098})" if k == 0.98 else ""),
+                "target": (
+                    f">= {target:g} (CHITA++ {CHITA_PLUS_PLUS_098})"
+                    if k == 0.98 and target is not None
+                    else f">= CBS {c:.2f}"
+                ),
             }
             for k, b, c in zip(SPARSITIES, best, cbs)
             if k in (0.9, 0.98)
         ]
-    print("\ntargets (recommended >= CBS and >= magnitude - 0.1 at every sparsity):", "met" if not misses else "")
+    print(
+        f"\ntargets (recommended >= CBS and >= magnitude - 0.1 at every sparsity; >= {TARGET_098:g} at 0.98 on the "
+        "preset):",
+        "met" if not misses else "",
+    )
     for line in misses:
         print("  missed:", line)
     figures["targets missed"] = misses

@@ -8,11 +8,13 @@ from obd.core.network import Layer, Network
 from obd.methods.chita import (
     MAX_ENTRIES,
     MIN_GRADIENTS,
+    RATIO,
     Projection,
     Quadratic,
     gradients,
     iht,
     plan_chita,
+    schedule,
     solve,
     top_eigenvalue,
 )
@@ -91,7 +93,7 @@ def test_chita_prunes_exact_counts_per_layer_and_refuses_what_it_cannot_hold(net
     with pytest.raises(ValueError, match="single weights only"):
         plan(net, "chita", "unit", calib=calib)
     with pytest.raises(ValueError, match="validation images"):
-        plan_chita(net, calib.x, calib.y, None, None, [0, 1], lambda k: None)
+        plan_chita(net, calib.x, calib.y, None, None, [0, 1], lambda n, k: None)
     wide = MAX_ENTRIES // MIN_GRADIENTS // 784 + 1  # a first layer too wide for MIN_GRADIENTS rows of G
     big = Network(
         (
@@ -100,4 +102,40 @@ def test_chita_prunes_exact_counts_per_layer_and_refuses_what_it_cannot_hold(net
         )
     )
     with pytest.raises(ValueError, match="use obs for this network"):
-        plan_chita(big, calib.x, calib.y, calib.x_val, calib.y_val, [0, 1], lambda k: None)
+        plan_chita(big, calib.x, calib.y, calib.x_val, calib.y_val, [0, 1], lambda n, k: None)
+
+
+def test_the_schedule_passes_through_the_sweeps_sparsities_in_small_steps():
+    """Every deeper path passes through the usual sweep's densities, and no step keeps less than RATIO."""
+    path = schedule(0.02)
+    assert path[-1] == pytest.approx(0.02) and all(b < a for a, b in zip(path, path[1:]))
+    for d in (0.5, 0.4, 0.3, 0.2, 0.1, 0.05):
+        assert any(abs(p - d) < 1e-12 for p in path)
+    assert min(b / a for a, b in zip([1.0] + path, path)) >= RATIO - 1e-12
+    for d in (0.5, 0.3, 0.05):  # a shallower target's path is the start of the deeper one
+        assert path[: len(schedule(d))] == pytest.approx(schedule(d))
+    assert schedule(0.0)[-1] == 0.0 and schedule(1.0) == [1.0]
+
+
+def test_a_sweep_shares_one_path_and_chooses_on_validation_images_only(net, mnist, monkeypatch):
+    """Pruning at 0.9 reuses the stages of the path to 0.98; every choice is scored on the validation images
+    (the plan holds no test image), and the counts stay exact with no layer emptied."""
+    calib = calibration(mnist, 256, validation=256)
+    p = plan(net, "chita", "weight", "loss-aware", prune_output=True, calib=calib)
+    assert p.chita is not None
+    seen = []
+    scored = p.chita.validation_loss
+    monkeypatch.setattr(type(p.chita), "validation_loss", lambda self, n: seen.append(1) or scored.__func__(self, n))
+    deep = p.chita.prune(0.98)
+    stages = len(p.chita.stages)
+    assert stages == len(schedule(0.02))
+    shallow = p.chita.prune(0.9)
+    assert len(p.chita.stages) == stages  # 0.9 is on the path to 0.98: nothing new computed
+    key = tuple(round(d, 12) for d in schedule(0.1))
+    assert all(np.array_equal(a, b) for a, b in zip(shallow.masks, p.chita.stages[key][1]))
+    for pruned, k in ((deep, 0.98), (shallow, 0.9)):
+        kept = [int(m.sum()) for m in pruned.masks]
+        assert sum(kept) == round((1 - k) * (784 * 12 + 120)) and min(kept) > 0
+    assert seen and len(p.chita.x_val) == 256
+    for held in (p.chita.x, p.chita.x_val):  # the gradient sample and the validation images are training images
+        assert not any(np.array_equal(held[0], t) for t in mnist.x_test[:2000])
