@@ -22,6 +22,11 @@ QUICK_PICKS = (25, 50, 60, 70, 80, 90, 95, 97, 99)  # the dashboard's quick-pick
 FAST = TimingConfig(pairs=3, window_s=0.02, attempts=1)  # quick: the rules must hold for any reading
 
 
+# not chita: its staged path to 99 % took a minute of the fixture's 69 s, and its nets reach the engines as any
+# weight-pruned net does (layers pruned unevenly, as obs's and sparsegpt's are)
+TIMED = tuple(m for m in METHODS if m != "chita")
+
+
 @pytest.fixture(scope="module")
 def sweep_latencies(small_net, mnist) -> dict:
     """(mode, method, sparsity %) -> (structure key, Latency, pruned net) at batch 100, one Readings for all."""
@@ -29,7 +34,7 @@ def sweep_latencies(small_net, mnist) -> dict:
     calib = calibration(mnist, size=256)
     out = {}
     for mode in MODES:
-        for method in (m for m in METHODS if supports(m, mode)):
+        for method in (m for m in TIMED if supports(m, mode)):
             p = plan(small_net, method, mode, calib=calib)
             for k in QUICK_PICKS:
                 net = p.prune(k / 100).net
@@ -56,7 +61,7 @@ def test_auto_is_never_slower_than_dense_and_its_figures_agree(sweep_latencies):
 
 def test_speedup_is_monotone_in_sparsity_for_each_method_and_mode(sweep_latencies):
     for mode in MODES:
-        for method in (m for m in METHODS if supports(m, mode)):
+        for method in (m for m in TIMED if supports(m, mode)):
             speedups = [sweep_latencies[(mode, method, k)][1].speedup for k in QUICK_PICKS]
             assert speedups == sorted(speedups), (mode, method, speedups)
 
