@@ -123,18 +123,11 @@ def point_job_key(key: ModelKey, c: Choice, k: int) -> tuple:
 
 def point(key: ModelKey, c: Choice, k: int) -> dict | None:
     """The state's results if they exist (or are quick to make here); else None, with a background job started."""
-    if (found := remembered("points", (key, c, k), lambda: _load_point(key, c, k))) is not None:
+    if (found := _known_point(key, c, k)) is not None:
         return found
     if inline_ok(c) and boards.alone():
         return compute_point(key, c, k)
-    about = estimate(key, c.method, c.mode, 1)
-    job = submit(
-        c,
-        point_job_key(key, c, k),
-        [lambda: compute_point(key, c, k) and None],
-        label=f"{c.method} {c.mode} pruning at {k} % (about {about:.0f} s)",
-        priority=URGENT,
-    )
+    job = _submit_point(key, c, k, f"about {estimate(key, c.method, c.mode, 1):.0f} s", priority=URGENT)
     if job.finished and job.error is None:  # done between the lookup and the submit
         return stores()["points"].get((key, c, k)) or compute_point(key, c, k)
     return None
@@ -143,13 +136,19 @@ def point(key: ModelKey, c: Choice, k: int) -> dict | None:
 def prefetch(key: ModelKey, c: Choice, k: int) -> None:
     """Start a state's point in the background (never inline) unless it is in memory, on disk or under way: for a
     state the user is likely to open next (the lesson's next step)."""
-    if remembered("points", (key, c, k), lambda: _load_point(key, c, k)) is None and point_job(key, c, k) is None:
-        submit(
-            c,
-            point_job_key(key, c, k),
-            [lambda: compute_point(key, c, k) and None],
-            label=f"{c.method} {c.mode} pruning at {k} % (ahead of the lesson)",
-        )
+    if _known_point(key, c, k) is None and point_job(key, c, k) is None:
+        _submit_point(key, c, k, "ahead of the lesson")
+
+
+def _known_point(key: ModelKey, c: Choice, k: int) -> dict | None:
+    """The state's point from memory or disk, else None."""
+    return remembered("points", (key, c, k), lambda: _load_point(key, c, k))
+
+
+def _submit_point(key: ModelKey, c: Choice, k: int, note: str, **kwargs) -> Job:
+    """The background job computing a state's point (`note` ends its label)."""
+    tasks = [lambda: compute_point(key, c, k) and None]
+    return submit(c, point_job_key(key, c, k), tasks, label=f"{c.method} {c.mode} pruning at {k} % ({note})", **kwargs)
 
 
 def point_job(key: ModelKey, c: Choice, k: int) -> Job | None:
