@@ -68,6 +68,15 @@ def test_reset_returns_compares_b_to_the_link():
     assert at.segmented_control(key="compare_mode").value == default_mode
 
 
+def test_reset_ignores_a_links_bad_values_for_b():
+    bad = {"compare_sparsity": "abc", "compare_mode": "bogus", "compare_method": "[x](http://e.com)"}
+    at = open_app(view="Compare", mode="weight", sparsity="90", **bad)
+    settle(next(b for b in at.button if b.label == "Reset to the link").click().run())
+    assert not at.exception, at.exception
+    assert at.slider(key="compare_sparsity").value == 90 and at.segmented_control(key="compare_mode").value == "unit"
+    assert not set(bad) & set(at.query_params), "a bad value is not written back to the address"
+
+
 def test_the_pages_own_slider_for_phones_moves_the_state_and_follows_the_sidebars():
     at = open_app(mode="weight", sparsity="60")
     assert at.slider(key="sparsity_phone").value == 60

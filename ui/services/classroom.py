@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from obd.core.pruning import BUDGETS, MODES
+from obd.methods.registry import METHODS
 from ui.services import models
-from ui.services.state import CONTROLS, INSIDE_KEY, INSIDE_PARTS, ModelKey, plain
+from ui.services.state import CONTROLS, INSIDE_KEY, INSIDE_PARTS, ModelKey, plain, url_percent
 
 CONTROL_KEYS = {  # the names ?hide= takes for the sidebar's controls -> the CSS class part of their widgets
     "model": "model_box",
@@ -29,6 +31,7 @@ LINK = "link"  # the address the session was opened with, for `reset`
 RESTART = ("url_read", "lesson_read", READ, "lesson", "url_problems")  # forgotten on a reset: the address is re-read
 BOUND = ("view", INSIDE_KEY)  # tabs bound to the address: a reset sets them through their state (Streamlit's rule)
 COMPARE_B = ("compare_mode", "compare_budget", "compare_method", "compare_sparsity")  # bound, like the tabs
+B_OPTIONS = {"compare_mode": MODES, "compare_budget": BUDGETS, "compare_method": METHODS}  # and a percent
 UPLOAD = "upload"  # ?upload=<sha256>: the checked upload a link opens, by its content's digest
 LINKED = "link_upload"  # the session's digest from the link, while no other model has been chosen
 
@@ -132,12 +135,23 @@ def reset() -> None:
         s.pop(key, None)
     s.view = link["view"]
     s[INSIDE_KEY] = link.get(INSIDE_KEY, INSIDE_PARTS[0])
-    for key in COMPARE_B:  # B as the link gave it; what it did not give, B's defaults (the Compare view sets them)
-        if key in link:
-            s[key] = int(link[key]) if key == "compare_sparsity" else link[key]
-        else:
+    for key in COMPARE_B:  # B as the link gave it; a value missing or wrong: B's default, set by Compare
+        value = _link_b(key, link.get(key))
+        if value is None:
             s.pop(key, None)
             q.pop(key, None)
+        else:
+            s[key] = value
+
+
+def _link_b(key: str, value: str | None) -> str | int | None:
+    """A link's value for one of B's controls, or None when it gave none or one that is not an option (a link is
+    written by anyone: the widget ignores such a value, and so does the reset)."""
+    if value is None:
+        return None
+    if key == "compare_sparsity":
+        return url_percent(value, 0)
+    return value if value in B_OPTIONS[key] else None
 
 
 CHART_PX = 280  # a view's chart in presenter mode: the metrics row, the tabs and the chart fit a 1280x720 screen
