@@ -82,6 +82,15 @@ def submit(c: Choice | None, key: tuple, tasks: list[Callable[[], Any]], **kwarg
     return board().submit(key, behind_quick(tasks), **kwargs)
 
 
+def rebuild(c: Choice | None, key: tuple, tasks: list[Callable[[], Any]], **kwargs) -> Job:
+    """`submit` for a job whose result lives in a cache outside the board: a finished job of that key is forgotten
+    first, since its result was evicted (else the key returns the finished job and nothing builds it again)."""
+    own = board() if c is None else board_for(c)
+    if (done := own.get(key)) is not None and done.finished:
+        own.forget(key)
+    return submit(c, key, tasks, **kwargs)
+
+
 @st.cache_resource(on_release=JobBoard.close)
 def trainer() -> JobBoard:
     """Trainings run on a board of their own, in this process (they fill this machine's model cache), and never

@@ -48,8 +48,5 @@ def criteria(key: ModelKey, c: Choice) -> explain.Criteria | None:
             ck, explain.criteria(models.network(key), _hessian(key), c.mode, ranked_budget(c), c.prune_output)
         )
 
-    job = boards.board().get(ck)
-    if job is not None and job.finished and _criteria_store().get(ck) is None:
-        boards.board().forget(ck)  # built once, then evicted by another state's: build it again
-    job = boards.submit(None, ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
+    job = boards.rebuild(None, ck, [build], label=f"OBD and magnitude rankings ({c.mode} pruning)")
     return _criteria_store().get(ck) if job.finished else None

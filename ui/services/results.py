@@ -160,12 +160,9 @@ def pruned(key: ModelKey, c: Choice, k: int) -> Pruned | None:
     background job making it (a point read from disk has no pruned net; an OBS one takes a reconstruction)."""
     if (found := _pruned_quick(key, c, k)) is not None:
         return found
-    jk = ("pruned", key, c, k)
-    if (done := board_for(c).get(jk)) is not None and done.finished:  # built once, then evicted: build it again
-        board_for(c).forget(jk)
-    submit(
+    boards.rebuild(
         c,
-        jk,
+        ("pruned", key, c, k),
         [lambda: compute_point(key, c, k) and None],
         label=f"rebuilding the {c.method} {c.mode} network at {k} %",
         priority=URGENT,
