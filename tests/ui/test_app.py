@@ -419,3 +419,15 @@ def test_a_page_waiting_for_an_urgent_job_keeps_its_pace_on_a_busy_server(monkey
         monkeypatch.setattr(boards, "sessions", lambda n=n: n)
         assert boards.poll_s(0.5, urgent=True) == 0.5 and boards.poll_s(1.0, urgent=True) == 1.0 < WAITING_S
     assert boards.poll_s(1.0) > WAITING_S  # what the other polls do with 1,000 sessions
+
+
+def test_a_job_whose_result_was_evicted_is_run_again_by_rebuild():
+    from ui.services import boards
+
+    runs = []
+    key = ("test-rebuild", object())  # a key no other test shares
+    first = boards.submit(None, key, [lambda: runs.append(1)])
+    assert first.wait(60) and runs == [1]
+    assert boards.submit(None, key, [lambda: runs.append(2)]) is first, "submit returns the finished job"
+    again = boards.rebuild(None, key, [lambda: runs.append(3)])
+    assert again is not first and again.wait(60) and runs == [1, 3]
