@@ -15,7 +15,7 @@ import numpy as np
 
 from obd.core.network import Layer
 from obd.core.pruning import lowest_first, mask_from_order
-from obd.runtime.threads import single_threaded_blas
+from obd.runtime.threads import on_every_core
 
 # the candidates `choose` tries: a ridge too small to matter on well-conditioned inputs up to one that biases the
 # refit visibly; validation picks among them per layer (and per sparsity where the layer is solved per sparsity)
@@ -125,21 +125,24 @@ def refit(h: np.ndarray, hinv: np.ndarray, w_opt: np.ndarray, mask: np.ndarray) 
     rhs = h @ w_opt  # (inputs, units)
     z = np.zeros_like(out)  # OBS multipliers, nonzero on removed entries: the update is -H^-1 z, one matmul
     h32, hinv32 = h.astype(np.float32), hinv.astype(np.float32)  # halves the per-column gathers and solves
-    cho_factor, cho_solve = cholesky()  # before the block: it finds scipy's OpenBLAS among the loaded libraries
-    with single_threaded_blas():
-        for j in range(w_opt.shape[1]):
-            keep = np.flatnonzero(mask[:, j])
-            drop = np.flatnonzero(~mask[:, j])
-            if len(drop) == 0:
-                continue
-            if len(keep) <= len(drop):
-                out[:, j] = 0.0
-                if len(keep):
-                    sub = cho_factor(h32.take(keep, 0).take(keep, 1), check_finite=False)
-                    out[keep, j] = cho_solve(sub, rhs[keep, j], check_finite=False)
-            else:
-                sub = cho_factor(hinv32.take(drop, 0).take(drop, 1), check_finite=False)
-                z[drop, j] = cho_solve(sub, w_opt[drop, j], check_finite=False)
+    cho_factor, cho_solve = cholesky()  # before the columns: it finds scipy's OpenBLAS among the loaded libraries
+
+    def column(j: int) -> None:  # writes column j of out or z only: the columns run concurrently
+        keep = np.flatnonzero(mask[:, j])
+        drop = np.flatnonzero(~mask[:, j])
+        if len(drop) == 0:
+            return
+        if len(keep) <= len(drop):
+            out[:, j] = 0.0
+            if len(keep):
+                sub = cho_factor(h32.take(keep, 0).take(keep, 1), check_finite=False)
+                out[keep, j] = cho_solve(sub, rhs[keep, j], check_finite=False)
+        else:
+            sub = cho_factor(hinv32.take(drop, 0).take(drop, 1), check_finite=False)
+            z[drop, j] = cho_solve(sub, w_opt[drop, j], check_finite=False)
+
+    # one small solve per column, on every core (LAPACK releases the GIL): most of an obs plan's time
+    on_every_core(w_opt.shape[1], column)
     out -= hinv @ z
     out[~mask] = 0.0
     return out

@@ -9,7 +9,6 @@ The thresholds below come from timings on a 2-core machine (benchmarks/speed.py;
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from obd.core.network import Network, as_network
 from obd.core.pruning import live_units
 from obd.runtime.dense import DenseEngine
 from obd.runtime.kernels import NARROW_CHUNK, SPARSE_INPUT_CHUNK, narrow_kernel, sparse_input_kernel
-from obd.runtime.threads import single_threaded_blas, tile_pool
+from obd.runtime.threads import on_every_core, tile_pool
 
 PAD_UNITS = 16  # hidden layers narrower than this are padded with zero units: OpenBLAS's sgemm works on 16 columns
 TILE_MIN_BATCH = 2048  # batches of at least this many rows run in row tiles on every core ...
@@ -203,12 +202,12 @@ class ShrunkEngine(DenseEngine):
     A batch of at least `NARROW_MIN_BATCH` rows on a net whose layers all have at most `NARROW_UNITS` units runs
     in the narrow kernel instead (`NarrowNet`). Otherwise a batch of at least `TILE_MIN_BATCH` rows runs in row
     tiles of at most `TILE_ROWS`, each through every layer while its activations stay in cache, on all cores at
-    once (the calling thread and `tile_pool`'s), each thread calling OpenBLAS single-threaded
-    (`single_threaded_blas`). Smaller batches, and any process where numpy's OpenBLAS thread count cannot be set
-    (another BLAS, an OpenMP build, one core), run as `DenseEngine` does. In the row tiles, a batch whose inputs
-    are mostly zeros (`input_density` at most `SPARSE_INPUT_MAX_DENSITY`) runs its first layer in the
-    sparse-input kernel (`SparseInput`), the other layers in OpenBLAS. The logits agree within float32 rounding
-    (BLAS blocks a tile's product as it likes; the kernels sum each unit's inputs in order).
+    once (`on_every_core`: the calling thread and `tile_pool`'s), each thread calling OpenBLAS single-threaded.
+    Smaller batches, and any process where numpy's OpenBLAS thread count cannot be set (another BLAS, an OpenMP
+    build, one core), run as `DenseEngine` does. In the row tiles, a batch whose inputs are mostly zeros
+    (`input_density` at most `SPARSE_INPUT_MAX_DENSITY`) runs its first layer in the sparse-input kernel
+    (`SparseInput`), the other layers in OpenBLAS. The logits agree within float32 rounding (BLAS blocks a tile's
+    product as it likes; the kernels sum each unit's inputs in order).
     """
 
     name: str = "shrunk"
@@ -223,28 +222,20 @@ class ShrunkEngine(DenseEngine):
         if pool is None:
             return self.net.logits(x)
         first = self.first if skips_zero_inputs(self.narrow is not None, x) else None
-        workers, helpers = pool
+        helpers = pool[1]
         out = np.empty((len(x), self.net.layers[-1].units), dtype=np.float32)  # (n, classes)
         threads = helpers + 1
         n_tiles = threads * -(-len(x) // (threads * TILE_ROWS))  # a multiple of the threads: equal shares
         size = -(-len(x) // n_tiles)  # rows per tile, at most TILE_ROWS
-        tiles = itertools.count()  # shared by the threads: the next tile to take (next() is atomic in CPython)
 
-        def run() -> None:
-            while (tile := next(tiles)) < n_tiles:
-                rows = slice(tile * size, (tile + 1) * size)
-                if first is not None:
-                    out[rows] = self.net._forward(first(x[rows]), start=1)  # (tile rows, classes)
-                else:
-                    out[rows] = self.net._forward(self.net.prepare(x[rows]))
+        def run(tile: int) -> None:
+            rows = slice(tile * size, (tile + 1) * size)
+            if first is not None:
+                out[rows] = self.net._forward(first(x[rows]), start=1)  # (tile rows, classes)
+            else:
+                out[rows] = self.net._forward(self.net.prepare(x[rows]))
 
-        with single_threaded_blas():
-            futures = [workers.submit(run) for _ in range(min(helpers, n_tiles - 1))]
-            try:
-                run()
-            finally:
-                for f in futures:
-                    f.result()  # waits for every helper (and re-raises its error) before BLAS gets its threads back
+        on_every_core(n_tiles, run)
         return out
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -97,6 +98,37 @@ def tile_pool() -> tuple[ThreadPoolExecutor, int] | None:
     if n < 2 or not openblas():
         return None
     return ThreadPoolExecutor(n - 1, thread_name_prefix="obd-tiles"), n - 1
+
+
+def on_every_core(tasks: int, body: Callable[[int], None]) -> None:
+    """Run body(0), ..., body(tasks - 1) on every core this process may use: the calling thread and
+    `tile_pool`'s, each taking the next task as it finishes one, with OpenBLAS single-threaded meanwhile (each
+    task calls it on small matrices, where one thread per task beats a team per call). Serially, in the caller,
+    where there is no pool. Returns once every task is done; the first error a task raised is raised here.
+
+    Args:
+        tasks: how many tasks.
+        body: body(i) runs task i; the tasks must not depend on each other's order (they run concurrently).
+    """
+    pool = tile_pool() if tasks > 1 else None
+    if pool is None:
+        for i in range(tasks):
+            body(i)
+        return
+    workers, helpers = pool
+    counter = itertools.count()  # shared by the threads: the next task to take (next() is atomic in CPython)
+
+    def run() -> None:
+        while (i := next(counter)) < tasks:
+            body(i)
+
+    with single_threaded_blas():
+        futures = [workers.submit(run) for _ in range(min(helpers, tasks - 1))]
+        try:
+            run()
+        finally:
+            for f in futures:
+                f.result()  # waits for every helper (and re-raises its error) before BLAS gets its threads back
 
 
 if hasattr(os, "register_at_fork"):

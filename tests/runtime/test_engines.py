@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,8 @@ def test_a_fully_pruned_layer_keeps_one_silent_unit(small_net, x_test):
 @pytest.mark.parametrize("sparsity", [0.0, 0.9, 0.99])
 @pytest.mark.parametrize("which", ["small_net", "nobias_net", "mixed_net"])
 def test_shrunk_engine_in_row_tiles_on_every_core_gives_the_same_logits(which, sparsity, mnist, request, monkeypatch):
+    import scipy.linalg  # noqa: F401  scipy's OpenBLAS as well, whichever test runs first: `counts` holds both
+
     from obd.runtime import shrunk, threads
 
     net = request.getfixturevalue(which)
@@ -258,6 +261,27 @@ def test_single_threaded_blas_is_nested_and_gives_the_count_back(monkeypatch):
         with threads.single_threaded_blas():
             raise RuntimeError
     assert count[0] == 4, "given back after an error too"
+
+
+def test_on_every_core_runs_each_task_once_across_threads_and_raises_a_tasks_error(monkeypatch):
+    import threading
+
+    from obd.runtime import threads
+
+    for pool in (threads.tile_pool(), None):  # this machine's pool (two cores: one helper), and none
+        monkeypatch.setattr(threads, "tile_pool", lambda pool=pool: pool)
+        done, names = [0] * 50, set()
+
+        def body(i: int, done: list = done, names: set = names) -> None:
+            done[i] += 1
+            names.add(threading.current_thread().name)
+            time.sleep(0.005)  # long enough for every helper to take some of the 50
+
+        threads.on_every_core(50, body)
+        assert done == [1] * 50
+        assert names == {threading.current_thread().name} if pool is None else len(names) == pool[1] + 1
+        with pytest.raises(ZeroDivisionError):
+            threads.on_every_core(8, lambda i: 1 // (i - 5))
 
 
 def test_shrunk_keras_export_is_smaller_loads_and_predicts_the_same(small_model, small_net, x_test, tmp_path):
