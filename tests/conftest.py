@@ -30,8 +30,11 @@ BROWSER_TIMEOUT_S = 900  # a browser test waits up to 240 s for each page run; t
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests count as slow: each needs the dashboard's server and a chromium page, so `-m "not slow"`
-    leaves them out of the quick loop. Unless they say otherwise, they get BROWSER_TIMEOUT_S, not the default."""
+    leaves them out of the quick loop. Unless they say otherwise, they get BROWSER_TIMEOUT_S, not the default.
+    The tests of the one dashboard server form one xdist group (`--dist loadgroup`): one worker starts it."""
     for item in items:
+        if "server" in getattr(item, "fixturenames", ()):  # under pytest-xdist, one worker runs every server test
+            item.add_marker(pytest.mark.xdist_group("server"))
         if item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.slow)
             if item.get_closest_marker("timeout") is None:
