@@ -58,6 +58,16 @@ def test_gradients_are_the_per_example_loss_gradients(net, mnist, rng):
     assert (loss(eps) - loss(-eps)) / (2 * eps) == pytest.approx(mean_grad @ d, rel=2e-2)
 
 
+def test_mini_batch_rows_are_the_means_of_their_examples_gradients(net, mnist):
+    """With batch b, row i is the mean of examples i*b .. i*b+b-1's gradients (the remainder left out), each
+    matrix scaled by 1/sqrt(its rows)."""
+    x, y = mnist.x_train[:22], mnist.y_train[:22]
+    single = gradients(net, [0, 1], x, y).astype(np.float64) * np.sqrt(22)
+    batched = gradients(net, [0, 1], x, y, batch=4).astype(np.float64) * np.sqrt(5)
+    assert batched.shape == (5, 784 * 12 + 12 * 10)
+    np.testing.assert_allclose(batched, single[:20].reshape(5, 4, -1).mean(axis=1), atol=1e-5)
+
+
 def test_iht_keeps_exact_counts_and_lowers_the_objective(quadratic):
     blocks = np.repeat([0, 1, 2], 30)
     project = Projection(blocks, np.array([5, 0, 12]))
