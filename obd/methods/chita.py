@@ -18,13 +18,6 @@ Nothing is tuned by hand on a test set: at every stage the ridge lam (relative t
 is the candidate of LAMBDAS whose pruned network has the least cross-entropy on validation images, training
 images outside the gradient sample (searched upward, stopping once the loss rises), and so is the split of the
 kept count between the layers (`ChitaPlan.projections`: the plan's split, or the current one's proportions).
-
-Tried and dropped on MLPNet's validation loss at 98 % (RATIO 0.8, single-example rows; 0.4546 mean of the three
-seeds, 0.4414 on seed 0): a least-squares refit of each layer's kept weights to the dense pre-activations as a
-further candidate at every stage (0.645: it wins early stages and misleads the later ones) or at the last stage only
-(never chosen on seed 0); extra stages re-linearised at the final density (never chosen on seeds 0 and 1); one count
-over all layers as a third candidate split (seed 0: 0.477); CHITA's closed-form step on the current support as a
-further IHT candidate (seed 0: 0.466).
 """
 
 from __future__ import annotations
