@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _pytest.nodeid import coerce_node_id
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from bad_inputs import BadFile, MarkerDense, make_bad_files, make_mnist_variants
@@ -28,17 +29,43 @@ SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, train_limit=10000, seed=0)  #
 BROWSER_TIMEOUT_S = 900  # a browser test waits up to 240 s for each page run; the first one starts the server
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the test ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests count as slow: each needs the dashboard's server and a chromium page, so `-m "not slow"`
     leaves them out of the quick loop. Unless they say otherwise, they get BROWSER_TIMEOUT_S, not the default.
-    The tests of the one dashboard server form one xdist group (`--dist loadgroup`): one worker starts it."""
+
+    For pytest-xdist (`--dist loadgroup`, two workers): the tests of the one dashboard server form one group, so
+    one worker starts it; the tests of a module with a module-scoped fixture form one group, so the fixture is
+    built once; and the slow tests go first, so that the long ones do not start last on one worker while the
+    other has nothing left to run."""
     for item in items:
-        if "server" in getattr(item, "fixturenames", ()):  # under pytest-xdist, one worker runs every server test
+        if "server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("server"))
+        elif _module_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        group = item.get_closest_marker("xdist_group")
+        if group is not None and config.getvalue("loadgroup") and "@" not in item.nodeid:
+            # pytest-xdist 3.8 marks a group by suffixing `item._nodeid`, which pytest 9 no longer reads (the id is
+            # `item._id`): without this, loadgroup runs every test on any worker
+            item._id = coerce_node_id(f"{item.nodeid}@{group.args[0]}")
         if item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.slow)
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT_S))
+    items.sort(key=_longest_first)  # stable: else as collected
+
+
+def _longest_first(item: pytest.Item) -> tuple[bool, float]:
+    """Slow tests first, and among them those allowed to wait longest (their timeout marker)."""
+    timeout = item.get_closest_marker("timeout")
+    return item.get_closest_marker("slow") is None, -float(timeout.args[0] if timeout and timeout.args else 0)
+
+
+def _module_fixtures(item: pytest.Item) -> bool:
+    """Whether the test uses a module-scoped fixture (pytest's fixture info; a plain function item has it)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {}) if info is not None else {}
+    return any(d.scope == "module" for fixturedefs in defs.values() for d in fixturedefs)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -77,11 +77,12 @@ def test_nets_of_identical_structure_read_within_15_percent(sweep_latencies):
 
 
 def test_a_reading_above_its_flop_ratio_is_capped_and_flagged(small_net, mnist):
-    """Dense against dense with a claimed FLOP ratio far below the true 1.0: every reading is 'too fast'."""
+    """Dense against dense with a claimed FLOP ratio far below the true 1.0: every reading is 'too fast' (the
+    median pair would have to be 16x slower on one side, far past a busy machine's noise, to stay under 0.06)."""
     dense = build_engine(small_net, "dense")
-    lat = measure(dense, dense, mnist.x_test[:100], flop_ratio=0.5, config=FAST)
-    assert lat.speedup == pytest.approx(0.6) and lat.noisy and "capped" in lat.note
-    assert lat.speedup_range[1] <= 0.6 + 1e-12
+    lat = measure(dense, dense, mnist.x_test[:100], flop_ratio=0.05, config=FAST)
+    assert lat.speedup == pytest.approx(0.06) and lat.noisy and "capped" in lat.note
+    assert lat.speedup_range[1] <= 0.06 + 1e-12
 
 
 def test_readings_are_cached_per_structure_and_held_monotone(small_net, mnist):

@@ -222,7 +222,8 @@ def test_gradual_steps_are_off_for_the_reconstruction_methods():
     assert at.number_input(key="ft_steps").disabled and not at.exception
 
 
-@pytest.mark.timeout(1000)  # every method's curve: it waits up to 900 s for them
+@pytest.mark.slow  # every method's curve, chita's staged one the longest
+@pytest.mark.timeout(1000)  # it waits up to 900 s for them
 def test_compare_all_methods_draws_every_curve_but_only_in_that_session():
     # the global budget's curves: the layer budget's, which other tests' sessions show, stay magnitude only
     at = open_app(mode="weight", sparsity="60", budget="global")
