@@ -34,6 +34,7 @@ from obd.runtime.evaluate import evaluate, score_logits
 from obd.training.model import trained_model
 
 SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+CALIBRATION = 4096  # calibration images (training set): the sample every MLPNet figure is planned on
 PUBLISHED = {  # CBS paper, Table 1, MLPNet on MNIST, mean of 5 runs
     "MP (published)": (93.93, 93.78, 93.62, 92.89, 90.30, 83.64, 32.25),
     "WoodFisher (published)": (94.02, 93.82, 93.77, 93.57, 91.69, 85.54, 38.26),
@@ -81,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the mlpnet preset")
     parser.add_argument("--plain-seeds", type=int, nargs="*", default=[3, 4, 5], help="seeds of the plain-SGD model")
-    parser.add_argument("--calib", type=int, default=4096, help="calibration images (training set)")
+    parser.add_argument("--calib", type=int, default=CALIBRATION, help="calibration images (training set)")
     args = parser.parse_args()
     data = load_mnist()
     calib = calibration(data, args.calib)

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import obd  # noqa: F401  (sets thread variables before numpy loads)
 from benchmarks import results
-from benchmarks.mlpnet import SPARSITIES
+from benchmarks.mlpnet import CALIBRATION, SPARSITIES
 from obd.core.config import preset_spec, preset_train_config
 from obd.core.data import load_mnist
 from obd.core.network import from_keras
@@ -63,7 +63,7 @@ def main() -> None:
             misses.append(f"default net, obs loss-aware {mode}: plan {plan_s:.1f} s > {LIMIT_S:g} s")
         if acc < target:
             misses.append(f"default net, obs loss-aware {mode} at {k:g}: {acc:.2f} % < {target:g} %")
-    mlpnet_calib = calibration(data, 4096)  # benchmarks/mlpnet.py's sample
+    mlpnet_calib = calibration(data, CALIBRATION)  # benchmarks/mlpnet.py's sample
     for seed in args.seeds:
         model, _, _ = trained_model(preset_spec("mlpnet"), replace(preset_train_config("mlpnet"), seed=seed), data)
         mlpnet = from_keras(model)
