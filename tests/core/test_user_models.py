@@ -67,11 +67,11 @@ def test_the_pixel_scale_is_said_and_chosen_on_training_images(mnist):
     assert "raw 0-255" in raw.describe_input() and "training images" in raw.describe_input()
     plain = _net(user_model("dropout"), mnist)
     assert "[0, 1]" in plain.describe_input()
-    unfitted = from_keras(user_model("raw").model)  # read on [0, 1] pixels, as before the choice: far worse
-    assert (
-        evaluate(unfitted, mnist.x_test, mnist.y_test).accuracy
-        < evaluate(raw, mnist.x_test, mnist.y_test).accuracy - 0.2
-    )
+    # Read on [0, 1] pixels, as before the choice: worse. By how much depends on the machine that trained it
+    # (0.07 to 0.35 accuracy seen), so only the direction is claimed.
+    unfitted = evaluate(from_keras(user_model("raw").model), mnist.x_test, mnist.y_test)
+    chosen = evaluate(raw, mnist.x_test, mnist.y_test)
+    assert unfitted.accuracy < chosen.accuracy and unfitted.loss > chosen.loss
 
 
 def _refused(layers, shape=(784,)):
