@@ -20,6 +20,7 @@ from benchmarks.live_app import CHROMIUM, Server, serve
 from obd.core.config import preset_spec
 from obd.core.data import load_mnist
 from obd.core.network import Network, from_keras
+from obd.runtime import threads
 from obd.training.model import ModelSpec, TrainConfig, build_model, train, trained_model
 
 SMALL_SPEC = ModelSpec((128, 64), use_bias=True)  # small enough to train in seconds on 2 cores
@@ -27,6 +28,28 @@ SMALL_TRAIN = TrainConfig(epochs=2, batch_size=64, train_limit=10000, seed=0)  #
 
 
 BROWSER_TIMEOUT_S = 900  # a browser test waits up to 240 s for each page run; the first one starts the server
+
+
+# the thread counts each runtime reads as it loads: OpenBLAS, OpenMP (numba's workqueue too), TensorFlow
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's runtimes get its share of the cores (set here, in the controller, for the
+    workers it starts next). Two workers each running OpenBLAS, TensorFlow and numba on every core ran the
+    BLAS-heavy tests 3.5x slower than one at a time: teams of threads that wait for a core each other holds."""
+    workers = config.getoption("numprocesses", None)
+    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
+        return
+    share = str(max(1, threads.cores() // workers))
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, share)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the test ids
