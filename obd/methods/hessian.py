@@ -1,6 +1,7 @@
 """The layer-wise least-squares algebra OBS and SparseGPT share: a layer's damped Gram matrix H = X^T X + damping *
 mean(diag) * I (dead pixels and dead units make X^T X singular; the damping also regularises the refit), its
-inverse, OBS's per-weight costs, and the refit of a column's kept weights; `LayerObs` holds one layer's problem.
+inverse, OBS's per-weight costs, and the refit of a column's kept weights; `LayerObs` holds one layer's problem;
+`layer_by_layer` walks a network solving each layer on the outputs of the layers already pruned.
 
 The damping is not a setting: `choose` solves a layer once per candidate of a small grid (X^T X is computed once,
 only its diagonal shift changes) and keeps the solution that best predicts the layer's target on a validation
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obd.core.network import Layer
+from obd.core.network import Layer, Network
 from obd.core.pruning import lowest_first, mask_from_order
 from obd.runtime.threads import on_every_core
 
@@ -262,3 +263,48 @@ def forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | 
     if bias is not None:
         z += bias
     return np.maximum(z, 0.0) if layer.activation == "relu" else z
+
+
+# solve(i, x, xtx, val) -> (kernel, mask): layer i pruned on its inputs x (n, inputs) through the layers already
+# pruned, xtx = x^T x in float64 (shared by the damping candidates), val its validation problem or None
+LayerSolver = Callable[[int, np.ndarray, np.ndarray, "Validation | None"], tuple[np.ndarray, np.ndarray]]
+
+
+def layer_by_layer(
+    net: Network,
+    acts: Sequence[np.ndarray],
+    val_acts: Sequence[np.ndarray] | None,
+    solve: LayerSolver,
+    keep: Callable[[int, bool], bool],
+) -> tuple[Network, list[np.ndarray]]:
+    """Prune a network layer by layer, each layer fit to its dense pre-activations (without bias) on the inputs the
+    layers before it give as pruned, so that each layer absorbs the error of those before it.
+
+    Args:
+        net: the dense network.
+        acts, val_acts: its activations [x, h1, ..., logits] on the calibration and validation images (val_acts
+            None: no validation problem, for a single damping candidate).
+        solve: the per-layer solver (see LayerSolver).
+        keep: keep(i, changed) -> whether layer i stays as it is, changed telling whether a layer before it was
+            solved.
+
+    Returns:
+        (network with the new kernels and the biases as they were, one (inputs, units) bool mask per layer).
+    """
+    x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
+    x_val = None if val_acts is None else val_acts[0]  # the same on the validation images, (m, inputs)
+    kernels, masks, changed = [], [], False
+    for i, layer in enumerate(net.layers):
+        if keep(i, changed):
+            kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
+        else:
+            x64 = x.astype(np.float64)
+            val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
+            kernel, mask = solve(i, x, x64.T @ x64, val)
+            changed = True
+        kernels.append(kernel)
+        masks.append(mask)
+        x = forward(layer, x, kernel, layer.bias)
+        if x_val is not None:
+            x_val = forward(layer, x_val, kernel, layer.bias)
+    return net.with_weights(kernels, [l.bias for l in net.layers]), masks

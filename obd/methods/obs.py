@@ -52,6 +52,7 @@ from obd.methods.hessian import (
     forward,
     gram,
     inverse,
+    layer_by_layer,
     layer_obs,
     row_damping,
     shifted,
@@ -395,25 +396,13 @@ def _reconstruct_weights(
     """Sequential OBS weight pruning with per-layer counts (and unit weights, see `layer_obs`); each layer's
     damping is chosen on the validation images (val_acts: the dense network's activations on them), run through
     the network as pruned so far."""
-    x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
-    x_val = None if val_acts is None else val_acts[0]  # the same on the validation images, (m, inputs)
-    kernels, masks, changed = [], [], False
-    for i, layer in enumerate(net.layers):
-        if counts[i] == 0 and not changed:
-            kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
-        else:  # the target: the dense pre-activation (without bias), (n, units)
-            weight = None if weights is None else weights[i]
-            x64 = x.astype(np.float64)
-            xtx, target = x64.T @ x64, acts[i] @ layer.kernel  # (inputs, inputs), (n, units)
-            val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
-            kernel, mask = _solve_layer(x, target, dampings, weight, val, counts[i], xtx)
-            changed = True
-        kernels.append(kernel)
-        masks.append(mask)
-        x = forward(layer, x, kernel, layer.bias)
-        if x_val is not None:
-            x_val = forward(layer, x_val, kernel, layer.bias)
-    return net.with_weights(kernels, [l.bias for l in net.layers]), masks
+
+    def solve(i: int, x: np.ndarray, xtx: np.ndarray, val: Validation | None) -> tuple[np.ndarray, np.ndarray]:
+        target = acts[i] @ net.layers[i].kernel  # the dense pre-activation (without bias), (n, units)
+        return _solve_layer(x, target, dampings, None if weights is None else weights[i], val, counts[i], xtx)
+
+    # once a layer before it changed, a layer with nothing to remove is still refit to absorb that change
+    return layer_by_layer(net, acts, val_acts, solve, lambda i, changed: counts[i] == 0 and not changed)
 
 
 def _solve_layer(

@@ -14,7 +14,7 @@ import numpy as np
 
 from obd.core.network import Network
 from obd.core.pruning import lowest_first, mask_from_order
-from obd.methods.hessian import Validation, choose, forward, inverse, shifted
+from obd.methods.hessian import Validation, choose, inverse, layer_by_layer, shifted
 
 
 def sparsegpt(h: np.ndarray, w: np.ndarray, count: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -66,22 +66,11 @@ def sparsegpt_weights(
     each layer's damping is the candidate whose kernel best reproduces its dense pre-activations on the validation
     images (run through the network as pruned so far); val_acts may be None with a single candidate.
     """
-    x = acts[0]  # the pruned network's input to the current layer, (n, inputs)
-    x_val = None if val_acts is None else val_acts[0]  # the same on the validation images, (m, inputs)
-    kernels, masks = [], []
-    for i, layer in enumerate(net.layers):
-        if counts[i] == 0:  # nothing removed: no error to spread, the kernel stays as it is
-            kernel, mask = layer.kernel, np.ones(layer.kernel.shape, dtype=bool)
-        else:
-            x64 = x.astype(np.float64)
-            xtx = x64.T @ x64  # (inputs, inputs), shared by the candidates
-            val = None if val_acts is None or x_val is None else Validation(x_val, val_acts[i] @ layer.kernel)
-            solve = lambda d, h=xtx, w=layer.kernel, c=counts[i]: sparsegpt(shifted(h, d), w, c, block)  # noqa: E731
-            kernel, mask, _ = choose(dampings, solve, val)
-            kernel = kernel.astype(np.float32)
-        kernels.append(kernel)
-        masks.append(mask)
-        x = forward(layer, x, kernel, layer.bias)
-        if x_val is not None:
-            x_val = forward(layer, x_val, kernel, layer.bias)
-    return net.with_weights(kernels, [l.bias for l in net.layers]), masks
+
+    def solve(i: int, x: np.ndarray, xtx: np.ndarray, val: Validation | None) -> tuple[np.ndarray, np.ndarray]:
+        layer = lambda d: sparsegpt(shifted(xtx, d), net.layers[i].kernel, counts[i], block)  # noqa: E731
+        kernel, mask, _ = choose(dampings, layer, val)
+        return kernel.astype(np.float32), mask
+
+    # a layer with nothing removed has no error to spread: it stays as it is, whatever came before
+    return layer_by_layer(net, acts, val_acts, solve, lambda i, changed: counts[i] == 0)
