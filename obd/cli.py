@@ -313,19 +313,27 @@ def _bench_batch(text: str) -> int:
     return value
 
 
-def _add_bench(sub) -> None:
-    """`bench`: latency of the dense, shrunk and sparse engines against sparsity (obd/runtime/engines.py)."""
-    p = sub.add_parser("bench", help="latency of the dense, shrunk and sparse inference engines")
-    add_model_args(p)
-    p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
+def _add_modes_and_sparsities(p: argparse.ArgumentParser, sparsities: list[float], shown: str) -> None:
+    """`--modes` (both by default) and `--sparsities` in percent (default `sparsities`, fractions, shown as
+    `shown`): the grid of a bench or a sweep."""
+    from obd.core.pruning import MODES
+
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     p.add_argument(
         "--sparsities",
         nargs="+",
         type=percent,
         metavar="PCT",
-        default=[0, 0.5, 0.8, 0.9, 0.95, 0.99],
-        help="sparsities in percent (default 0 50 80 90 95 99)",
+        default=sparsities,
+        help=f"sparsities in percent (default {shown})",
     )
+
+
+def _add_bench(sub) -> None:
+    """`bench`: latency of the dense, shrunk and sparse engines against sparsity (obd/runtime/engines.py)."""
+    p = sub.add_parser("bench", help="latency of the dense, shrunk and sparse inference engines")
+    add_model_args(p)
+    _add_modes_and_sparsities(p, [0, 0.5, 0.8, 0.9, 0.95, 0.99], "0 50 80 90 95 99")
     p.add_argument(
         "--batch", nargs="+", type=_bench_batch, default=[1, 10_000], metavar="N", help="batch sizes (default 1 10000)"
     )
@@ -476,15 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="accuracy and loss at many sparsities, per pruning mode")
     add_model_args(p)
-    p.add_argument("--modes", nargs="+", default=["weight", "unit"], choices=["weight", "unit"])
-    p.add_argument(
-        "--sparsities",
-        nargs="+",
-        type=percent,
-        metavar="PCT",
-        default=list(DEFAULT_SPARSITIES),
-        help="sparsities in percent (default 0 25 50 ... 99)",
-    )
+    _add_modes_and_sparsities(p, list(DEFAULT_SPARSITIES), "0 25 50 ... 99")
     p.add_argument("--prune-output", action="store_true", help="prune the logits layer too")
     p.add_argument("--csv", metavar="PATH", type=report_file, help="write the records as CSV (sparsity as a fraction)")
     p.add_argument(
