@@ -35,23 +35,17 @@ from obd.runtime.evaluate import log_softmax, score_logits
 
 GRADIENTS = 1000  # rows of G (the CBS and CHITA MLPNet setting)
 # examples per row of G, each row a mini-batch's mean gradient (as CHITA++'s scripts do), fewer where the sample is
-# short: more data in the same rows. On MLPNet's validation loss at 98 % (mean of the preset's three seeds, 4,096
-# calibration images): 1 -> 0.4546, 2 -> 0.4543, 4 -> 0.4544 at RATIO 0.8 (alone, within noise); at RATIO 0.85
-# 1 -> 0.4524, 2 -> 0.4504, 4 -> 0.4475 (1,000 rows then use 4,000 of the images). Rows are means, not sums: the
-# ridge is relative to G's mean diagonal, so the scale does not matter.
+# short: more data in the same rows. Rows are means, not sums: the ridge is relative to G's mean diagonal, so the
+# scale does not matter. (docs/methods.md gives the validation losses behind BATCH, LAMBDAS and RATIO.)
 BATCH = 4
 MIN_GRADIENTS = 200  # fewer make the Fisher too coarse to be worth the cost: such a net is refused
 MAX_ENTRIES = 2**25  # entries of G (float32, 128 MB): n shrinks below GRADIENTS for larger nets
-# candidate ridges, times the mean diagonal of G^T G (tried upward); the finer (1e-3, 3e-3, 1e-2, 3e-2, 1e-1) ended
-# worse on seed 0 (0.4414 -> 0.4552 at 98 %): each stage's greedy choice on validation fits it more closely
+# candidate ridges, times the mean diagonal of G^T G (tried upward); a finer grid ended worse on validation: each
+# stage's greedy choice fits the validation images more closely
 LAMBDAS = (1e-3, 1e-2, 1e-1)
 # the schedule: each stage keeps at least RATIO of the weights before it, through ANCHORS, the densities of the usual
-# sweeps (0.5 ... 0.98 sparsity), so that a sweep is one path. Compared on MLPNet's validation loss at 98 % (mean
-# of the preset's three seeds, with the per-stage split below): 0.6 -> 0.532, 0.7 -> 0.488, 0.8 -> 0.471 (0.5, the
-# old halving, ended worse still): the quadratic model fails for large steps where little is left. Since the solver
-# was made about 2x faster, 0.85 with BATCH 4: 0.4544 -> 0.4475 (per seed 0.4526, 0.4544, 0.4354; BATCH 1 with
-# RATIO 0.85: 0.4524), and a 0.5 ... 0.98 sweep of MLPNet still takes under a minute on 2 cores (44-50 s per
-# seed at load 1.8-1.9).
+# sweeps (0.5 ... 0.98 sparsity), so that a sweep is one path. Large steps end worse on validation: the quadratic
+# model fails for them where little is left; smaller ones cost more stages
 RATIO = 0.85
 ANCHORS = (0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 ACTIVE = 1.5  # the active set holds this many times the kept count (CHITA's default)
