@@ -11,10 +11,13 @@ allowlist of layers, no code): every refusal is one ModelFileError saying what w
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +43,17 @@ from obd.core.network import from_keras
 # batch, in-app training ran at 15 batches/s against 37 in the CLI.
 PROGRESS_SECONDS = 0.25
 STEPS_PER_CALL = 64  # the most batches one call into TensorFlow runs (`steps_per_execution`, `steps_per_call`)
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's retracing warning: every fit here compiles a model afresh (fine-tuning builds a new one per
+    point), so one trace per fit is the design, not the waste the warning suspects."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 
 
 def build_model(spec: ModelSpec = ModelSpec(), seed: int = 0):
@@ -161,7 +175,7 @@ def steps_per_call(steps: int, steps_per_epoch: int, every_batch: bool) -> int:
     Python's work between batches (Keras' loop, callbacks) dominates a small net's training; running many batches
     per call removes most of it, with the same weights to the bit (the same batches, in the same order, through
     the same ops). Callbacks see only the end of each call, so `every_batch` (a progress
-    report or a mask after every batch) takes 1. A run that ends mid-epoch takes a divisor of its last epoch's
+    report after every batch) takes 1. A run that ends mid-epoch takes a divisor of its last epoch's
     batches, so that it stops exactly where asked.
 
     Args:
@@ -180,31 +194,37 @@ def steps_per_call(steps: int, steps_per_epoch: int, every_batch: bool) -> int:
     return max(d for d in range(1, min(STEPS_PER_CALL, last) + 1) if last % d == 0)
 
 
-class _KeepMasks(keras.callbacks.Callback):
-    """Re-applies fixed masks after every step, so fine-tuning never revives a pruned weight or unit."""
+@contextlib.contextmanager
+def _masked(model, masks: list[np.ndarray], mode: str) -> Iterator[None]:
+    """Hold fixed masks on a model's Dense kernels (and, in unit mode, on pruned units' biases) while inside: the
+    masked entries are zeroed now and after every optimizer step, so training never revives a pruned weight or
+    unit. Each mask is a variable constraint, which Keras applies inside the compiled step (after any constraint the
+    variable had): many batches run per call into TensorFlow, where a callback would need one call per batch.
+    The variables' own constraints are back on leaving."""
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    if len(dense) != len(masks):
+        raise ValueError(f"got {len(masks)} masks for {len(dense)} Dense layers")
+    pairs = [(l.kernel, np.asarray(m, dtype=np.float32)) for l, m in zip(dense, masks)]
+    if mode == "unit":  # a pruned unit's bias stays 0 too, so the unit keeps outputting exactly 0
+        pairs += [
+            (l.bias, np.asarray(np.asarray(m, dtype=bool).any(axis=0), dtype=np.float32))
+            for l, m in zip(dense, masks)
+            if l.use_bias
+        ]
+    saved = [variable.constraint for variable, _ in pairs]
+    for (variable, m), own in zip(pairs, saved):
+        variable.assign(variable.numpy() * m)
+        variable.constraint = functools.partial(_times, mask=m, own=own)
+    try:
+        yield
+    finally:
+        for (variable, _), own in zip(pairs, saved):
+            variable.constraint = own
 
-    def __init__(self, model, masks: list[np.ndarray], mode: str) -> None:
-        super().__init__()
-        dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
-        if len(dense) != len(masks):
-            raise ValueError(f"got {len(masks)} masks for {len(dense)} Dense layers")
-        self.pairs = [(l.kernel, np.asarray(m, dtype=np.float32)) for l, m in zip(dense, masks)]
-        if mode == "unit":  # a pruned unit's bias stays 0 too, so the unit keeps outputting exactly 0
-            self.pairs += [
-                (l.bias, np.asarray(np.asarray(m, dtype=bool).any(axis=0), dtype=np.float32))
-                for l, m in zip(dense, masks)
-                if l.use_bias
-            ]
 
-    def _apply(self):
-        for variable, m in self.pairs:
-            variable.assign(variable.numpy() * m)
-
-    def on_train_begin(self, logs=None):
-        self._apply()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._apply()
+def _times(w, mask: np.ndarray, own: Callable | None):
+    """A mask constraint: `own`'s constraint first (if the variable had one), then the mask."""
+    return (w if own is None else own(w)) * mask
 
 
 def train(
@@ -259,7 +279,7 @@ def train(
         if config.optimizer == "adam"
         else keras.optimizers.SGD(rate, momentum=config.momentum)
     )
-    per_call = steps_per_call(steps, steps_per_epoch, every_batch=masks is not None or progress_seconds == 0)
+    per_call = steps_per_call(steps, steps_per_epoch, every_batch=progress_seconds == 0)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -269,17 +289,16 @@ def train(
     callbacks = [ends := _StopAfter(steps_per_epoch, steps, stop)]  # fractional epochs end mid-epoch
     if progress is not None:
         callbacks.append(_Progress(progress, epochs, steps_per_epoch, steps, progress_seconds))
-    if masks is not None:
-        callbacks.append(_KeepMasks(model, masks, mode))
-    history = model.fit(
-        x[:n],
-        y[:n],
-        batch_size=config.batch_size,
-        epochs=epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    with _masked(model, masks, mode) if masks is not None else contextlib.nullcontext():
+        history = model.fit(
+            x[:n],
+            y[:n],
+            batch_size=config.batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
     if ends.stopped_at is not None:
         raise TrainingStopped(f"training stopped after {ends.stopped_at} of {steps} batches")
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}

@@ -527,7 +527,7 @@ SECONDS_PER_POINT = {
     # scaled up to the reference size, so that the estimate scales back down to the nets chita takes
     ("chita", "weight"): (0.0, 700.0),
 }
-FINETUNE_EPOCH_SECONDS = 19.5  # one epoch of fine-tuning the default net with fixed masks (1.5x plain training)
+FINETUNE_EPOCH_SECONDS = 12.0  # one epoch of fine-tuning the default net with fixed masks (as long as training)
 
 
 def estimate_seconds(net: Network, method: str, mode: str, n_points: int, finetune_epochs: float = 0.0) -> float:

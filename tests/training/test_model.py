@@ -112,6 +112,22 @@ def test_fine_tuning_unit_pruned_keeps_pruned_units_dead(small_model, mnist):
     assert np.all(h[:, ~pruned.masks[0].any(axis=0)] == 0)
 
 
+def test_masks_hold_beside_a_models_own_constraint_which_comes_back(mnist):
+    import keras
+
+    own = keras.constraints.NonNeg()  # a user's model with a constraint of its own on the first kernel
+    model = keras.Sequential(
+        [keras.Input((784,)), keras.layers.Dense(32, activation="relu", kernel_constraint=own), keras.layers.Dense(10)]
+    )
+    masks = [k != 0 for k in prune(from_keras(model), 0.7, "weight").net.kernels()]
+    train(model, mnist, TrainConfig(epochs=0.2, train_limit=2000), masks=masks)
+    kernels = [layer.kernel for layer in model.layers]
+    assert kernels[0].constraint is own and kernels[1].constraint is None, "the model's own constraints are back"
+    first = np.asarray(kernels[0])
+    assert np.all(first[~masks[0]] == 0) and np.all(first >= 0), "the mask and the model's constraint both held"
+    assert np.all(np.asarray(kernels[1])[~masks[1]] == 0)
+
+
 def test_save_and_load_round_trip_without_optimizer(small_model, tmp_path, mnist):
     path = save_model(small_model, tmp_path / "m.keras")
     loaded = load_model(path)
