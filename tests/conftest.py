@@ -43,7 +43,7 @@ THREAD_VARIABLES = (
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker's runtimes get its share of the cores (set here, in the controller, for the
     workers it starts next). Two workers each running OpenBLAS, TensorFlow and numba on every core ran the
-    BLAS-heavy tests 3.5x slower than one at a time: teams of threads that wait for a core each other holds."""
+    BLAS-heavy tests several times slower than one at a time: teams of threads that wait for a core the other holds."""
     workers = config.getoption("numprocesses", None)
     if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
         return
