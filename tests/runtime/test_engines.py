@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from obd.core.network import InputNorm, Layer, Network, from_keras, to_keras
 from obd.core.pruning import prune
@@ -29,7 +26,6 @@ from obd.runtime.shrunk import ideal_speedup, input_density, nonzero_weights, sh
 from obd.training.model import ModelSpec, TrainConfig, build_model, load_model, save_model, train
 from obd.work.export import save_shrunk, save_sparse
 
-ROOT = Path(__file__).resolve().parents[2]
 RTOL = 1e-5  # float32 sums of <= 784 products, in another order than BLAS's
 
 
@@ -386,17 +382,6 @@ def test_speed_figure_and_reading_come_from_the_records(records):
     assert reading.startswith("weight pruning at 85 % (nearest measured: 90 %): ")
     assert "; unit pruning at 85 % (nearest measured: 90 %): " in reading
     assert speed_reading(records, 0.5, batch=7) == "no speed measured at batch 7"
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "obd", *map(str, args)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cli_bench_prints_a_table_and_writes_json(small_model, tmp_path):

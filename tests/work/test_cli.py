@@ -2,12 +2,9 @@
 or an internal error (a bug, said so, with its traceback under OBD_DEBUG=1)."""
 
 import csv
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from benchmarks.hostile_upload import hostile_files
 from obd import cli
@@ -17,17 +14,6 @@ from obd.core.pruning import prune
 from obd.runtime.evaluate import evaluate
 from obd.training.model import build_model, load_model, save_model
 from obd.work.sweep import DEFAULT_SPARSITIES
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args, cache=None):
-    env = dict(os.environ)
-    if cache is not None:
-        env["OBD_CACHE_DIR"] = str(cache)
-    return subprocess.run(
-        [sys.executable, "-m", "obd", *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.fixture(scope="module")

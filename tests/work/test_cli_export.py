@@ -4,33 +4,16 @@ it says which pixels the model takes, and writes a .tflite (weight pruning: spar
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
+from cli_runner import run_cli
 from user_models import user_model
 
 from obd.core.network import from_keras
 from obd.core.pruning import prune
 from obd.runtime.evaluate import evaluate, fit_pixels
 from obd.work.export import tflite_model, tflite_runner, user_inputs
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "obd", *map(str, args)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
