@@ -53,7 +53,7 @@ from playwright.sync_api import sync_playwright
 
 import obd  # noqa: F401  first: it sets the thread runtimes' environment, which OpenBLAS reads as numpy loads
 from benchmarks import results
-from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, healthy
+from benchmarks.live_app import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, healthy, streamlit_command
 from obd.core.config import CLASSES, DEFAULT_PRESET, INPUTS, preset_spec, preset_train_config
 from obd.core.files import cache_path
 
@@ -147,19 +147,7 @@ def start(project: Path, cache: Path, log: Path, port: int | None = None) -> tup
     time."""
     port = port or free_port()
     env = project_env(project, cache)
-    cmd = [
-        str(project / ".venv" / "bin" / "python"),
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-    ]
+    cmd = streamlit_command(str(project / ".venv" / "bin" / "python"), "app.py", port)
     launched = time.perf_counter()
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

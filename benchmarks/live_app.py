@@ -66,6 +66,24 @@ def healthy(url: str) -> bool:
         return False
 
 
+def streamlit_command(python: str, app: str, port: int, *options: str) -> list[str]:
+    """`python -m streamlit run app` headless on 127.0.0.1:port, then `options` (more `streamlit run` flags)."""
+    return [
+        python,
+        "-m",
+        "streamlit",
+        "run",
+        app,
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        *options,
+    ]
+
+
 @contextlib.contextmanager
 def serve(preset: str, log: Path, start_timeout: float = 120.0, options: tuple[str, ...] = ()) -> Iterator[Server]:
     """A headless `streamlit run app.py` on a free port, opening `preset`; stopped on exit.
@@ -88,24 +106,16 @@ def serve(preset: str, log: Path, start_timeout: float = 120.0, options: tuple[s
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [
+    cmd = streamlit_command(
         sys.executable,
-        "-m",
-        "streamlit",
-        "run",
         str(ROOT / "app.py"),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
+        port,
         "--browser.gatherUsageStats",
         "false",
         "--server.fileWatcherType",
-        "none",
+        "none",  # a watcher over the repository only adds load
         *options,
-    ]  # a watcher over the repository only adds load
+    )
     launched = time.perf_counter()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
