@@ -68,8 +68,8 @@ def sparsegpt_weights(
     """
 
     def solve(i: int, x: np.ndarray, xtx: np.ndarray, val: Validation | None) -> tuple[np.ndarray, np.ndarray]:
-        layer = lambda d: sparsegpt(shifted(xtx, d), net.layers[i].kernel, counts[i], block)  # noqa: E731
-        kernel, mask, _ = choose(dampings, layer, val)
+        at_damping = lambda d: sparsegpt(shifted(xtx, d), net.layers[i].kernel, counts[i], block)  # noqa: E731
+        kernel, mask, _ = choose(dampings, at_damping, val)
         return kernel.astype(np.float32), mask
 
     # a layer with nothing removed has no error to spread: it stays as it is, whatever came before
