@@ -267,7 +267,7 @@ def forward(layer: Layer, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | 
 
 # solve(i, x, xtx, val) -> (kernel, mask): layer i pruned on its inputs x (n, inputs) through the layers already
 # pruned, xtx = x^T x in float64 (shared by the damping candidates), val its validation problem or None
-LayerSolver = Callable[[int, np.ndarray, np.ndarray, "Validation | None"], tuple[np.ndarray, np.ndarray]]
+LayerSolver = Callable[[int, np.ndarray, np.ndarray, Validation | None], tuple[np.ndarray, np.ndarray]]
 
 
 def layer_by_layer(
